@@ -1,0 +1,393 @@
+#include "model/checkpoint_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <set>
+
+namespace fastdiss {
+namespace {
+
+constexpr char kManifest[] = "MANIFEST";
+constexpr char kFormatName[] = "fastdiss-checkpoint";
+constexpr size_t kMaxManifestBytes = 16 << 20;
+
+// ---- XXH64, after the reference description in xxHash's doc/xxhash_spec.md. ----
+constexpr uint64_t kP1 = 11400714785074694791ULL;
+constexpr uint64_t kP2 = 14029467366897019727ULL;
+constexpr uint64_t kP3 = 1609587929392839161ULL;
+constexpr uint64_t kP4 = 9650029242287828579ULL;
+constexpr uint64_t kP5 = 2870177450012600261ULL;
+
+uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+uint64_t ReadLe(const unsigned char* p, int bytes) {  // little-endian on any host
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+uint64_t Round(uint64_t acc, uint64_t input) { return Rotl(acc + input * kP2, 31) * kP1; }
+uint64_t MergeRound(uint64_t acc, uint64_t v) { return (acc ^ Round(0, v)) * kP1 + kP4; }
+
+// ---- Small file-system helpers with errno-based messages. ----
+Status ErrnoError(const std::string& what, int err) {
+  std::string message = what + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT: return NotFoundError(std::move(message));
+    case ENOSPC:
+    case EDQUOT: return ResourceExhaustedError(std::move(message));
+    case EACCES:
+    case EPERM:
+    case EROFS: return FailedPreconditionError(std::move(message));
+    default: return InternalError(std::move(message));
+  }
+}
+
+Status WriteFileSynced(const std::string& path, std::string_view bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create '" + path + "'", errno);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError("cannot write '" + path + "'", err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoError("cannot fsync '" + path + "'", err);
+  }
+  if (::close(fd) != 0) return ErrnoError("cannot close '" + path + "'", errno);
+  return OkStatus();
+}
+
+Status SyncDir(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open directory '" + path + "'", errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? OkStatus() : ErrnoError("cannot fsync directory '" + path + "'", err);
+}
+
+// Reads a whole regular file.
+Status ReadFile(const std::string& path, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open '" + path + "'", errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return DataLossError("'" + path + "' is not a regular file");
+  }
+  out->assign(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < out->size()) {
+    const ssize_t n = ::read(fd, &(*out)[done], out->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError("cannot read '" + path + "'", err);
+    }
+    if (n == 0) break;  // the file shrank under us; the caller's size check reports it
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  ::close(fd);
+  return OkStatus();
+}
+
+bool FileSize(const std::string& path, uint64_t* size) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  *size = static_cast<uint64_t>(st.st_size);
+  return true;
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+bool ValidFileName(std::string_view name) {
+  if (name.empty() || name.front() == '.' || name == kManifest) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+std::string Hex16(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return std::to_string(::getpid()) + "-" + Hex16(r);
+}
+
+// Refuses to replace anything but an empty directory or an earlier checkpoint.
+Status CheckReplaceable(const std::string& dir, bool* exists) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoError("cannot stat '" + dir + "'", errno);
+    *exists = false;
+    return OkStatus();
+  }
+  *exists = true;
+  if (!S_ISDIR(st.st_mode)) {
+    return FailedPreconditionError("cannot write checkpoint '" + dir + "': it exists and is not a directory");
+  }
+  std::error_code ec;
+  const bool empty = std::filesystem::is_empty(dir, ec);
+  uint64_t unused;
+  if (!ec && !empty && !FileSize(dir + "/" + kManifest, &unused)) {
+    return FailedPreconditionError("refusing to replace '" + dir +
+                                   "': it is a non-empty directory without a checkpoint MANIFEST");
+  }
+  return OkStatus();
+}
+
+Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string manifest = std::string(kFormatName) + " " + std::to_string(kCheckpointFormatVersion) + "\n";
+  for (const auto& [name, bytes] : files) {
+    FASTDISS_RETURN_IF_ERROR(WriteFileSynced(tmp + "/" + name, bytes));
+    manifest += name + " " + std::to_string(bytes.size()) + " " + Hex16(XxHash64(bytes)) + "\n";
+  }
+  manifest += "end " + Hex16(XxHash64(manifest)) + "\n";
+  // The MANIFEST goes last: a directory that has one is complete.
+  FASTDISS_RETURN_IF_ERROR(WriteFileSynced(tmp + "/" + kManifest, manifest));
+  return SyncDir(tmp);
+}
+
+// Puts the complete directory `tmp` in place of the existing directory `dir`; `*old` gets the
+// path that now holds the old checkpoint.
+Status SwapIntoPlace(const std::string& tmp, const std::string& dir, const CheckpointWriteOptions& options,
+                     std::string* old) {
+#ifdef RENAME_EXCHANGE
+  if (options.use_rename_exchange) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+      *old = tmp;
+      return OkStatus();
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      return ErrnoError("cannot swap '" + tmp + "' with '" + dir + "'", errno);
+    }
+  }
+#else
+  (void)options;
+#endif
+  const std::string aside = dir + ".old-" + RandomSuffix();
+  if (::rename(dir.c_str(), aside.c_str()) != 0) {
+    return ErrnoError("cannot move '" + dir + "' aside to '" + aside + "'", errno);
+  }
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+    const int err = errno;
+    ::rename(aside.c_str(), dir.c_str());  // best effort: put the old checkpoint back
+    return ErrnoError("cannot rename '" + tmp + "' to '" + dir + "'", err);
+  }
+  *old = aside;
+  return OkStatus();
+}
+
+Status ManifestError(const std::string& dir, const std::string& what) {
+  return DataLossError("checkpoint '" + dir + "': MANIFEST " + what);
+}
+
+bool ParseDecimal(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return false;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool ParseHex16(std::string_view s, uint64_t* out) {
+  if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string_view::npos) return false;
+  std::from_chars(s.data(), s.data() + s.size(), *out, 16);
+  return true;
+}
+
+struct ManifestEntry {
+  std::string name;
+  uint64_t size;
+  uint64_t hash;
+};
+
+StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir, std::string_view text) {
+  const size_t header_end = text.find('\n');
+  const std::string_view header = text.substr(0, header_end);
+  const std::string prefix = std::string(kFormatName) + " ";
+  if (header_end == std::string_view::npos || header.substr(0, prefix.size()) != prefix) {
+    return ManifestError(dir, "is not a fastdiss checkpoint manifest");
+  }
+  const std::string_view version = header.substr(prefix.size());
+  if (version != std::to_string(kCheckpointFormatVersion)) {
+    return FailedPreconditionError("checkpoint '" + dir + "' has format version '" + std::string(version) +
+                                   "'; this build reads version " + std::to_string(kCheckpointFormatVersion));
+  }
+  // The last line is "end <hash of everything before it>".
+  if (text.size() < 22 || text.back() != '\n') return ManifestError(dir, "is truncated");
+  const size_t end_line = text.rfind('\n', text.size() - 2) + 1;
+  uint64_t manifest_hash;
+  if (text.substr(end_line, 4) != "end " ||
+      !ParseHex16(text.substr(end_line + 4, text.size() - 1 - end_line - 4), &manifest_hash)) {
+    return ManifestError(dir, "is truncated (no end line)");
+  }
+  if (XxHash64(text.substr(0, end_line)) != manifest_hash)
+    return ManifestError(dir, "is corrupted (hash mismatch)");
+
+  std::vector<ManifestEntry> entries;
+  std::set<std::string, std::less<>> seen;
+  size_t pos = header_end + 1;
+  for (int line = 2; pos < end_line; ++line) {
+    const size_t eol = text.find('\n', pos);
+    const std::string_view fields = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    const size_t s1 = fields.find(' ');
+    const size_t s2 = s1 == std::string_view::npos ? s1 : fields.find(' ', s1 + 1);
+    ManifestEntry e;
+    if (s2 == std::string_view::npos || !ValidFileName(fields.substr(0, s1)) ||
+        !ParseDecimal(fields.substr(s1 + 1, s2 - s1 - 1), &e.size) ||
+        !ParseHex16(fields.substr(s2 + 1), &e.hash)) {
+      return ManifestError(dir, "line " + std::to_string(line) + " is malformed");
+    }
+    e.name = std::string(fields.substr(0, s1));
+    if (!seen.insert(e.name).second) return ManifestError(dir, "lists '" + e.name + "' twice");
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+}  // namespace
+
+uint64_t XxHash64(std::string_view data, uint64_t seed) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const unsigned char* const end = p + data.size();
+  uint64_t h;
+  if (data.size() >= 32) {
+    uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
+    for (; end - p >= 32; p += 32) {
+      v1 = Round(v1, ReadLe(p, 8));
+      v2 = Round(v2, ReadLe(p + 8, 8));
+      v3 = Round(v3, ReadLe(p + 16, 8));
+      v4 = Round(v4, ReadLe(p + 24, 8));
+    }
+    h = Rotl(v1, 1) + Rotl(v2, 7) + Rotl(v3, 12) + Rotl(v4, 18);
+    h = MergeRound(MergeRound(MergeRound(MergeRound(h, v1), v2), v3), v4);
+  } else {
+    h = seed + kP5;
+  }
+  h += data.size();
+  for (; end - p >= 8; p += 8) h = Rotl(h ^ Round(0, ReadLe(p, 8)), 27) * kP1 + kP4;
+  if (end - p >= 4) {
+    h = Rotl(h ^ (ReadLe(p, 4) * kP1), 23) * kP2 + kP3;
+    p += 4;
+  }
+  for (; p < end; ++p) h = Rotl(h ^ (*p * kP5), 11) * kP1;
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  h *= kP3;
+  return h ^ (h >> 32);
+}
+
+Status WriteCheckpointDir(const std::string& dir_in,
+                          const std::vector<std::pair<std::string, std::string>>& files,
+                          const CheckpointWriteOptions& options) {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();  // "ckpt/" + ".tmp" must stay a sibling
+  if (dir.empty() || dir == "/")
+    return InvalidArgumentError("checkpoint directory must be named, got '" + dir_in + "'");
+  std::set<std::string, std::less<>> names;
+  for (const auto& file : files) {
+    if (!ValidFileName(file.first)) {
+      return InvalidArgumentError("invalid checkpoint file name '" + file.first +
+                                  "' (use [A-Za-z0-9._-], not starting with '.', not MANIFEST)");
+    }
+    if (!names.insert(file.first).second)
+      return InvalidArgumentError("duplicate checkpoint file name '" + file.first + "'");
+  }
+  bool exists = false;
+  FASTDISS_RETURN_IF_ERROR(CheckReplaceable(dir, &exists));
+
+  const std::string tmp = dir + ".tmp-" + RandomSuffix();
+  if (::mkdir(tmp.c_str(), 0755) != 0) return ErrnoError("cannot create directory '" + tmp + "'", errno);
+  std::string old;
+  Status status = WriteTempDir(tmp, files);
+  if (status.ok() && !exists && ::rename(tmp.c_str(), dir.c_str()) != 0) {
+    status = ErrnoError("cannot rename '" + tmp + "' to '" + dir + "'", errno);
+  } else if (status.ok() && exists) {
+    status = SwapIntoPlace(tmp, dir, options, &old);
+  }
+  if (!status.ok()) {
+    RemoveTree(tmp);
+    return status;
+  }
+  // Make the rename durable before the old checkpoint goes.
+  const std::string parent = std::filesystem::path(dir).parent_path().string();
+  status = SyncDir(parent.empty() ? "." : parent);
+  if (!old.empty()) RemoveTree(old);
+  return status;
+}
+
+StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return NotFoundError("checkpoint directory '" + dir + "' does not exist");
+    return ErrnoError("cannot stat checkpoint directory '" + dir + "'", errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return FailedPreconditionError("checkpoint '" + dir + "' is not a directory");
+
+  const std::string manifest_path = dir + "/" + kManifest;
+  uint64_t manifest_size = 0;
+  if (!FileSize(manifest_path, &manifest_size)) {
+    return DataLossError("checkpoint '" + dir + "' has no MANIFEST (incomplete write, or not a checkpoint)");
+  }
+  if (manifest_size > kMaxManifestBytes) return ManifestError(dir, "is implausibly large");
+  std::string manifest;
+  FASTDISS_RETURN_IF_ERROR(ReadFile(manifest_path, &manifest));
+  FASTDISS_ASSIGN_OR_RETURN(const std::vector<ManifestEntry> entries, ParseManifest(dir, manifest));
+
+  std::map<std::string, std::string> files;
+  for (const ManifestEntry& e : entries) {
+    const std::string path = dir + "/" + e.name;
+    uint64_t size = 0;
+    if (!FileSize(path, &size)) {
+      return DataLossError("checkpoint '" + dir + "' is missing file '" + e.name +
+                           "' listed in its MANIFEST");
+    }
+    if (size != e.size) {  // checked before reading, so a bogus size never drives an allocation
+      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is truncated or overwritten: " +
+                           std::to_string(size) + " bytes, MANIFEST says " + std::to_string(e.size));
+    }
+    std::string bytes;
+    FASTDISS_RETURN_IF_ERROR(ReadFile(path, &bytes));
+    if (bytes.size() != e.size) {
+      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' changed size while being read");
+    }
+    if (XxHash64(bytes) != e.hash) {
+      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is corrupted: XXH64 " +
+                           Hex16(XxHash64(bytes)) + ", MANIFEST says " + Hex16(e.hash));
+    }
+    files.emplace(e.name, std::move(bytes));
+  }
+  return files;
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,35 @@
+// Binds the fields of a config struct to dotted keys, so one list per struct drives reading it
+// from a ConfigTree (YAML + --set), writing it back (checkpoints, run metadata) and documenting
+// it (--help, configs/*.yaml). Defaults live in the struct itself.
+#ifndef FASTDISS_MODEL_CONFIG_FIELDS_H_
+#define FASTDISS_MODEL_CONFIG_FIELDS_H_
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/config_tree.h"
+#include "model/status.h"
+
+namespace fastdiss {
+
+struct ConfigField {
+  std::string key;   // "train.max_steps"
+  std::string help;  // one line
+  std::variant<int*, int64_t*, double*, bool*, std::string*, std::vector<int64_t>*,
+               std::vector<double>*, std::vector<std::string>*>
+      target;
+};
+using ConfigFields = std::vector<ConfigField>;
+
+// Reads every field present in the tree; absent keys keep the struct's value.
+Status ReadFields(ConfigTree& tree, const ConfigFields& fields);
+// Puts every field's current value into the tree.
+Status WriteFields(const ConfigFields& fields, ConfigTree* tree);
+// "  train.max_steps = 100000\n      Optimizer steps to run.\n" for each field, in order.
+std::string DescribeFields(const ConfigFields& fields);
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_MODEL_CONFIG_FIELDS_H_

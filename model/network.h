@@ -1,0 +1,132 @@
+// The FastDiSS network of METHOD.md section 2: a Transformer encoder over the source, run once per
+// request, and a non-causal denoiser that maps a noisy latent z_t (a timestep per token) plus the
+// self-conditioning estimate to the clean latent z0 (x0-parameterisation). Rounding is tied to the
+// embedding table; a length predictor reads the mean-pooled encoder output.
+//
+// A module is not thread-safe: one thread owns it (the trainer's loop or the server's engine).
+// Shapes: B batch rows, S source length, L target length, D = d_latent, H = d_model.
+// Masks are bool, true on real tokens and false on padding.
+#ifndef FASTDISS_MODEL_NETWORK_H_
+#define FASTDISS_MODEL_NETWORK_H_
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config_fields.h"
+#include "model/status.h"
+
+namespace fastdiss {
+
+struct ModelConfig {
+  int vocab_size = 0;
+  int d_latent = 128;        // D: the diffusion space
+  int d_model = 256;         // H: Transformer width
+  int num_heads = 4;
+  int ffn_dim = 1024;
+  int encoder_layers = 4;
+  int decoder_layers = 4;
+  double dropout = 0.1;
+  int max_source_tokens = 64;
+  int max_target_tokens = 64;
+  int length_offset = 128;   // C: length classes are len_tgt - len_src + C in [0, 2C]
+  int num_timesteps = 2000;  // T
+  double noise_factor = 4.0; // F
+  int pad_id = 0;
+
+  Status Validate() const;
+  int length_classes() const { return 2 * length_offset + 1; }
+  // The "model.*" keys, bound to this struct: the trainer's config and the checkpoint's model.yaml.
+  ConfigFields Fields();
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int d_model, int num_heads, double dropout);
+  // key_mask [B, Lk]: false keys get no weight.
+  torch::Tensor forward(const torch::Tensor& query, const torch::Tensor& memory,
+                        const torch::Tensor& key_mask);
+
+ private:
+  int num_heads_;
+  torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// Pre-LayerNorm Transformer block: self-attention, optional cross-attention, feed-forward.
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(const ModelConfig& config, bool cross_attention);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask, const torch::Tensor& memory,
+                        const torch::Tensor& memory_mask);
+
+ private:
+  torch::nn::LayerNorm self_norm_{nullptr}, cross_norm_{nullptr}, ffn_norm_{nullptr};
+  Attention self_attention_{nullptr}, cross_attention_{nullptr};
+  torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+class FastDissModelImpl : public torch::nn::Module {
+ public:
+  explicit FastDissModelImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+
+  // Clean latent of tokens: sqrt(D) * E[y] with unit-norm rows of E (unit variance per dimension,
+  // and no collapse of the embedding under the MSE loss). tokens [B, L] -> [B, L, D].
+  torch::Tensor Embed(const torch::Tensor& tokens);
+
+  // Source tokens [B, S] and mask -> encoder states [B, S, H].
+  torch::Tensor Encode(const torch::Tensor& source, const torch::Tensor& source_mask);
+
+  // Length-class logits [B, 2C+1] from the mean of the real encoder states.
+  torch::Tensor PredictLength(const torch::Tensor& encoded, const torch::Tensor& source_mask);
+
+  // z_t [B, L, D], per-token timesteps t [B, L] (int64), self-conditioning [B, L, D] (zeros for
+  // none), target mask [B, L], encoder states and mask -> z0 estimate [B, L, D].
+  torch::Tensor Denoise(const torch::Tensor& z_t, const torch::Tensor& t,
+                        const torch::Tensor& self_cond, const torch::Tensor& target_mask,
+                        const torch::Tensor& encoded, const torch::Tensor& source_mask);
+
+  // Tied rounding: z0 estimate [B, L, D] -> token logits [B, L, V].
+  torch::Tensor Logits(const torch::Tensor& z0_hat);
+
+ private:
+  torch::Tensor NormalizedEmbedding();
+  torch::Tensor Positions(int64_t length) const;
+
+  ModelConfig config_;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Linear source_in_{nullptr};
+  torch::nn::ModuleList encoder_{nullptr};
+  torch::nn::LayerNorm encoder_norm_{nullptr};
+  torch::nn::Linear length_head_{nullptr};
+  torch::nn::Linear latent_in_{nullptr};  // W_in, shared by z_t and the self-conditioning input
+  torch::nn::Linear merge_hidden_{nullptr}, merge_out_{nullptr};
+  torch::nn::Linear time_hidden_{nullptr}, time_out_{nullptr};
+  torch::nn::LayerNorm input_norm_{nullptr};
+  torch::nn::ModuleList decoder_{nullptr};
+  torch::nn::LayerNorm decoder_norm_{nullptr};
+  torch::nn::Linear latent_out_{nullptr};  // W_out
+  torch::nn::Dropout dropout_{nullptr};
+  torch::Tensor positions_;  // buffer [max(S, L), H], sinusoidal
+};
+TORCH_MODULE(FastDissModel);
+
+// Sinusoidal embedding of (possibly fractional) positions: values [...] -> [..., dim].
+torch::Tensor SinusoidalEmbedding(const torch::Tensor& values, int64_t dim);
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_MODEL_NETWORK_H_

@@ -1,0 +1,84 @@
+#include "model/network.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "tests/test_models.h"
+
+namespace fastdiss {
+namespace {
+
+using testing::TinyConfig;
+using testing::TinyModel;
+
+TEST(ModelConfigTest, ValidatesWithKeyNames) {
+  ModelConfig c = TinyConfig();
+  EXPECT_TRUE(c.Validate().ok());
+  c.num_heads = 3;
+  EXPECT_NE(c.Validate().message().find("model.num_heads"), std::string::npos);
+  c = TinyConfig();
+  c.dropout = 1.5;
+  EXPECT_NE(c.Validate().message().find("model.dropout"), std::string::npos);
+  c = TinyConfig();
+  c.vocab_size = 0;
+  EXPECT_EQ(c.Validate().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(FastDissModelTest, ShapesAndUnitVarianceEmbedding) {
+  FastDissModel model = TinyModel();
+  torch::NoGradGuard no_grad;
+  auto source = torch::randint(4, 40, {3, 5});
+  auto source_mask = torch::ones({3, 5}, torch::kBool);
+  auto encoded = model->Encode(source, source_mask);
+  EXPECT_EQ(encoded.sizes(), (std::vector<int64_t>{3, 5, 32}));
+  EXPECT_EQ(model->PredictLength(encoded, source_mask).sizes(), (std::vector<int64_t>{3, 17}));
+  auto target = torch::randint(4, 40, {3, 7});
+  auto z0 = model->Embed(target);
+  EXPECT_EQ(z0.sizes(), (std::vector<int64_t>{3, 7, 16}));
+  // Each clean latent has norm sqrt(D): unit variance per dimension.
+  EXPECT_TRUE(torch::allclose(z0.norm(2, -1), torch::full({3, 7}, 4.0), 1e-4, 1e-4));
+  auto t = torch::full({3, 7}, 100, torch::kLong);
+  auto out = model->Denoise(z0, t, torch::zeros_like(z0), torch::ones({3, 7}, torch::kBool), encoded, source_mask);
+  EXPECT_EQ(out.sizes(), z0.sizes());
+  EXPECT_EQ(model->Logits(out).sizes(), (std::vector<int64_t>{3, 7, 40}));
+  // Tied rounding: a clean latent rounds to its own token.
+  EXPECT_TRUE(torch::equal(model->Logits(z0).argmax(-1), target));
+}
+
+TEST(FastDissModelTest, PaddingDoesNotChangeRealPositions) {
+  FastDissModel model = TinyModel();
+  torch::NoGradGuard no_grad;
+  auto source = torch::randint(4, 40, {1, 6});
+  auto target_z = torch::randn({1, 5, 16});
+  auto t = torch::full({1, 5}, 150, torch::kLong);
+  auto alone = model->Denoise(target_z, t, torch::zeros_like(target_z), torch::ones({1, 5}, torch::kBool),
+                              model->Encode(source, torch::ones({1, 6}, torch::kBool)),
+                              torch::ones({1, 6}, torch::kBool));
+  // The same row padded to 9 target and 10 source positions, garbage in the padding.
+  auto padded_source = torch::cat({source, torch::randint(4, 40, {1, 4})}, 1);
+  auto source_mask = torch::cat({torch::ones({1, 6}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
+  auto padded_z = torch::cat({target_z, torch::randn({1, 4, 16}) * 100}, 1);
+  auto target_mask = torch::cat({torch::ones({1, 5}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
+  auto padded_t = torch::full({1, 9}, 150, torch::kLong);
+  auto padded = model->Denoise(padded_z, padded_t, torch::zeros_like(padded_z), target_mask,
+                               model->Encode(padded_source, source_mask), source_mask);
+  EXPECT_TRUE(torch::allclose(padded.narrow(1, 0, 5), alone, 1e-5, 1e-5))
+      << (padded.narrow(1, 0, 5) - alone).abs().max();
+}
+
+TEST(FastDissModelTest, TimestepIsPerToken) {
+  FastDissModel model = TinyModel();
+  torch::NoGradGuard no_grad;
+  auto source = torch::randint(4, 40, {1, 4});
+  auto mask = torch::ones({1, 4}, torch::kBool);
+  auto encoded = model->Encode(source, mask);
+  auto z = torch::randn({1, 4, 16});
+  auto t = torch::full({1, 4}, 50, torch::kLong);
+  auto a = model->Denoise(z, t, torch::zeros_like(z), mask, encoded, mask);
+  t[0][2] = 190;
+  auto b = model->Denoise(z, t, torch::zeros_like(z), mask, encoded, mask);
+  EXPECT_FALSE(torch::allclose(a[0][2], b[0][2]));  // the token whose t changed
+}
+
+}  // namespace
+}  // namespace fastdiss

@@ -1,0 +1,47 @@
+#include "model/runtime.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sched.h>
+
+#include <torch/torch.h>
+
+namespace fastdiss {
+namespace {
+
+// OpenBLAS is loaded by LibTorch at run time; its thread setter is looked up, not linked, so
+// the build does not depend on which BLAS Debian's alternatives picked.
+int SetBlasThreads(int threads) {
+  using SetThreads = void (*)(int);
+  for (const char* name : {"openblas_set_num_threads", "goto_set_num_threads"}) {
+    if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, name))) {
+      fn(threads);
+      return threads;
+    }
+  }
+  return -1;  // not OpenBLAS: leave it alone
+}
+
+}  // namespace
+
+int AvailableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+std::string ConfigureRuntime(const RuntimeOptions& options) {
+  if (options.tune_allocator) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  const int threads = options.intra_op_threads > 0 ? options.intra_op_threads : AvailableCores();
+  torch::set_num_threads(threads);
+  const int blas = SetBlasThreads(options.blas_threads > 0 ? options.blas_threads : threads);
+  return "intra_op_threads=" + std::to_string(threads) +
+         " blas_threads=" + (blas > 0 ? std::to_string(blas) : std::string("default")) +
+         " allocator=" + (options.tune_allocator ? "glibc(mmap/trim threshold 1GiB)" : "glibc(default)");
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,30 @@
+// Process-wide settings for LibTorch on CPU, chosen on purpose once at start by each main().
+//
+// - Allocator: glibc returns large blocks to the kernel on every free, so each tensor of a
+//   transformer step is a fresh mmap + page faults; raising the mmap and trim thresholds keeps
+//   them in the heap (measured 3-5x faster layers on this project's shapes, docs/performance.md).
+// - Threads: LibTorch's intra-op pool (elementwise ops, softmax, layer norm) and OpenBLAS's own
+//   pthreads (matmul: LibTorch does not split a GEMM itself) are sized separately and on purpose;
+//   docs/performance.md has the measurements behind the defaults.
+#ifndef FASTDISS_MODEL_RUNTIME_H_
+#define FASTDISS_MODEL_RUNTIME_H_
+
+#include <string>
+
+namespace fastdiss {
+
+struct RuntimeOptions {
+  int intra_op_threads = 0;  // 0: the number of cores this process may use
+  int blas_threads = 0;      // 0: the same as intra_op_threads
+  bool tune_allocator = true;
+};
+
+// Applies the options; returns a one-line description for the log ("threads=2 blas_threads=1 ...").
+std::string ConfigureRuntime(const RuntimeOptions& options);
+
+// Cores this process may run on (its CPU affinity), at least 1.
+int AvailableCores();
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_MODEL_RUNTIME_H_

@@ -1,0 +1,129 @@
+#include "model/sampler.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "tests/test_models.h"
+
+namespace fastdiss {
+namespace {
+
+using testing::TinyModel;
+using testing::TinySchedule;
+
+class SamplerTest : public ::testing::Test {
+ protected:
+  SamplerTest() : model_(TinyModel()), sampler_(model_, TinySchedule(model_->config()), torch::kCPU) {}
+
+  std::unique_ptr<DecodeState> New(std::vector<int> source, DecodeOptions options) {
+    auto state = sampler_.NewState(std::move(source), options);
+    EXPECT_TRUE(state.ok()) << state.status();
+    return std::move(state).value();
+  }
+
+  DecodeResult Alone(std::vector<int> source, DecodeOptions options) {
+    auto state = New(std::move(source), options);
+    EXPECT_TRUE(sampler_.Start({state.get()}).ok());
+    while (!state->finished()) EXPECT_TRUE(sampler_.Step({state.get()}).ok());
+    return *sampler_.Result(*state);
+  }
+
+  FastDissModel model_;
+  Sampler sampler_;
+};
+
+DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_beam = 1, int length = 0) {
+  DecodeOptions o;
+  o.steps = steps;
+  o.seed = seed;
+  o.length_beam = length_beam;
+  o.noise_beam = noise_beam;
+  o.target_length = length;
+  return o;
+}
+
+TEST_F(SamplerTest, SameTokensAloneAndBatchedWithOthersAtOtherSteps) {
+  const std::vector<int> source = {5, 6, 7, 8, 9};
+  for (const DecodeOptions& options : {Options(5, 42), Options(3, 9, 3, 2), Options(1, 3, 1, 1, 6)}) {
+    const DecodeResult alone = Alone(source, options);
+    ASSERT_EQ(alone.steps, options.steps);
+
+    // B (20 steps, a longer source) runs two steps before the request and C join; C has other
+    // beams and a fixed length; they all share every later batched step while they last.
+    auto b = New({4, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, Options(20, 1));
+    ASSERT_TRUE(sampler_.Start({b.get()}).ok());
+    ASSERT_TRUE(sampler_.Step({b.get()}).ok());
+    ASSERT_TRUE(sampler_.Step({b.get()}).ok());
+    auto a = New(source, options);
+    auto c = New({20, 21}, Options(2, 2, 2, 2, 12));
+    ASSERT_TRUE(sampler_.Start({c.get(), a.get()}).ok());
+    for (;;) {
+      std::vector<DecodeState*> active;
+      for (DecodeState* s : {b.get(), a.get(), c.get()}) {
+        if (!s->finished()) active.push_back(s);
+      }
+      if (active.empty()) break;
+      ASSERT_TRUE(sampler_.Step(active).ok());
+    }
+    const DecodeResult batched = *sampler_.Result(*a);
+    EXPECT_EQ(batched.tokens, alone.tokens) << "steps " << options.steps;
+    EXPECT_NEAR(batched.score, alone.score, 1e-4);
+  }
+}
+
+TEST_F(SamplerTest, SeedDecidesTheNoise) {
+  const std::vector<int> source = {5, 6, 7, 8, 9, 10, 11, 12};
+  auto first = Alone(source, Options(4, 1, 1, 1, 10));
+  EXPECT_EQ(Alone(source, Options(4, 1, 1, 1, 10)).tokens, first.tokens);
+  bool any_differs = false;
+  for (uint64_t seed = 2; seed < 6 && !any_differs; ++seed) {
+    any_differs = Alone(source, Options(4, seed, 1, 1, 10)).tokens != first.tokens;
+  }
+  EXPECT_TRUE(any_differs);
+}
+
+TEST_F(SamplerTest, OneStepAndFixedLength) {
+  auto result = Alone({5, 6}, Options(1, 0, 1, 1, 7));
+  EXPECT_EQ(result.steps, 1);
+  EXPECT_EQ(result.tokens.size(), 7u);
+  auto state = New({5, 6}, Options(1, 0));
+  EXPECT_EQ(sampler_.Result(*state).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SamplerTest, LengthBeamTriesDistinctLengths) {
+  auto state = New({5, 6, 7}, Options(2, 0, 4, 2, 10));
+  ASSERT_TRUE(sampler_.Start({state.get()}).ok());
+  EXPECT_EQ(state->rows(), 8);
+  // 10, 9, 11, 8 (each twice).
+  EXPECT_EQ(state->target_tokens(), 2 * (10 + 9 + 11 + 8));
+}
+
+TEST_F(SamplerTest, RejectsBadRequests) {
+  EXPECT_EQ(sampler_.NewState({}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState(std::vector<int>(25, 5), Options(5, 0)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, 40}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, -1}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(0, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(201, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 17)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 1, 25)).status().code(), StatusCode::kInvalidArgument);
+  auto state = New({5}, Options(2, 0));
+  EXPECT_EQ(sampler_.Step({state.get()}).code(), StatusCode::kFailedPrecondition);
+  model_->train();
+  EXPECT_EQ(sampler_.Start({state.get()}).code(), StatusCode::kFailedPrecondition);
+  model_->eval();
+}
+
+TEST_F(SamplerTest, DecodeAllMatchesOneByOne) {
+  std::vector<std::vector<int>> sources = {{5, 6}, {7, 8, 9, 10}, {11}};
+  auto all = sampler_.DecodeAll(sources, Options(3, 100), /*max_rows=*/2);
+  ASSERT_TRUE(all.ok()) << all.status();
+  for (size_t i = 0; i < sources.size(); ++i) {
+    EXPECT_EQ((*all)[i].tokens, Alone(sources[i], Options(3, 100 + i)).tokens) << i;
+  }
+}
+
+}  // namespace
+}  // namespace fastdiss

@@ -1,0 +1,663 @@
+// See tokenizer.h. Comments naming a sentencepiece file refer to the 0.1.97 sources this code
+// follows (normalizer.cc, unigram_model.cc, bpe_model.cc, sentencepiece_processor.cc).
+#include "model/tokenizer.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cfloat>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <queue>
+#include <utility>
+
+extern char** environ;
+
+namespace fastdiss {
+namespace {
+
+constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 stands for ' ' in pieces
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
+
+// ---------------------------------------------------------------------------------------------
+// Protobuf wire format: just enough to read a ModelProto.
+
+enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+
+struct Field {
+  uint32_t number = 0;
+  int wire_type = 0;
+  uint64_t value = 0;      // varint and fixed-width fields
+  std::string_view bytes;  // length-delimited fields
+};
+
+// Calls on_field for each field of the `message` in `data`. Every read is bounds-checked, so a
+// truncated or corrupt buffer gives DATA_LOSS, never a read past the end. on_field skips an
+// unknown field by ignoring it: its payload has already been read.
+template <typename OnField>
+Status ForEachField(std::string_view data, const char* message, OnField on_field) {
+  size_t pos = 0;
+  const auto corrupt = [&](const char* what) {
+    return DataLossError(std::string("corrupt sentencepiece model: ") + message + ": " + what +
+                         " at byte " + std::to_string(pos));
+  };
+  const auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && pos < data.size(); shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(data[pos++]);
+      *v |= uint64_t{b & 0x7Fu} << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  while (pos < data.size()) {
+    Field f;
+    uint64_t tag, size = 0;
+    if (!varint(&tag)) return corrupt("bad tag");
+    f.number = static_cast<uint32_t>(tag >> 3);
+    f.wire_type = static_cast<int>(tag & 7);
+    if (f.number == 0 || (tag >> 3) > 0x1FFFFFFF) return corrupt("bad field number");
+    if (f.wire_type == kVarint) {
+      if (!varint(&f.value)) return corrupt("bad varint");
+    } else if (f.wire_type == kFixed64 || f.wire_type == kFixed32) {
+      size = f.wire_type == kFixed64 ? 8 : 4;
+      if (data.size() - pos < size) return corrupt("truncated fixed-width field");
+      for (size_t i = size; i-- > 0;) f.value = f.value << 8 | static_cast<uint8_t>(data[pos + i]);
+    } else if (f.wire_type == kLengthDelimited) {
+      if (!varint(&size) || size > data.size() - pos) return corrupt("bad length");
+      f.bytes = data.substr(pos, size);
+    } else {
+      return corrupt("unsupported wire type");
+    }
+    pos += size;
+    FASTDISS_RETURN_IF_ERROR(on_field(f));
+  }
+  return OkStatus();
+}
+
+// A known field must come with the wire type its declaration implies.
+Status Want(const Field& f, WireType type, const char* name) {
+  if (f.wire_type == type) return OkStatus();
+  return DataLossError(std::string("corrupt sentencepiece model: ") + name + " has wire type " +
+                       std::to_string(f.wire_type) + ", want " + std::to_string(type));
+}
+Status ReadString(const Field& f, const char* name, std::string* out) {
+  FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, name));
+  out->assign(f.bytes);
+  return OkStatus();
+}
+template <typename T>  // int32, enum and bool fields
+Status ReadVarint(const Field& f, const char* name, T* out) {
+  FASTDISS_RETURN_IF_ERROR(Want(f, kVarint, name));
+  *out = static_cast<T>(static_cast<int32_t>(f.value));  // a negative int32 is sign-extended
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8.
+
+// Byte length of the character that starts `s`, or 0 when it is malformed; the rules of
+// sentencepiece's string_util::DecodeUTF8.
+size_t Utf8CharLen(std::string_view s) {
+  if (s.empty()) return 0;
+  const uint8_t lead = static_cast<uint8_t>(s[0]);
+  if (lead < 0x80) return 1;
+  const size_t n = lead >= 0xF8 ? 0 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0;
+  if (n == 0 || s.size() < n) return 0;
+  uint32_t cp = lead & (0x7F >> n);
+  for (size_t i = 1; i < n; ++i) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (s[i] & 0x3F);
+  }
+  constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
+  return cp >= kMin[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF) ? n : 0;
+}
+
+// Appends `bytes`, each malformed byte replaced by U+FFFD (how sentencepiece decodes byte pieces).
+void AppendSanitized(std::string_view bytes, std::string* out) {
+  while (!bytes.empty()) {
+    const size_t len = Utf8CharLen(bytes);
+    out->append(len == 0 ? kReplacementChar : bytes.substr(0, len));
+    bytes.remove_prefix(len == 0 ? 1 : len);
+  }
+}
+
+// sentencepiece's string_util::OneCharLen: steps through text already known to be valid UTF-8.
+int OneCharLen(std::string_view s, size_t pos) {
+  const int len = "\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[static_cast<uint8_t>(s[pos]) >> 4];
+  return std::min<int>(len, static_cast<int>(s.size() - pos));
+}
+
+// The byte a byte piece stands for ("<0x41>" is 'A'), or -1 when `piece` is not one.
+int PieceToByte(std::string_view piece) {
+  constexpr std::string_view kHex = "0123456789ABCDEF";
+  if (piece.size() != 6 || piece.substr(0, 3) != "<0x" || piece[5] != '>') return -1;
+  const size_t high = kHex.find(piece[3]), low = kHex.find(piece[4]);
+  return high == kHex.npos || low == kHex.npos ? -1 : static_cast<int>(high * 16 + low);
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view text) {
+  while (!text.empty()) {
+    const size_t len = Utf8CharLen(text);
+    if (len == 0) return false;
+    text.remove_prefix(len);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+StatusOr<Tokenizer> Tokenizer::FromSerializedProto(std::string bytes) {
+  Tokenizer tokenizer;
+  tokenizer.serialized_ = std::move(bytes);
+  FASTDISS_RETURN_IF_ERROR(tokenizer.Parse());
+  return tokenizer;
+}
+
+StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_path) {
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) return NotFoundError("cannot open sentencepiece model " + model_path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return DataLossError("cannot read sentencepiece model " + model_path);
+  StatusOr<Tokenizer> tokenizer = FromSerializedProto(std::move(bytes));
+  if (!tokenizer.ok()) {
+    return Status(tokenizer.status().code(), model_path + ": " + tokenizer.status().message());
+  }
+  return tokenizer;
+}
+
+Status Tokenizer::Parse() {
+  int model_type = 1, treat_ws_as_suffix = 0;
+  int trainer_ids[3] = {1, 2, -1};  // bos, eos, pad: the TrainerSpec defaults
+  bool has_normalizer = false;
+  std::string rule, charsmap, denormalizer_charsmap;
+
+  FASTDISS_RETURN_IF_ERROR(ForEachField(serialized_, "ModelProto", [&](const Field& f) {
+    switch (f.number) {
+      case 1: {  // repeated SentencePiece pieces
+        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "pieces"));
+        Piece& piece = pieces_.emplace_back();
+        return ForEachField(f.bytes, "SentencePiece", [&](const Field& g) {
+          if (g.number == 1) return ReadString(g, "piece", &piece.text);
+          if (g.number == 3) return ReadVarint(g, "type", &piece.type);
+          if (g.number != 2) return OkStatus();
+          FASTDISS_RETURN_IF_ERROR(Want(g, kFixed32, "score"));
+          const uint32_t bits = static_cast<uint32_t>(g.value);
+          std::memcpy(&piece.score, &bits, sizeof(bits));
+          return OkStatus();
+        });
+      }
+      case 2:  // TrainerSpec
+        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "trainer_spec"));
+        return ForEachField(f.bytes, "TrainerSpec", [&](const Field& g) {
+          switch (g.number) {
+            case 3: return ReadVarint(g, "model_type", &model_type);
+            case 24: return ReadVarint(g, "treat_whitespace_as_suffix", &treat_ws_as_suffix);
+            case 35: return ReadVarint(g, "byte_fallback", &byte_fallback_);
+            case 41: return ReadVarint(g, "bos_id", &trainer_ids[0]);
+            case 42: return ReadVarint(g, "eos_id", &trainer_ids[1]);
+            case 43: return ReadVarint(g, "pad_id", &trainer_ids[2]);
+            case 44: return ReadString(g, "unk_surface", &unk_surface_);
+            default: return OkStatus();
+          }
+        });
+      case 3:  // NormalizerSpec
+        has_normalizer = true;
+        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "normalizer_spec"));
+        return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
+          switch (g.number) {
+            case 1: return ReadString(g, "name", &rule);
+            case 2: return ReadString(g, "precompiled_charsmap", &charsmap);
+            case 3: return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix_);
+            case 4: return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces_);
+            case 5: return ReadVarint(g, "escape_whitespaces", &escape_whitespaces_);
+            default: return OkStatus();
+          }
+        });
+      case 5:  // denormalizer_spec: a NormalizerSpec applied after decoding
+        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "denormalizer_spec"));
+        return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
+          return g.number == 2 ? ReadString(g, "precompiled_charsmap", &denormalizer_charsmap)
+                               : OkStatus();
+        });
+      default: return OkStatus();
+    }
+  }));
+
+  // The normalizer spec is serialized after the pieces and the trainer spec, so a file cut at a
+  // field boundary still shows up here.
+  if (pieces_.empty() || !has_normalizer) {
+    return DataLossError("not a complete sentencepiece model: no pieces or no normalizer_spec");
+  }
+  if (rule != "identity" || !charsmap.empty() || !denormalizer_charsmap.empty()) {
+    return InvalidArgumentError(
+        "sentencepiece normalization rule '" + rule +
+        "' is not supported: train with --normalization_rule_name=identity");
+  }
+  if (model_type != 1 && model_type != 2) {
+    return InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
+                                " is not supported: only unigram (1) and bpe (2)");
+  }
+  bpe_ = model_type == 2;
+  if (treat_ws_as_suffix) {
+    return InvalidArgumentError("sentencepiece treat_whitespace_as_suffix is not supported");
+  }
+
+  // As sentencepiece's Model constructor computes them; note that max_score_ starts at FLT_MIN
+  // (the smallest positive float), so with the usual negative scores it stays ~0.
+  min_score_ = FLT_MAX;
+  max_score_ = FLT_MIN;
+  int num_byte_pieces = 0;
+  for (int id = 0; id < vocab_size(); ++id) {
+    const Piece& p = pieces_[id];
+    const std::string where = "sentencepiece piece " + std::to_string(id);
+    if (p.text.empty() || p.text.find('\0') != std::string::npos) {
+      return DataLossError(where + " is empty or holds a NUL byte");
+    }
+    if (p.type < kNormal || p.type > kByte) {
+      return DataLossError(where + " has unknown type " + std::to_string(p.type));
+    }
+    if (!ids_.emplace(p.text, id).second) {
+      return DataLossError(where + " '" + p.text + "' is a duplicate");
+    }
+    if (p.type == kUnknown) {
+      if (unk_id_ >= 0) return DataLossError(where + " is a second unknown piece");
+      unk_id_ = id;
+    }
+    if (p.type == kByte) {
+      if (!byte_fallback_ || PieceToByte(p.text) < 0) {
+        return DataLossError(where + " '" + p.text +
+                             "' is a byte piece without byte_fallback or malformed");
+      }
+      byte_ids_[PieceToByte(p.text)] = id;
+      ++num_byte_pieces;
+    }
+    if (p.type == kNormal) {
+      min_score_ = std::min(min_score_, p.score);
+      max_score_ = std::max(max_score_, p.score);
+    }
+    if (p.type == kNormal || p.type == kUserDefined || p.type == kUnused) {
+      const std::string_view text = p.text;  // keys must view the piece, not a copy
+      for (size_t k = 1; k < text.size(); ++k) prefixes_.emplace(text.substr(0, k), -1);
+    }
+  }
+  for (int id = 0; id < vocab_size(); ++id) {  // after all the prefixes, which must not win
+    const int type = pieces_[id].type;
+    if (type == kNormal || type == kUserDefined || type == kUnused) {
+      prefixes_[pieces_[id].text] = id;
+    }
+  }
+  if (unk_id_ < 0) return DataLossError("sentencepiece model has no unknown piece");
+  if (byte_fallback_ && num_byte_pieces != 256) {  // no duplicates, so all 256 bytes are there
+    return DataLossError("sentencepiece model with byte_fallback has " +
+                         std::to_string(num_byte_pieces) + " byte pieces, want 256");
+  }
+  // spm_train writes the reserved pieces as control pieces at these ids; -1 disables one.
+  int* const ours[3] = {&bos_id_, &eos_id_, &pad_id_};
+  for (int i = 0; i < 3; ++i) {
+    const int id = trainer_ids[i];
+    *ours[i] = id >= 0 && id < vocab_size() && pieces_[id].type == kControl ? id : -1;
+  }
+  return OkStatus();
+}
+
+const std::string& Tokenizer::IdToPiece(int id) const {
+  static const std::string* const kEmpty = new std::string();
+  return id >= 0 && id < vocab_size() ? pieces_[id].text : *kEmpty;
+}
+
+// sentencepiece keeps control, unknown and byte pieces out of its segmentation trie, so text that
+// spells "<s>" is segmented like any other text.
+int Tokenizer::FindSegmentable(std::string_view piece) const {
+  const auto it = prefixes_.find(piece);
+  return it == prefixes_.end() ? -1 : it->second;
+}
+
+template <typename Visit>
+void Tokenizer::ForEachPieceAtStart(std::string_view text, Visit visit) const {
+  for (size_t len = 1; len <= text.size(); ++len) {
+    const auto it = prefixes_.find(text.substr(0, len));
+    if (it == prefixes_.end()) return;
+    if (it->second >= 0) visit(static_cast<int>(len), it->second);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding.
+
+std::string Tokenizer::Normalize(std::string_view text) const {
+  // normalizer.cc's Normalize under the identity rule: characters are copied as they are, except
+  // that each malformed UTF-8 byte becomes U+FFFD. Only ' ' counts as whitespace (not tabs).
+  if (remove_extra_whitespaces_) {
+    text.remove_prefix(std::min(text.find_first_not_of(' '), text.size()));
+  }
+  std::string out;
+  if (text.empty()) return out;
+  const std::string_view space = escape_whitespaces_ ? kSpaceSymbol : " ";
+  if (add_dummy_prefix_) out.append(space);
+  bool prev_space = remove_extra_whitespaces_;  // then a space after a space is dropped
+  while (!text.empty()) {
+    const size_t len = Utf8CharLen(text);
+    if (len == 0) {
+      out.append(kReplacementChar);
+      prev_space = false;
+      text.remove_prefix(1);
+      continue;
+    }
+    if (text[0] == ' ') {
+      if (!prev_space) out.append(space);
+      prev_space = remove_extra_whitespaces_;
+    } else {
+      out.append(text.substr(0, len));
+      prev_space = false;
+    }
+    text.remove_prefix(len);
+  }
+  // Also strips U+2581 typed by the user at the end, as sentencepiece does.
+  while (remove_extra_whitespaces_ && EndsWith(out, space)) out.resize(out.size() - space.size());
+  return out;
+}
+
+std::vector<int> Tokenizer::Encode(std::string_view text) const {
+  const std::string normalized = Normalize(text);
+  std::vector<int> ids;
+  bool prev_unk = false;
+  for (const auto& [surface, id] : bpe_ ? EncodeBpe(normalized) : EncodeUnigram(normalized)) {
+    // sentencepiece_processor.cc: an unknown piece becomes its UTF-8 bytes under byte_fallback;
+    // otherwise a run of unknown pieces is merged into one.
+    const bool unk = id == unk_id_;
+    if (unk && byte_fallback_) {
+      for (char c : surface) ids.push_back(byte_ids_[static_cast<uint8_t>(c)]);
+    } else if (!(unk && prev_unk)) {
+      ids.push_back(id);
+    }
+    prev_unk = unk;
+  }
+  return ids;
+}
+
+std::vector<Tokenizer::Segment> Tokenizer::EncodeUnigram(std::string_view s) const {
+  // unigram_model.cc's EncodeOptimized: Viterbi over byte positions. Ties keep the first path
+  // found (shorter pieces first), and the arithmetic mirrors spm's types exactly: a candidate is
+  // computed in double (its user-defined bonus is a double) but stored as float.
+  struct Best {
+    int id = -1;
+    float score = 0;
+    int start = -1;
+  };
+  const int n = static_cast<int>(s.size());
+  const float unk_score = min_score_ - 10.0f;  // kUnkPenalty
+  std::vector<Best> best(n + 1);
+  for (int start = 0; start < n;) {
+    const float base = best[start].score;
+    const int char_len = OneCharLen(s, start);
+    bool has_single_char_piece = false;
+    ForEachPieceAtStart(s.substr(start), [&](int len, int id) {
+      if (pieces_[id].type == kUnused) return;
+      // User-defined pieces get a bonus so that they are always chosen.
+      const double score = pieces_[id].type == kUserDefined
+                               ? static_cast<double>(static_cast<float>(len) * max_score_) - 0.1
+                               : pieces_[id].score;
+      const double candidate = score + base;
+      Best& b = best[start + len];
+      if (b.start == -1 || candidate > b.score) b = {id, static_cast<float>(candidate), start};
+      if (len == char_len) has_single_char_piece = true;
+    });
+    if (!has_single_char_piece) {  // an unknown character is its own unk piece
+      const float candidate = unk_score + base;
+      Best& b = best[start + char_len];
+      if (b.start == -1 || candidate > b.score) b = {unk_id_, candidate, start};
+    }
+    start += char_len;
+  }
+  std::vector<Segment> result;
+  for (int end = n; end > 0; end = best[end].start) {
+    result.emplace_back(s.substr(best[end].start, end - best[end].start), best[end].id);
+  }
+  return {result.rbegin(), result.rend()};
+}
+
+std::vector<Tokenizer::Segment> Tokenizer::EncodeBpe(std::string_view s) const {
+  // bpe_model.cc's Encode: start from characters (user-defined pieces whole and frozen), then
+  // repeatedly merge the adjacent pair that forms the best-scoring piece, leftmost on ties.
+  struct Symbol {
+    int prev, next;
+    bool frozen;
+    std::string_view piece;
+  };
+  struct Pair {
+    int left, right;
+    float score;
+    size_t size;
+  };
+  const auto worse = [](const Pair& a, const Pair& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
+  std::priority_queue<Pair, std::vector<Pair>, decltype(worse)> agenda(worse);
+  std::vector<Symbol> symbols;
+  // Merged pieces that are unused, with their halves, to split them again at the end.
+  std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> unmerge;
+
+  const auto add_pair = [&](int left, int right) {
+    if (left < 0 || right < 0 || symbols[left].frozen || symbols[right].frozen) return;
+    const std::string_view piece(symbols[left].piece.data(),
+                                 symbols[left].piece.size() + symbols[right].piece.size());
+    const int id = FindSegmentable(piece);
+    if (id < 0) return;
+    agenda.push({left, right, pieces_[id].score, piece.size()});
+    if (pieces_[id].type == kUnused) unmerge[piece] = {symbols[left].piece, symbols[right].piece};
+  };
+
+  for (size_t pos = 0; pos < s.size();) {
+    int len = 0;  // the longest user-defined piece here, else one character
+    ForEachPieceAtStart(s.substr(pos), [&](int length, int id) {
+      if (pieces_[id].type == kUserDefined) len = length;
+    });
+    const bool frozen = len > 0;
+    if (!frozen) len = OneCharLen(s, pos);
+    const int index = static_cast<int>(symbols.size());
+    pos += len;
+    symbols.push_back(
+        {index - 1, pos < s.size() ? index + 1 : -1, frozen, s.substr(pos - len, len)});
+  }
+  for (size_t i = 1; i < symbols.size(); ++i) add_pair(i - 1, i);
+
+  while (!agenda.empty()) {
+    const Pair top = agenda.top();
+    agenda.pop();
+    Symbol& left = symbols[top.left];
+    Symbol& right = symbols[top.right];
+    // Stale: one side has been merged away or grown since the pair was queued.
+    if (left.piece.empty() || right.piece.empty() ||
+        left.piece.size() + right.piece.size() != top.size) {
+      continue;
+    }
+    left.piece = std::string_view(left.piece.data(), top.size);
+    left.next = right.next;
+    if (right.next >= 0) symbols[right.next].prev = top.left;
+    right.piece = {};
+    add_pair(left.prev, top.left);
+    add_pair(top.left, left.next);
+  }
+
+  std::vector<Segment> result;
+  for (int i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
+    std::vector<std::string_view> stack = {symbols[i].piece};
+    while (!stack.empty()) {
+      const std::string_view w = stack.back();
+      stack.pop_back();
+      const auto it = ids_.find(w);
+      const int id = it == ids_.end() ? unk_id_ : it->second;
+      const auto halves = unmerge.find(w);
+      if (pieces_[id].type == kUnused && halves != unmerge.end()) {
+        stack.push_back(halves->second.second);
+        stack.push_back(halves->second.first);
+      } else {
+        result.emplace_back(w, id);
+      }
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding.
+
+std::string Tokenizer::Decode(const std::vector<int>& ids) const {
+  // sentencepiece_processor.cc's Decode: the first piece that starts with U+2581 loses it when
+  // the model adds a dummy prefix, and so do the ones after it while no text has come out when
+  // the model removes extra whitespace. Runs of byte pieces are joined, then UTF-8 checked.
+  std::string text, bytes;
+  bool at_start = true;
+  for (int id : ids) {
+    if (id < 0 || id >= vocab_size()) continue;
+    const Piece& piece = pieces_[id];
+    if (piece.type == kByte) {
+      bytes.push_back(static_cast<char>(PieceToByte(piece.text)));
+      continue;
+    }
+    AppendSanitized(bytes, &text);
+    bytes.clear();
+    if (!text.empty()) at_start = false;
+    if (piece.type == kControl) continue;
+    if (piece.type == kUnknown) {
+      text += unk_surface_;
+      continue;
+    }
+    std::string_view rest = piece.text;
+    if (at_start && (add_dummy_prefix_ || remove_extra_whitespaces_) &&
+        rest.substr(0, kSpaceSymbol.size()) == kSpaceSymbol) {
+      rest.remove_prefix(kSpaceSymbol.size());
+      at_start = remove_extra_whitespaces_;  // then every leading space goes, not just one
+    }
+    for (size_t pos; (pos = rest.find(kSpaceSymbol)) != std::string_view::npos;) {
+      text.append(rest.substr(0, pos)).push_back(' ');
+      rest.remove_prefix(pos + kSpaceSymbol.size());
+    }
+    text.append(rest);
+  }
+  AppendSanitized(bytes, &text);
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training.
+
+namespace {
+
+// Runs args[0], looked up in PATH, without a shell; stdin is /dev/null, and stdout and stderr
+// are collected so that a failure can say why.
+Status RunProgram(const std::vector<std::string>& args) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return InternalError(std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  std::vector<char*> argv;
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid;
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (err != 0) {
+    close(fds[0]);
+    const std::string message = "cannot run " + args[0] + ": " + std::strerror(err);
+    return err == ENOENT ? NotFoundError(message) : InternalError(message);
+  }
+  constexpr size_t kKeep = 4000;  // the end of the log is where spm_train says what went wrong
+  std::string output;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof(buffer))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    output.append(buffer, n);
+    if (output.size() > 2 * kKeep) output.erase(0, output.size() - kKeep);
+  }
+  close(fds[0]);
+  int wait_status = 0;
+  while (waitpid(pid, &wait_status, 0) < 0) {
+    if (errno != EINTR) return InternalError(std::string("waitpid: ") + std::strerror(errno));
+  }
+  if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) return OkStatus();
+  if (output.size() > kKeep) output = "..." + output.substr(output.size() - kKeep);
+  const std::string how = WIFEXITED(wait_status)
+                              ? "exited with status " + std::to_string(WEXITSTATUS(wait_status))
+                              : "was killed by signal " + std::to_string(WTERMSIG(wait_status));
+  return InternalError(args[0] + " " + how + ":\n" + output);
+}
+
+}  // namespace
+
+Status TrainSentencePiece(const SentencePieceTrainOptions& options) {
+  const auto bad = [](const std::string& rule, const std::string& got) {
+    return InvalidArgumentError(rule + ", got " + got);
+  };
+  std::string inputs;
+  for (const std::string& file : options.input_files) {
+    if (file.empty() || file.find(',') != std::string::npos) {  // spm_train splits at ','
+      return bad("input file names must be non-empty and free of ','", "'" + file + "'");
+    }
+    inputs += (inputs.empty() ? "" : ",") + file;
+  }
+  if (inputs.empty()) return bad("input_files must not be empty", "none");
+  if (options.model_prefix.empty()) return bad("model_prefix must not be empty", "''");
+  if (options.vocab_size <= 0) {
+    return bad("vocab_size must be positive", std::to_string(options.vocab_size));
+  }
+  if (options.model_type != "unigram" && options.model_type != "bpe") {
+    return bad("model_type must be unigram or bpe", options.model_type);
+  }
+  if (!(options.character_coverage > 0 && options.character_coverage <= 1)) {
+    return bad("character_coverage must be in (0, 1]", std::to_string(options.character_coverage));
+  }
+  if (options.input_sentence_size < 0) {
+    return bad("input_sentence_size must be >= 0", std::to_string(options.input_sentence_size));
+  }
+  if (options.num_threads < 1) {
+    return bad("num_threads must be positive", std::to_string(options.num_threads));
+  }
+  if (options.random_seed == UINT32_MAX) {  // spm_train reads it as "seed from the clock"
+    return bad("random_seed must not be 4294967295", "4294967295");
+  }
+  char coverage[32];
+  std::snprintf(coverage, sizeof(coverage), "%.9g", options.character_coverage);
+  std::vector<std::string> args = {
+      options.program,
+      "--input=" + inputs,
+      "--model_prefix=" + options.model_prefix,
+      "--vocab_size=" + std::to_string(options.vocab_size),
+      "--model_type=" + options.model_type,
+      std::string("--character_coverage=") + coverage,
+      "--input_sentence_size=" + std::to_string(options.input_sentence_size),
+      "--random_seed=" + std::to_string(options.random_seed),
+      "--num_threads=" + std::to_string(options.num_threads),
+      "--normalization_rule_name=identity",
+      "--pad_id=0",
+      "--unk_id=1",
+      "--bos_id=2",
+      "--eos_id=3",
+      "--byte_fallback=false",
+      "--hard_vocab_limit=false",
+  };
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  return RunProgram(args);
+}
+
+}  // namespace fastdiss

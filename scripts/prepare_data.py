@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Turns the two Debian dictionaries of METHOD.md section 9 into the project's data sets.
+
+Called by scripts/prepare-data.sh, which downloads and unpacks the packages; standard library only.
+
+  de-en: Ding German-English dictionary (trans-de-en, GPL-2+), file usr/share/trans/de-en.
+    {train,dev,test}.{de,en}  sentence pairs: both sides end in . ! or ? and have 3-15 words
+                              (not ending in a placeholder like etw./sth.; German capitalised)
+    phrases.{de,en}           every other aligned pair (training may add them)
+  g2p: CMU pronouncing dictionary (festlex-cmu), file usr/share/festival/dicts/cmu/cmudict-0.4.out.
+    {train,dev,test}.{src,tgt}  "k e m b l e" -> "k eh m b ax l" (stress dropped)
+
+The split is fixed: items are ordered by SHA-256 of their source text (never Python's salted
+hash()), the first ones go to test, the next to dev, the rest to train, so reruns and other
+machines give byte-identical files. A dev or test source never appears as a source in train or
+phrases. Files are written in that hashed order, so any prefix of train is a random sample.
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+
+DE_EN_FILES = [f"{split}.{lang}" for split in ("train", "dev", "test", "phrases")
+               for lang in ("de", "en")]
+G2P_FILES = [f"{split}.{side}" for split in ("train", "dev", "test") for side in ("src", "tgt")]
+# Written last: its presence says the task finished.
+DONE_FILE = "SOURCE.txt"
+
+DE_EN_DEV = DE_EN_TEST = 1000
+G2P_DEV = G2P_TEST = 2000
+SENTENCE_MIN_WORDS, SENTENCE_MAX_WORDS = 3, 15
+
+# Innermost annotation of each kind; applied until nothing changes, so nested ones go too.
+_ANNOTATIONS = [re.compile(r"\{[^{}]*\}"), re.compile(r"\[[^\[\]]*\]"), re.compile(r"\([^()]*\)")]
+_BRACKETS = re.compile(r"[{}\[\]()]")
+_LOOSE_PUNCT = re.compile(r"\s+([.!?,:;])(?=\s|$)")
+# The dictionary's stand-ins for an object, and "and so on".
+_PLACEHOLDERS = {"etw.", "jd.", "jdm.", "jdn.", "jds.", "sb.", "sth.", "usw.", "etc.", "o.ä.",
+                 "u.ä.", "bzw."}
+# Windows-1252 characters that reached the file as C1 control codes.
+_CP1252_FIXES = {"\x92": "\u2019", "\x96": "\u2013"}
+_CMU_ENTRY = re.compile(r'^\("([^"]*)" +(\S+) +\((.*)\)\)$')
+_CMU_SYLLABLE = re.compile(r"\(\(([a-z]+(?: [a-z]+)*)\) [0-9]\)")
+_CMU_BODY = re.compile(r"(?:\(\([a-z]+(?: [a-z]+)*\) [0-9]\) ?)+")
+_G2P_SPELLING = re.compile(r"^[a-z']+$")
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def split_key(text):
+    return hashlib.sha256(("fastdiss-split-v1\0" + text).encode("utf-8")).digest()
+
+
+def read_text(path):
+    """Returns the file as str: UTF-8 if it decodes, else latin-1 (said in the log)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        encoding = "latin-1"
+    log(f"{path}: {len(raw)} bytes, read as {encoding}")
+    return text
+
+
+def task_done(out_dir, files):
+    return all(os.path.isfile(os.path.join(out_dir, name)) for name in files + [DONE_FILE])
+
+
+def write_lines(path, lines):
+    """Writes atomically, one item per line; refuses items that would break the line format."""
+    for line in lines:
+        if "\n" in line or "\r" in line or not line.strip():
+            raise ValueError(f"{path}: bad line {line!r}")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for line in lines:
+            f.write(line + "\n")
+    os.replace(tmp, path)
+
+
+def write_parallel(out_dir, split, ext_a, ext_b, pairs):
+    write_lines(os.path.join(out_dir, f"{split}.{ext_a}"), [a for a, _ in pairs])
+    write_lines(os.path.join(out_dir, f"{split}.{ext_b}"), [b for _, b in pairs])
+
+
+def write_done(out_dir, source, counts):
+    lines = [f"source: {source}"] + [f"{name}: {count}" for name, count in counts]
+    write_lines(os.path.join(out_dir, DONE_FILE), lines)
+
+
+def clean_side(text):
+    """One side of a sub-entry: drop annotations, keep the first synonym, collapse spaces, and
+    join punctuation left standing alone ("Hat Zapfen [ugs.] ." -> "Hat Zapfen.")."""
+    previous = None
+    while previous != text:
+        previous = text
+        for pattern in _ANNOTATIONS:
+            text = pattern.sub(" ", text)
+    text = " ".join(text.split(";")[0].split())
+    return _LOOSE_PUNCT.sub(r"\1", text)
+
+
+def is_sentence(de, en):
+    """Both sides end in . ! or ? and have 3-15 words. Dictionary phrases that merely end in a
+    placeholder ("eine Litanei von etw." / "a litany of sth.") or start in lower case in German
+    ("vernarrt sein in jdn.") are not sentences."""
+    for text in (de, en):
+        words = text.split()
+        if (text[-1] not in ".!?" or not SENTENCE_MIN_WORDS <= len(words) <= SENTENCE_MAX_WORDS
+                or words[-1] in _PLACEHOLDERS):
+            return False
+    return not de[0].islower()
+
+
+def parse_ding(text):
+    """Returns the unique aligned (German, English) pairs in file order, and counters."""
+    for bad, good in _CP1252_FIXES.items():
+        text = text.replace(bad, good)
+    pairs = {}  # dict keeps first-seen order
+    stats = {"entries": 0, "unaligned_entries": 0, "empty_pairs": 0, "bracket_leftovers": 0,
+             "duplicate_pairs": 0, "malformed_lines": 0}
+    for line in text.split("\n"):
+        if not line.strip() or line.startswith("#"):
+            continue
+        sides = line.split(" :: ")
+        if len(sides) != 2:
+            stats["malformed_lines"] += 1
+            continue
+        stats["entries"] += 1
+        german, english = (side.split(" | ") for side in sides)
+        if len(german) != len(english):
+            stats["unaligned_entries"] += 1
+            continue
+        for de, en in zip(german, english):
+            de, en = clean_side(de), clean_side(en)
+            if not de or not en:
+                stats["empty_pairs"] += 1
+            elif _BRACKETS.search(de) or _BRACKETS.search(en):
+                stats["bracket_leftovers"] += 1  # an unbalanced annotation
+            elif (de, en) in pairs:
+                stats["duplicate_pairs"] += 1
+            else:
+                pairs[(de, en)] = None
+    return list(pairs), stats
+
+
+def prepare_de_en(trans_path, out_dir, source):
+    pairs, stats = parse_ding(read_text(trans_path))
+    sentences = [p for p in pairs if is_sentence(*p)]
+    sentence_set = set(sentences)
+    phrases = [p for p in pairs if p not in sentence_set]
+
+    # Held-out sources, one pair each (the first in the file); other translations of a held-out
+    # source are dropped rather than leaked into train.
+    first_pair = {}
+    for de, en in sentences:
+        first_pair.setdefault(de, (de, en))
+    sources = sorted(first_pair, key=split_key)
+    if len(sources) < DE_EN_TEST + DE_EN_DEV + 1:
+        raise SystemExit(f"error: only {len(sources)} sentence sources in {trans_path}")
+    test_sources = sources[:DE_EN_TEST]
+    dev_sources = sources[DE_EN_TEST:DE_EN_TEST + DE_EN_DEV]
+    held_out = set(test_sources) | set(dev_sources)
+
+    def shuffled(items):
+        return sorted(items, key=lambda p: split_key(p[0] + "\t" + p[1]))
+
+    splits = {
+        "test": shuffled(first_pair[s] for s in test_sources),
+        "dev": shuffled(first_pair[s] for s in dev_sources),
+        "train": shuffled(p for p in sentences if p[0] not in held_out),
+        "phrases": shuffled(p for p in phrases if p[0] not in held_out),
+    }
+    dropped = (len(sentences) - len(splits["train"]) - DE_EN_TEST - DE_EN_DEV,
+               len(phrases) - len(splits["phrases"]))
+    os.makedirs(out_dir, exist_ok=True)
+    for split, split_pairs in splits.items():
+        write_parallel(out_dir, split, "de", "en", split_pairs)
+    counts = [(name, len(split_pairs)) for name, split_pairs in splits.items()]
+    log(f"de-en: {stats['entries']} entries, {len(pairs)} unique aligned pairs "
+        f"({len(sentences)} sentence pairs, {len(phrases)} phrase pairs); skipped: "
+        + ", ".join(f"{k} {v}" for k, v in stats.items() if k != "entries"))
+    log(f"de-en: held-out sources removed from train: {dropped[0]} sentence pairs, "
+        f"from phrases: {dropped[1]} pairs")
+    write_done(out_dir, source, counts)
+    return counts
+
+
+def parse_cmudict(text):
+    """Returns unique (spelling, phonemes) in file order, and counters."""
+    entries = {}
+    stats = {"entries": 0, "malformed_lines": 0, "bad_characters": 0, "duplicate_spellings": 0}
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        match = _CMU_ENTRY.match(line)
+        # The syllables must make up the whole body, or the line is not understood.
+        if not match or not _CMU_BODY.fullmatch(match.group(3)):
+            stats["malformed_lines"] += 1
+            continue
+        syllables = _CMU_SYLLABLE.findall(match.group(3))
+        stats["entries"] += 1
+        spelling = match.group(1)
+        if not _G2P_SPELLING.match(spelling):
+            stats["bad_characters"] += 1
+            continue
+        if spelling in entries:
+            stats["duplicate_spellings"] += 1  # keep the first pronunciation
+            continue
+        entries[spelling] = " ".join(syllables)
+    return list(entries.items()), stats
+
+
+def prepare_g2p(cmudict_path, out_dir, source):
+    words, stats = parse_cmudict(read_text(cmudict_path))
+    if len(words) < G2P_TEST + G2P_DEV + 1:
+        raise SystemExit(f"error: only {len(words)} words in {cmudict_path}")
+    ordered = sorted(words, key=lambda w: split_key(w[0]))
+    as_chars = [(" ".join(spelling), phonemes) for spelling, phonemes in ordered]
+    splits = {
+        "test": as_chars[:G2P_TEST],
+        "dev": as_chars[G2P_TEST:G2P_TEST + G2P_DEV],
+        "train": as_chars[G2P_TEST + G2P_DEV:],
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    for split, split_pairs in splits.items():
+        write_parallel(out_dir, split, "src", "tgt", split_pairs)
+    counts = [(name, len(split_pairs)) for name, split_pairs in splits.items()]
+    log(f"g2p: {stats['entries']} entries, {len(words)} unique words; skipped: "
+        f"{stats['bad_characters']} with characters outside a-z and ', "
+        f"{stats['duplicate_spellings']} later pronunciations of a spelling, "
+        f"{stats['malformed_lines']} lines not understood")
+    write_done(out_dir, source, counts)
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="data folder (de-en/ and g2p/ go inside)")
+    parser.add_argument("--trans", help="path of usr/share/trans/de-en")
+    parser.add_argument("--cmudict", help="path of usr/share/festival/dicts/cmu/cmudict-0.4.out")
+    parser.add_argument("--trans-source", default="trans-de-en", help="provenance line")
+    parser.add_argument("--cmudict-source", default="festlex-cmu", help="provenance line")
+    parser.add_argument("--force", action="store_true", help="rebuild outputs that exist")
+    parser.add_argument("--check", action="store_true",
+                        help="only exit 0 if both tasks are complete, 1 if not")
+    args = parser.parse_args()
+
+    de_en_dir = os.path.join(args.out, "de-en")
+    g2p_dir = os.path.join(args.out, "g2p")
+    if args.check:
+        return 0 if task_done(de_en_dir, DE_EN_FILES) and task_done(g2p_dir, G2P_FILES) else 1
+
+    for name, path in (("--trans", args.trans), ("--cmudict", args.cmudict)):
+        if not path or not os.path.isfile(path):
+            parser.error(f"{name} must name an existing file, got {path!r}")
+    for task, out_dir, files, prepare, path, source in (
+            ("de-en", de_en_dir, DE_EN_FILES, prepare_de_en, args.trans, args.trans_source),
+            ("g2p", g2p_dir, G2P_FILES, prepare_g2p, args.cmudict, args.cmudict_source)):
+        if task_done(out_dir, files) and not args.force:
+            log(f"{task}: {out_dir} is complete, skipped (--force rebuilds it)")
+            continue
+        # The marker goes first, so an interrupted rebuild is never taken for a finished one.
+        if os.path.exists(os.path.join(out_dir, DONE_FILE)):
+            os.remove(os.path.join(out_dir, DONE_FILE))
+        counts = prepare(path, out_dir, source)
+        print(f"{task}: " + ", ".join(f"{name} {count}" for name, count in counts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+// Parallel text for training and evaluation: reading line-aligned files, tokenizing, and
+// deterministic token-based batching. The batches of an epoch depend only on (seed, epoch), so
+// a resumed run picks up at (epoch, batch index) and sees exactly what it would have seen.
+#ifndef FASTDISS_TRAINER_DATA_H_
+#define FASTDISS_TRAINER_DATA_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/status.h"
+#include "model/tokenizer.h"
+
+namespace fastdiss {
+
+struct ParallelText {
+  std::vector<std::string> source;
+  std::vector<std::string> target;
+};
+
+// Reads two line-aligned UTF-8 files; different line counts or invalid UTF-8 are errors that name
+// the file and line.
+StatusOr<ParallelText> ReadParallelText(const std::string& source_path, const std::string& target_path);
+StatusOr<std::vector<std::string>> ReadLines(const std::string& path);
+
+struct Example {
+  std::vector<int> source;
+  std::vector<int> target;
+};
+
+struct TokenizedData {
+  std::vector<Example> examples;
+  int64_t skipped_too_long = 0;
+  int64_t skipped_empty = 0;
+};
+
+TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, int max_source_tokens,
+                       int max_target_tokens);
+
+// Batches of example indices for one epoch: examples sorted by length (ties broken by a seeded
+// shuffle), cut greedily so that rows x (longest source + longest target) <= max_tokens, and the
+// batch order shuffled. Deterministic in (seed, epoch).
+std::vector<std::vector<int>> MakeEpochBatches(const std::vector<Example>& examples,
+                                               int64_t max_tokens, uint64_t seed, int64_t epoch);
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_TRAINER_DATA_H_

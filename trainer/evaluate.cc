@@ -1,0 +1,97 @@
+#include "trainer/evaluate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "trainer/objective.h"
+
+namespace fastdiss {
+
+StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
+                                                     const std::vector<std::string>& sources,
+                                                     const std::vector<std::string>& references,
+                                                     const std::vector<int64_t>& steps,
+                                                     const DecodeOptions& base, int max_rows) {
+  if (sources.size() != references.size()) {
+    return InvalidArgumentError("sources and references differ in count");
+  }
+  const int max_source = sampler.model()->config().max_source_tokens;
+  std::vector<std::vector<int>> encoded;
+  encoded.reserve(sources.size());
+  for (const std::string& source : sources) {
+    std::vector<int> ids = tokenizer.Encode(source);
+    // Evaluation decodes every sentence: an over-long source is cut (and said so by the caller's
+    // counts), an empty one decodes from the unknown token, so the corpus score covers all lines.
+    if (static_cast<int>(ids.size()) > max_source) ids.resize(max_source);
+    if (ids.empty()) ids.push_back(tokenizer.unk_id() >= 0 ? tokenizer.unk_id() : 0);
+    encoded.push_back(std::move(ids));
+  }
+  std::vector<StepsEvaluation> results;
+  for (int64_t k : steps) {
+    DecodeOptions options = base;
+    options.steps = static_cast<int>(k);
+    const auto start = std::chrono::steady_clock::now();
+    FASTDISS_ASSIGN_OR_RETURN(auto decoded, sampler.DecodeAll(encoded, options, max_rows));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    StepsEvaluation eval;
+    eval.steps = static_cast<int>(k);
+    eval.seconds = seconds;
+    eval.sentences_per_second = seconds > 0 ? sources.size() / seconds : 0;
+    for (const DecodeResult& result : decoded) eval.hypotheses.push_back(tokenizer.Decode(result.tokens));
+    FASTDISS_ASSIGN_OR_RETURN(eval.bleu, CorpusBleu(eval.hypotheses, references));
+    FASTDISS_ASSIGN_OR_RETURN(eval.phoneme_error_rate, PhonemeErrorRate(eval.hypotheses, references));
+    results.push_back(std::move(eval));
+  }
+  return results;
+}
+
+StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
+                                         const std::vector<Example>& examples, int steps,
+                                         int max_rows, uint64_t seed) {
+  if (steps < 2) return InvalidArgumentError("the approximation gap needs at least 2 steps");
+  if (examples.empty()) return InvalidArgumentError("the approximation gap needs examples");
+  FASTDISS_ASSIGN_OR_RETURN(std::vector<int> kept, schedule.Respace(steps));
+  GapEvaluation result;
+  result.steps = steps;
+  try {
+    c10::InferenceMode guard;
+    at::Generator generator = at::detail::createCPUGenerator(seed);
+    const auto device = model->parameters().front().device();
+    double sum_inference = 0, sum_same = 0, tokens = 0;
+    for (size_t begin = 0; begin < examples.size(); begin += max_rows) {
+      std::vector<int> indices;
+      for (size_t i = begin; i < std::min(examples.size(), begin + max_rows); ++i) indices.push_back(i);
+      Batch batch = Collate(examples, indices, model->config().pad_id, device);
+      auto encoded = model->Encode(batch.source, batch.source_mask);
+      auto z0 = model->Embed(batch.target);
+      auto mask_f = batch.target_mask.to(torch::kFloat32);
+      auto zeros = torch::zeros_like(z0);
+      auto noised = [&](int t) {
+        auto noise = torch::randn(z0.sizes(), generator, torch::TensorOptions().dtype(torch::kFloat32));
+        auto steps_t = torch::full(batch.target.sizes(), t, torch::kLong).to(device);
+        return std::make_pair(schedule.AddNoise(z0, steps_t, noise.to(device)), steps_t);
+      };
+      auto error = [&](const torch::Tensor& estimate) {
+        return ((estimate - z0).pow(2).mean(-1) * mask_f).sum().item<double>();
+      };
+      for (size_t k = 0; k + 1 < kept.size(); ++k) {
+        auto [z_prev, t_prev] = noised(kept[k]);  // the noisier step that hands over its estimate
+        auto [z_cur, t_cur] = noised(kept[k + 1]);
+        auto sc_prev = model->Denoise(z_prev, t_prev, zeros, batch.target_mask, encoded, batch.source_mask);
+        auto sc_same = model->Denoise(z_cur, t_cur, zeros, batch.target_mask, encoded, batch.source_mask);
+        sum_inference += error(model->Denoise(z_cur, t_cur, sc_prev, batch.target_mask, encoded, batch.source_mask));
+        sum_same += error(model->Denoise(z_cur, t_cur, sc_same, batch.target_mask, encoded, batch.source_mask));
+        tokens += mask_f.sum().item<double>();
+      }
+    }
+    result.error_inference = sum_inference / tokens;
+    result.error_same = sum_same / tokens;
+  } catch (const std::exception& e) {
+    return InternalError(std::string("approximation gap failed: ") + e.what());
+  }
+  return result;
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,49 @@
+// Evaluation shared by fastdiss-train (periodic dev BLEU) and fastdiss-eval: decode a source set
+// at several step counts K and score it (sacreBLEU-compatible BLEU, phoneme error rate, speed),
+// and the approximation gap of METHOD.md section 7. Runs on the calling thread; the model must be
+// in eval mode.
+#ifndef FASTDISS_TRAINER_EVALUATE_H_
+#define FASTDISS_TRAINER_EVALUATE_H_
+
+#include <string>
+#include <vector>
+
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+#include "trainer/bleu.h"
+#include "trainer/data.h"
+
+namespace fastdiss {
+
+struct StepsEvaluation {
+  int steps = 0;
+  BleuScore bleu;
+  double phoneme_error_rate = 0;  // token edit distance / reference tokens
+  double seconds = 0;
+  double sentences_per_second = 0;
+  std::vector<std::string> hypotheses;
+};
+
+// Decodes every source at each K (same seeds at every K) and scores against the references.
+StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
+                                                     const std::vector<std::string>& sources,
+                                                     const std::vector<std::string>& references,
+                                                     const std::vector<int64_t>& steps,
+                                                     const DecodeOptions& base, int max_rows);
+
+struct GapEvaluation {
+  int steps = 0;
+  double error_inference = 0;  // ||f(z_tk, t_k, sc_prev) - z0||^2 / D, sc_prev from t_{k+1}
+  double error_same = 0;       // ||f(z_tk, t_k, sc_same) - z0||^2 / D, sc_same from t_k itself
+  double gap() const { return error_inference - error_same; }
+};
+
+// The approximation gap over the transitions of a K-step schedule (K >= 2), averaged over tokens
+// of the given pairs. Seeded: the same inputs give the same figure.
+StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
+                                         const std::vector<Example>& examples, int steps,
+                                         int max_rows, uint64_t seed);
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_TRAINER_EVALUATE_H_

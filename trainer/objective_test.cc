@@ -1,0 +1,90 @@
+#include "trainer/objective.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "tests/test_models.h"
+
+namespace fastdiss {
+namespace {
+
+TEST(ObjectiveTest, ScpTimestepsAreNoisierByTheDrawnStepOffset) {
+  torch::manual_seed(0);
+  ObjectiveConfig config;
+  config.scp_steps = {2, 5, 20};
+  const int T = 2000;
+  auto t = torch::randint(0, T - 1, {64, 1}).expand({64, 9}).contiguous();
+  auto t_prime = ScpTimesteps(t, config, T);
+  for (int b = 0; b < 64; ++b) {
+    const int64_t base = t[b][0].item<int64_t>(), noisier = t_prime[b][0].item<int64_t>();
+    EXPECT_GT(noisier, base);
+    const int64_t offset = noisier - base;
+    const bool known = offset == 1000 || offset == 400 || offset == 100 || noisier == T - 1;
+    EXPECT_TRUE(known) << "offset " << offset;
+    EXPECT_TRUE(torch::equal(t_prime[b], torch::full({9}, noisier, torch::kLong)));  // per sequence K
+  }
+  config.scp_offset = 7;
+  EXPECT_TRUE(torch::equal(ScpTimesteps(t, config, T), (t + 7).clamp_max(T - 1)));
+  auto top = torch::full({2, 3}, T - 1, torch::kLong);
+  EXPECT_TRUE(torch::equal(ScpTimesteps(top, config, T), top));  // never beyond T-1
+}
+
+TEST(ObjectiveTest, MansGivesMoreNoiseToBetterPredictedTokens) {
+  ObjectiveConfig config;
+  config.mans_d_lo = 0.1;
+  config.mans_d_hi = 1.0;
+  config.mans_scale = 0.5;
+  const int T = 2000;
+  auto z0 = torch::randn({1, 4, 8});
+  auto probe = z0.clone();
+  probe[0][1] += 0.5;   // d = 0.25: partly confident
+  probe[0][2] += 2.0;   // d = 4: not confident
+  probe[0][3] += 0.0;   // perfect, but padding
+  auto t = torch::full({1, 4}, 600, torch::kLong);
+  auto mask = torch::tensor({true, true, true, false}).view({1, 4});
+  auto scaled = MansTimesteps(t, probe, z0, mask, config, T);
+  const int64_t ceiling = 600 + static_cast<int64_t>(0.5 * (T - 1));  // 1599.5 -> within rounding
+  EXPECT_NEAR(scaled[0][0].item<int64_t>(), ceiling, 1);  // perfect prediction: the most noise
+  EXPECT_GT(scaled[0][1].item<int64_t>(), 600);
+  EXPECT_LT(scaled[0][1].item<int64_t>(), scaled[0][0].item<int64_t>());
+  EXPECT_EQ(scaled[0][2].item<int64_t>(), 600);           // poor prediction keeps t
+  EXPECT_EQ(scaled[0][3].item<int64_t>(), 600);           // padding keeps t
+  // Never beyond T-1.
+  auto high = MansTimesteps(torch::full({1, 4}, 1900, torch::kLong), z0, z0, mask, config, T);
+  EXPECT_LE(high.max().item<int64_t>(), T - 1);
+}
+
+TEST(ObjectiveTest, EveryVariantGivesAFiniteLossWithGradients) {
+  FastDissModel model = testing::TinyModel();
+  model->train();
+  NoiseSchedule schedule = testing::TinySchedule(model->config());
+  std::vector<Example> examples = {{{5, 6, 7}, {8, 9}}, {{10, 11}, {12, 13, 14, 15}}};
+  Batch batch = Collate(examples, {0, 1}, 0, torch::kCPU);
+  EXPECT_EQ(batch.target.sizes(), (std::vector<int64_t>{2, 4}));
+  EXPECT_FALSE(batch.target_mask[0][2].item<bool>());
+  for (bool scp : {false, true}) {
+    for (bool mans : {false, true}) {
+      ObjectiveConfig config;
+      config.scp = scp;
+      config.mans = mans;
+      config.self_cond_prob = 1.0;
+      config.scp_steps = {2, 5};
+      model->zero_grad();
+      LossParts loss = ComputeLoss(model, schedule, config, batch);
+      ASSERT_TRUE(std::isfinite(loss.total.item<double>()));
+      EXPECT_GT(loss.mse, 0);
+      EXPECT_GT(loss.rounding, 0);
+      EXPECT_EQ(loss.target_tokens, 6);
+      loss.total.backward();
+      double grad = 0;
+      for (const auto& p : model->parameters()) {
+        if (p.grad().defined()) grad += p.grad().abs().sum().item<double>();
+      }
+      EXPECT_GT(grad, 0) << "scp " << scp << " mans " << mans;
+      if (!mans) EXPECT_EQ(loss.mans_shift, 0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fastdiss

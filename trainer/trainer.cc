@@ -1,0 +1,372 @@
+#include "trainer/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "model/json_writer.h"
+#include "trainer/evaluate.h"
+#include "trainer/objective.h"
+
+namespace fastdiss {
+namespace fs = std::filesystem;
+namespace {
+
+std::string Format(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), format, value);
+  return buffer;
+}
+
+std::string Duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h";
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m"
+      << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  return out.str();
+}
+
+bool SameModelConfig(ModelConfig a, ModelConfig b) {
+  ConfigTree x, y;
+  return WriteFields(a.Fields(), &x).ok() && WriteFields(b.Fields(), &y).ok() && x.ToYaml() == y.ToYaml();
+}
+
+template <typename T>
+T ReadScalar(torch::serialize::InputArchive& archive, const char* key) {
+  torch::Tensor value;
+  archive.read(key, value);
+  return value.item<T>();
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config, std::ostream* log) : config_(std::move(config)), log_(log) {}
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log) {
+  FASTDISS_RETURN_IF_ERROR(config.Validate());
+  std::unique_ptr<Trainer> trainer(new Trainer(std::move(config), log));
+  FASTDISS_RETURN_IF_ERROR(trainer->Initialize());
+  return trainer;
+}
+
+Status Trainer::Initialize() {
+  const std::string out = config_.train.output_dir;
+  std::error_code error;
+  fs::create_directories(out, error);
+  if (error) return InvalidArgumentError("cannot create train.output_dir '" + out + "': " + error.message());
+
+  std::string resume = config_.train.resume;
+  if (resume == "auto") resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
+  torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
+
+  std::string trainer_state;
+  if (!resume.empty()) {
+    FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(resume));
+    if (loaded.trainer_state.empty()) {
+      return FailedPreconditionError("checkpoint '" + resume + "' has no trainer state to resume from");
+    }
+    ModelConfig expected = config_.model;
+    expected.vocab_size = loaded.config.vocab_size;
+    expected.pad_id = loaded.config.pad_id;
+    if (!SameModelConfig(expected, loaded.config)) {
+      return FailedPreconditionError("checkpoint '" + resume +
+                                     "' was trained with another model config than this run's model.*");
+    }
+    tokenizer_ = std::move(loaded.tokenizer);
+    model_ = loaded.model;
+    trainer_state = std::move(loaded.trainer_state);
+    *log_ << "resuming from " << resume << "\n";
+  } else {
+    SentencePieceTrainOptions spm;
+    spm.input_files = config_.data.train_source;
+    spm.input_files.insert(spm.input_files.end(), config_.data.train_target.begin(),
+                           config_.data.train_target.end());
+    spm.model_prefix = (fs::path(out) / "tokenizer").string();
+    spm.vocab_size = static_cast<int>(config_.data.vocab_size);
+    spm.model_type = config_.data.tokenizer_type;
+    spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
+    *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
+    FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
+    FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(spm.model_prefix + ".model"));
+    if (tokenizer_.pad_id() < 0) return InternalError("the trained tokenizer has no pad piece");
+    ModelConfig model_config = config_.model;
+    model_config.vocab_size = tokenizer_.vocab_size();
+    model_config.pad_id = tokenizer_.pad_id();
+    FASTDISS_RETURN_IF_ERROR(model_config.Validate());
+    model_ = FastDissModel(model_config);
+  }
+  config_.model = model_->config();
+  model_->train();
+  FASTDISS_ASSIGN_OR_RETURN(NoiseSchedule schedule,
+                            NoiseSchedule::Create({config_.model.num_timesteps, config_.model.noise_factor}));
+  schedule_ = std::make_unique<NoiseSchedule>(std::move(schedule));
+  optimizer_ = std::make_unique<torch::optim::Adam>(
+      model_->parameters(), torch::optim::AdamOptions(config_.train.lr)
+                                .betas({0.9, 0.98})
+                                .eps(1e-9)
+                                .weight_decay(config_.train.weight_decay));
+
+  for (size_t i = 0; i < config_.data.train_source.size(); ++i) {
+    FASTDISS_ASSIGN_OR_RETURN(ParallelText text, ReadParallelText(config_.data.train_source[i],
+                                                                  config_.data.train_target[i]));
+    TokenizedData part = Tokenize(text, tokenizer_, config_.model.max_source_tokens,
+                                  config_.model.max_target_tokens);
+    *log_ << "train data " << config_.data.train_source[i] << ": " << part.examples.size()
+          << " pairs (skipped " << part.skipped_too_long << " too long, " << part.skipped_empty
+          << " empty)\n";
+    train_.skipped_too_long += part.skipped_too_long;
+    train_.skipped_empty += part.skipped_empty;
+    std::move(part.examples.begin(), part.examples.end(), std::back_inserter(train_.examples));
+  }
+  if (train_.examples.empty()) return InvalidArgumentError("no usable training pairs");
+  FASTDISS_ASSIGN_OR_RETURN(ParallelText dev, ReadParallelText(config_.data.dev_source, config_.data.dev_target));
+  size_t dev_count = dev.source.size();
+  if (config_.eval.dev_sentences > 0) dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
+  dev.source.resize(dev_count);
+  dev.target.resize(dev_count);
+  dev_examples_ = Tokenize(dev, tokenizer_, config_.model.max_source_tokens, config_.model.max_target_tokens).examples;
+  dev_source_ = std::move(dev.source);
+  dev_target_ = std::move(dev.target);
+
+  if (!trainer_state.empty()) FASTDISS_RETURN_IF_ERROR(RestoreState(trainer_state));
+  epoch_batches_ = MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+  int64_t params = 0;
+  for (const auto& p : model_->parameters()) params += p.numel();
+  *log_ << "model: " << params << " parameters, vocab " << config_.model.vocab_size << "; "
+        << train_.examples.size() << " training pairs in " << epoch_batches_.size()
+        << " batches per epoch; objective scp=" << (config_.objective.scp ? "on" : "off")
+        << " mans=" << (config_.objective.mans ? "on" : "off") << "\n";
+  return OkStatus();
+}
+
+double Trainer::LearningRate(int64_t step) const {
+  const double warmup = static_cast<double>(std::max<int64_t>(1, config_.train.warmup_steps));
+  const double s = static_cast<double>(std::max<int64_t>(1, step));
+  return config_.train.lr * std::min(s / warmup, std::sqrt(warmup / s));
+}
+
+StatusOr<TrainSummary> Trainer::Run() {
+  TrainSummary summary;
+  const auto run_start = std::chrono::steady_clock::now();
+  auto window_start = run_start;
+  int64_t window_tokens = 0, window_steps = 0;
+  double window_loss = 0, window_mse = 0, window_ce = 0, window_length = 0, window_shift = 0;
+  const int64_t first_step = step_;
+  const torch::Device device(torch::kCPU);
+  model_->train();
+  while (step_ < config_.train.max_steps) {
+    const double elapsed_minutes =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60.0;
+    if (config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes) {
+      *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
+      break;
+    }
+    if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
+      ++epoch_;
+      batch_index_ = 0;
+      epoch_batches_ = MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+    }
+    Batch batch = Collate(train_.examples, epoch_batches_[batch_index_], config_.model.pad_id, device);
+    ++batch_index_;
+    ++step_;
+    for (auto& group : optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRate(step_));
+    }
+    LossParts loss;
+    try {
+      optimizer_->zero_grad();
+      loss = ComputeLoss(model_, *schedule_, config_.objective, batch);
+      loss.total.backward();
+      if (config_.train.clip_norm > 0) {
+        torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
+      }
+      optimizer_->step();
+    } catch (const std::exception& e) {
+      return InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
+    }
+    const double total = loss.total.item<double>();
+    if (!std::isfinite(total)) {
+      return InternalError("loss became " + std::to_string(total) + " at step " + std::to_string(step_) +
+                           "; lower train.lr or raise train.warmup_steps");
+    }
+    const int64_t tokens = batch.source_mask.sum().item<int64_t>() + loss.target_tokens;
+    trained_tokens_ += tokens;
+    window_tokens += tokens;
+    ++window_steps;
+    window_loss += total;
+    window_mse += loss.mse;
+    window_ce += loss.rounding;
+    window_length += loss.length;
+    window_shift += loss.mans_shift;
+    summary.last_loss = total;
+
+    if (step_ % config_.train.log_every == 0 || step_ == config_.train.max_steps) {
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - window_start).count();
+      const double tokens_per_second = seconds > 0 ? window_tokens / seconds : 0;
+      const double run_seconds = std::chrono::duration<double>(now - run_start).count();
+      const double eta = (config_.train.max_steps - step_) * run_seconds / std::max<int64_t>(1, step_ - first_step);
+      const double n = static_cast<double>(window_steps);
+      *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_
+            << " loss " << Format("%.4f", window_loss / n) << " (mse " << Format("%.4f", window_mse / n)
+            << " ce " << Format("%.4f", window_ce / n) << " len " << Format("%.3f", window_length / n)
+            << ") lr " << Format("%.2e", LearningRate(step_)) << " " << Format("%.0f", tokens_per_second)
+            << " tok/s ETA " << Duration(eta) << "\n"
+            << std::flush;
+      JsonWriter json;
+      json.BeginObject()
+          .Key("event").String("train")
+          .Key("step").Int(step_)
+          .Key("epoch").Int(epoch_)
+          .Key("loss").Double(window_loss / n)
+          .Key("mse").Double(window_mse / n)
+          .Key("rounding_ce").Double(window_ce / n)
+          .Key("length_ce").Double(window_length / n)
+          .Key("mans_shift").Double(window_shift / n)
+          .Key("lr").Double(LearningRate(step_))
+          .Key("tokens_per_second").Double(tokens_per_second)
+          .Key("elapsed_seconds").Double(run_seconds)
+          .EndObject();
+      AppendMetrics(json.str());
+      summary.tokens_per_second = tokens_per_second;
+      window_start = now;
+      window_tokens = window_steps = 0;
+      window_loss = window_mse = window_ce = window_length = window_shift = 0;
+    }
+    if (step_ % config_.eval.every == 0) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
+  }
+  if (step_ % config_.eval.every != 0 || step_ == first_step) {
+    FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(summary.last_loss));
+  }
+  summary.step = step_;
+  summary.best_bleu = best_bleu_;
+  return summary;
+}
+
+Status Trainer::EvaluateAndCheckpoint(double loss) {
+  model_->eval();
+  Sampler sampler(model_, *schedule_, torch::kCPU);
+  DecodeOptions options;
+  options.length_beam = static_cast<int>(config_.eval.length_beam);
+  options.noise_beam = static_cast<int>(config_.eval.noise_beam);
+  options.seed = static_cast<uint64_t>(config_.train.seed);
+  auto evaluation = EvaluateSteps(sampler, tokenizer_, dev_source_, dev_target_, config_.eval.steps,
+                                  options, static_cast<int>(config_.eval.max_rows));
+  model_->train();
+  if (!evaluation.ok()) return evaluation.status();
+  std::vector<std::pair<int64_t, double>> bleu;
+  double selected = -1;
+  JsonWriter json;
+  json.BeginObject().Key("event").String("eval").Key("step").Int(step_).Key("loss").Double(loss);
+  json.Key("results").BeginArray();
+  *log_ << "eval step " << step_ << " dev BLEU:";
+  for (const StepsEvaluation& e : *evaluation) {
+    bleu.push_back({e.steps, e.bleu.score});
+    if (e.steps == config_.eval.select_steps) selected = e.bleu.score;
+    *log_ << " K=" << e.steps << " " << Format("%.2f", e.bleu.score);
+    json.BeginObject()
+        .Key("steps").Int(e.steps)
+        .Key("bleu").Double(e.bleu.score)
+        .Key("per").Double(e.phoneme_error_rate)
+        .Key("sentences_per_second").Double(e.sentences_per_second)
+        .EndObject();
+  }
+  json.EndArray().Key("signature").String(evaluation->front().bleu.signature).EndObject();
+  *log_ << " (" << dev_source_.size() << " sentences)\n" << std::flush;
+  AppendMetrics(json.str());
+
+  const fs::path out(config_.train.output_dir);
+  const bool is_best = selected > best_bleu_;
+  if (is_best) best_bleu_ = selected;
+  // The state saved below is what resuming needs, best_bleu_ included.
+  FASTDISS_RETURN_IF_ERROR(SaveTo((out / "last").string(), bleu));
+  if (is_best) FASTDISS_RETURN_IF_ERROR(SaveTo((out / "best").string(), bleu));
+  if (config_.eval.keep_last > 0) {
+    FASTDISS_RETURN_IF_ERROR(SaveTo((out / ("step-" + std::to_string(step_))).string(), bleu));
+    std::vector<std::pair<int64_t, fs::path>> periodic;
+    const std::regex pattern("step-([0-9]+)");
+    for (const auto& entry : fs::directory_iterator(out)) {
+      std::smatch match;
+      const std::string name = entry.path().filename().string();
+      if (entry.is_directory() && std::regex_match(name, match, pattern)) {
+        periodic.push_back({std::stoll(match[1]), entry.path()});
+      }
+    }
+    std::sort(periodic.begin(), periodic.end());
+    for (size_t i = 0; i + config_.eval.keep_last < periodic.size(); ++i) {
+      std::error_code error;
+      fs::remove_all(periodic[i].second, error);
+    }
+  }
+  return OkStatus();
+}
+
+Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu) {
+  ConfigTree metadata;
+  FASTDISS_RETURN_IF_ERROR(WriteFields(config_.Fields(), &metadata));
+  FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.step", step_));
+  FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.code_version", CodeVersion()));
+  FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.dev_sentences", static_cast<int64_t>(dev_source_.size())));
+  for (const auto& [steps, score] : bleu) {
+    FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.dev_bleu_k" + std::to_string(steps), score));
+  }
+  FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.best_dev_bleu", best_bleu_));
+  SaveCheckpointOptions options;
+  options.trainer_state = SerializeState();
+  return SaveCheckpoint(dir, model_, tokenizer_, metadata, options);
+}
+
+std::string Trainer::SerializeState() const {
+  torch::serialize::OutputArchive archive;
+  archive.write("step", torch::tensor(step_));
+  archive.write("epoch", torch::tensor(epoch_));
+  archive.write("batch_index", torch::tensor(batch_index_));
+  archive.write("trained_tokens", torch::tensor(trained_tokens_));
+  archive.write("best_bleu", torch::tensor(best_bleu_, torch::kFloat64));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  archive.write("rng_state", generator.get_state());
+  torch::serialize::OutputArchive optimizer;
+  optimizer_->save(optimizer);
+  archive.write("optimizer", optimizer);
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+Status Trainer::RestoreState(const std::string& bytes) {
+  try {
+    torch::serialize::InputArchive archive;
+    std::istringstream in(bytes);
+    archive.load_from(in);
+    step_ = ReadScalar<int64_t>(archive, "step");
+    epoch_ = ReadScalar<int64_t>(archive, "epoch");
+    batch_index_ = ReadScalar<int64_t>(archive, "batch_index");
+    trained_tokens_ = ReadScalar<int64_t>(archive, "trained_tokens");
+    best_bleu_ = ReadScalar<double>(archive, "best_bleu");
+    torch::Tensor rng;
+    archive.read("rng_state", rng);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(rng);
+    torch::serialize::InputArchive optimizer;
+    archive.read("optimizer", optimizer);
+    optimizer_->load(optimizer);
+  } catch (const std::exception& e) {
+    return DataLossError(std::string("the checkpoint's trainer state is unreadable: ") + e.what());
+  }
+  return OkStatus();
+}
+
+void Trainer::AppendMetrics(const std::string& json_line) {
+  std::ofstream out(fs::path(config_.train.output_dir) / "metrics.jsonl", std::ios::app);
+  out << json_line << "\n";
+}
+
+}  // namespace fastdiss

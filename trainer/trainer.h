@@ -1,0 +1,73 @@
+// fastdiss-train's training run: builds (or resumes) the tokenizer, data, model and optimizer from
+// a validated TrainConfig, trains with the FastDiSS objective, evaluates dev BLEU at several step
+// counts every eval.every steps, and keeps output_dir/{last,best,step-N} checkpoints.
+//
+// Resuming from a checkpoint restores weights, Adam state, step, data position (epoch and batch)
+// and the random generator, so a resumed run continues exactly as the uninterrupted one would.
+// Single-threaded driver: Run() blocks until max_steps or max_minutes.
+#ifndef FASTDISS_TRAINER_TRAINER_H_
+#define FASTDISS_TRAINER_TRAINER_H_
+
+#include <torch/optim/adam.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "model/network.h"
+#include "model/schedule.h"
+#include "model/tokenizer.h"
+#include "trainer/data.h"
+#include "trainer/train_config.h"
+
+namespace fastdiss {
+
+struct TrainSummary {
+  int64_t step = 0;
+  double last_loss = 0;
+  double tokens_per_second = 0;
+  double best_bleu = -1;
+};
+
+class Trainer {
+ public:
+  // log receives progress lines; it must outlive the trainer.
+  static StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log);
+
+  StatusOr<TrainSummary> Run();
+
+  // Optimizer steps taken so far (including those of the run it resumed).
+  int64_t step() const { return step_; }
+
+ private:
+  Trainer(TrainConfig config, std::ostream* log);
+  Status Initialize();
+  Status EvaluateAndCheckpoint(double loss);
+  Status SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu);
+  std::string SerializeState() const;
+  Status RestoreState(const std::string& bytes);
+  void AppendMetrics(const std::string& json_line);
+  double LearningRate(int64_t step) const;
+
+  TrainConfig config_;
+  std::ostream* log_;
+  Tokenizer tokenizer_;
+  FastDissModel model_{nullptr};
+  std::unique_ptr<NoiseSchedule> schedule_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  TokenizedData train_;
+  std::vector<std::string> dev_source_, dev_target_;
+  std::vector<Example> dev_examples_;
+
+  int64_t step_ = 0;
+  int64_t epoch_ = 0;
+  int64_t batch_index_ = 0;  // next batch of epoch_
+  std::vector<std::vector<int>> epoch_batches_;
+  double best_bleu_ = -1;
+  int64_t trained_tokens_ = 0;
+};
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_TRAINER_TRAINER_H_
