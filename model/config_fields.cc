@@ -29,21 +29,47 @@ Status WriteFields(const ConfigFields& fields, ConfigTree* tree) {
   return OkStatus();
 }
 
+namespace {
+
+// The value as it would be written in a config file.
+std::string FormatValue(const ConfigField& field) {
+  ConfigTree one;
+  if (!WriteFields({field}, &one).ok()) return "?";
+  const ConfigValue* v = one.Find(field.key);
+  if (v == nullptr) return "?";
+  if (!v->is_list) {
+    // Re-quote strings that YAML would not read back as the same scalar.
+    if (std::holds_alternative<std::string*>(field.target)) {
+      std::string quoted = "\"";
+      for (char c : v->scalar) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c;
+      }
+      return quoted + "\"";
+    }
+    return v->scalar;
+  }
+  std::string list = "[";
+  for (size_t i = 0; i < v->list.size(); ++i) list += (i ? ", " : "") + v->list[i];
+  return list + "]";
+}
+
+}  // namespace
+
 std::string DescribeFields(const ConfigFields& fields) {
   std::ostringstream out;
+  std::string section;
   for (const ConfigField& field : fields) {
-    ConfigTree one;
-    std::string value = "?";
-    if (WriteFields({field}, &one).ok()) {
-      const ConfigValue* v = one.Find(field.key);
-      if (v && !v->is_list) value = v->scalar.empty() ? "\"\"" : v->scalar;
-      if (v && v->is_list) {
-        value = "[";
-        for (size_t i = 0; i < v->list.size(); ++i) value += (i ? ", " : "") + v->list[i];
-        value += "]";
-      }
+    const size_t dot = field.key.find('.');
+    const std::string head = dot == std::string::npos ? "" : field.key.substr(0, dot);
+    const std::string name = dot == std::string::npos ? field.key : field.key.substr(dot + 1);
+    if (head != section) {
+      if (!section.empty()) out << "\n";
+      section = head;
+      if (!head.empty()) out << head << ":\n";
     }
-    out << "  " << field.key << " = " << value << "\n      " << field.help << "\n";
+    const std::string indent = head.empty() ? "" : "  ";
+    out << indent << "# " << field.help << "\n" << indent << name << ": " << FormatValue(field) << "\n";
   }
   return out.str();
 }

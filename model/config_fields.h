@@ -27,7 +27,8 @@ using ConfigFields = std::vector<ConfigField>;
 Status ReadFields(ConfigTree& tree, const ConfigFields& fields);
 // Puts every field's current value into the tree.
 Status WriteFields(const ConfigFields& fields, ConfigTree* tree);
-// "  train.max_steps = 100000\n      Optimizer steps to run.\n" for each field, in order.
+// The fields' current values as a config file with each key's help as a comment above it
+// (sections from the first part of the dotted key). Parses back into the same values.
 std::string DescribeFields(const ConfigFields& fields);
 
 }  // namespace fastdiss

@@ -39,8 +39,8 @@ Status ModelConfig::Validate() const {
   if (dropout < 0 || dropout >= 1) {
     return InvalidArgumentError("model.dropout must be in [0, 1), got " + std::to_string(dropout));
   }
-  if (num_timesteps < 2) {
-    return InvalidArgumentError("model.num_timesteps must be at least 2, got " +
+  if (num_timesteps < 2 || num_timesteps > 100000) {
+    return InvalidArgumentError("model.num_timesteps must be in [2, 100000], got " +
                                 std::to_string(num_timesteps));
   }
   if (pad_id < 0 || pad_id >= vocab_size) {

@@ -15,7 +15,9 @@ namespace fastdiss {
 
 struct RuntimeOptions {
   int intra_op_threads = 0;  // 0: the number of cores this process may use
-  int blas_threads = 0;      // 0: the same as intra_op_threads
+  // OpenBLAS's own pthreads. 1 by default: with 2 of them beside 2 LibTorch threads a batched
+  // denoiser step ran 2x slower on 2 cores (docs/performance.md). 0: the same as intra_op_threads.
+  int blas_threads = 1;
   bool tune_allocator = true;
 };
 

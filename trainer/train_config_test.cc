@@ -54,20 +54,31 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
 
 TEST(TrainConfigTest, EveryKeyIsDocumentedAndRoundTrips) {
   TrainConfig config;
-  const std::string help = DescribeFields(config.Fields());
+  config.objective.scp_steps = {3, 4};
+  config.train.output_dir = "has \"quotes\": and a colon";
+  const std::string documented = DescribeFields(config.Fields());
   for (const ConfigField& field : config.Fields()) {
     EXPECT_FALSE(field.help.empty()) << field.key;
-    EXPECT_NE(help.find(field.key), std::string::npos) << field.key;
+    EXPECT_NE(documented.find("# " + field.help), std::string::npos) << field.key;
   }
+  // The documented form is itself a config file that reads back into the same values.
+  auto tree = ConfigTree::Parse(documented, "documented");
+  ASSERT_TRUE(tree.ok()) << tree.status() << "\n" << documented;
+  TrainConfig reread;
+  ASSERT_TRUE(ReadFields(*tree, reread.Fields()).ok());
+  EXPECT_TRUE(tree->CheckAllConsumed().ok());
+  EXPECT_EQ(reread.objective.scp_steps, config.objective.scp_steps);
+  EXPECT_EQ(reread.train.output_dir, config.train.output_dir);
+  EXPECT_EQ(DescribeFields(reread.Fields()), documented);
   // The written config reads back into an equal config.
   auto loaded = Load(kMinimal, {"train.lr=0.00123", "objective.scp_steps=[2, 7]"});
   ASSERT_TRUE(loaded.ok());
   ConfigTree written;
   ASSERT_TRUE(WriteFields(loaded->Fields(), &written).ok());
-  auto reread = Load(written.ToYaml());
-  ASSERT_TRUE(reread.ok()) << reread.status();
-  EXPECT_DOUBLE_EQ(reread->train.lr, 0.00123);
-  EXPECT_EQ(reread->objective.scp_steps, (std::vector<int64_t>{2, 7}));
+  auto reloaded = Load(written.ToYaml());
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_DOUBLE_EQ(reloaded->train.lr, 0.00123);
+  EXPECT_EQ(reloaded->objective.scp_steps, (std::vector<int64_t>{2, 7}));
 }
 
 }  // namespace

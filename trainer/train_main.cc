@@ -12,9 +12,10 @@ namespace {
 
 void PrintHelp() {
   fastdiss::TrainConfig defaults;
-  std::cout << "Usage: fastdiss-train --config FILE [--set key=value ...]\n\n"
+  std::cout << "Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]\n\n"
                "Trains a FastDiSS checkpoint. The YAML config and --set overrides (applied in order)\n"
-               "take these keys (shown with their defaults):\n\n"
+               "take these keys; below is a complete config file with every default.\n"
+               "--print-config prints the effective config in the same form and exits.\n\n"
             << fastdiss::DescribeFields(defaults.Fields());
 }
 
@@ -23,6 +24,7 @@ void PrintHelp() {
 int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
+  bool print_config = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const char* flag) -> const char* {
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       PrintHelp();
       return 0;
+    } else if (arg == "--print-config") {
+      print_config = true;
     } else if (arg == "--config") {
       config_path = value("--config");
     } else if (arg.rfind("--config=", 0) == 0) {
@@ -56,6 +60,10 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::cerr << "fastdiss-train: " << config.status() << "\n";
     return 2;
+  }
+  if (print_config) {
+    std::cout << fastdiss::DescribeFields(config->Fields());
+    return 0;
   }
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = static_cast<int>(config->train.threads);
