@@ -1,0 +1,282 @@
+#include "server/engine.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "server/status_util.h"
+
+namespace fastdiss {
+
+struct Engine::Entry {
+  uint64_t id = 0;
+  std::unique_ptr<GenerateTask> task;
+  std::unique_ptr<DecodeState> state;
+  int rows = 0;
+  int64_t tokens = 0;  // an estimate until started, then the real target tokens of its rows
+  absl::Time enqueued;
+  absl::Time admitted;
+};
+
+absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name) {
+  if (name == "step") return BatchPolicy::kStep;
+  if (name == "request") return BatchPolicy::kRequest;
+  if (name == "none") return BatchPolicy::kNone;
+  return absl::InvalidArgumentError("batching policy must be step, request or none, got '" + name + "'");
+}
+
+const char* BatchPolicyName(BatchPolicy policy) {
+  switch (policy) {
+    case BatchPolicy::kStep: return "step";
+    case BatchPolicy::kRequest: return "request";
+    case BatchPolicy::kNone: return "none";
+  }
+  return "?";
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, Sampler sampler,
+                                                       Hooks hooks) {
+  if (options.max_rows_per_batch < 1) {
+    return absl::InvalidArgumentError("max_rows_per_batch must be positive, got " +
+                                      std::to_string(options.max_rows_per_batch));
+  }
+  if (options.max_tokens_per_batch < 1) {
+    return absl::InvalidArgumentError("max_tokens_per_batch must be positive, got " +
+                                      std::to_string(options.max_tokens_per_batch));
+  }
+  if (options.max_queued_requests < 1) {
+    return absl::InvalidArgumentError("max_queued_requests must be positive, got " +
+                                      std::to_string(options.max_queued_requests));
+  }
+  if (options.max_queue_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_queue_delay must not be negative");
+  }
+  const int T = sampler.schedule().num_timesteps();
+  if (options.max_steps < 1 || options.max_steps > T) {
+    return absl::InvalidArgumentError("max_steps must be in [1, " + std::to_string(T) + "], got " +
+                                      std::to_string(options.max_steps));
+  }
+  return std::unique_ptr<Engine>(new Engine(options, std::move(sampler), std::move(hooks)));
+}
+
+Engine::Engine(const EngineOptions& options, Sampler sampler, Hooks hooks)
+    : options_(options), sampler_(std::move(sampler)), hooks_(std::move(hooks)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() {
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id) {
+  GenerateTask& t = **task;
+  if (t.options.steps < 1 || t.options.steps > options_.max_steps) {
+    return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(options_.max_steps) +
+                                      "], got " + std::to_string(t.options.steps));
+  }
+  const int rows = t.options.length_beam * t.options.noise_beam;
+  if (rows > options_.max_rows_per_batch) {
+    return absl::InvalidArgumentError("length_beam x noise_beam = " + std::to_string(rows) +
+                                      " rows, more than max_rows_per_batch (" +
+                                      std::to_string(options_.max_rows_per_batch) + ")");
+  }
+  // NewState only reads the immutable config and schedule, so it is safe off the engine thread.
+  auto state = sampler_.NewState(t.source_ids, t.options);
+  if (!state.ok()) return ToAbslStatus(state.status());
+  auto entry = std::make_unique<Entry>();
+  entry->rows = rows;
+  const int length = t.options.target_length > 0 ? t.options.target_length
+                                                  : static_cast<int>(t.source_ids.size());
+  entry->tokens = static_cast<int64_t>(rows) * length;
+  entry->state = std::move(state).value();
+  entry->enqueued = Now();
+  absl::MutexLock lock(&mu_);
+  if (draining_) return absl::UnavailableError("the server is shutting down");
+  if (static_cast<int>(waiting_.size()) >= options_.max_queued_requests) {
+    return absl::ResourceExhaustedError("the queue is full (" + std::to_string(options_.max_queued_requests) +
+                                        " requests waiting)");
+  }
+  entry->id = next_id_++;
+  entry->task = std::move(*task);
+  if (id != nullptr) *id = entry->id;
+  waiting_.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
+void Engine::Cancel(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  cancelled_.push_back(id);
+}
+
+void Engine::Drain() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+}
+
+bool Engine::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.empty() && running_ == 0; };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
+int Engine::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(waiting_.size());
+}
+
+int Engine::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_;
+}
+
+bool Engine::ShouldWake() const { return stopping_ || !waiting_.empty() || !cancelled_.empty(); }
+
+void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
+                         std::vector<std::unique_ptr<Entry>>* rejected) {
+  const absl::Time now = Now();
+  // Cancelled or expired waiting requests are answered at once, whatever the policy.
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    auto cancelled = std::find(cancelled_.begin(), cancelled_.end(), (*it)->id);
+    if (cancelled != cancelled_.end()) cancelled_.erase(cancelled);
+    if (cancelled != cancelled_.end() || (*it)->task->deadline <= now) {
+      rejected->push_back(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (options_.policy != BatchPolicy::kStep && running_ > 0) return;  // no one joins a batch
+  int rows = active_rows_;
+  int64_t tokens = active_tokens_;
+  while (!waiting_.empty()) {
+    Entry& next = *waiting_.front();
+    const bool first = running_ == 0 && admitted->empty();
+    if (!first && (rows + next.rows > options_.max_rows_per_batch ||
+                   tokens + next.tokens > options_.max_tokens_per_batch)) {
+      break;  // first come, first served: nobody overtakes the head of the queue
+    }
+    rows += next.rows;
+    tokens += next.tokens;
+    next.admitted = now;
+    admitted->push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    if (options_.policy == BatchPolicy::kNone) break;
+  }
+}
+
+void Engine::Loop() {
+  std::vector<std::unique_ptr<Entry>> active;
+  for (;;) {
+    std::vector<std::unique_ptr<Entry>> admitted, rejected;
+    std::vector<uint64_t> cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      if (active.empty()) {
+        mu_.Await(absl::Condition(this, &Engine::ShouldWake));
+        if (stopping_ && waiting_.empty()) return;
+        if (options_.max_queue_delay > absl::ZeroDuration() && !waiting_.empty()) {
+          // Give an idle batch a moment to fill before paying for a forward.
+          auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            int rows = 0;
+            for (const auto& e : waiting_) rows += e->rows;
+            return stopping_ || rows >= options_.max_rows_per_batch;
+          };
+          mu_.AwaitWithDeadline(absl::Condition(&full),
+                                waiting_.front()->enqueued + options_.max_queue_delay);
+        }
+      }
+      TakeWaiting(&admitted, &rejected);
+      cancelled.swap(cancelled_);
+      running_ += static_cast<int>(admitted.size());
+    }
+    for (auto& entry : rejected) {
+      const bool expired = entry->task->deadline <= Now();
+      entry->task->on_done(expired ? absl::DeadlineExceededError("the deadline passed while the request waited")
+                                   : absl::CancelledError("the request was cancelled"));
+    }
+    std::vector<std::unique_ptr<Entry>> leaving;
+    if (!admitted.empty()) {
+      std::vector<DecodeState*> states;
+      for (auto& entry : admitted) states.push_back(entry->state.get());
+      Status started = sampler_.Start(states);
+      for (auto& entry : admitted) {
+        if (!started.ok()) {
+          entry->task->on_done(ToAbslStatus(started));
+          leaving.push_back(std::move(entry));
+          continue;
+        }
+        entry->tokens = entry->state->target_tokens();
+        active.push_back(std::move(entry));
+      }
+    }
+    // Requests cancelled or out of time (the just admitted too) leave before the next step.
+    const absl::Time now = Now();
+    for (auto& entry : active) {
+      const bool is_cancelled = std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
+      if (is_cancelled) {
+        entry->task->on_done(absl::CancelledError("the request was cancelled"));
+      } else if (entry->task->deadline <= now) {
+        entry->task->on_done(absl::DeadlineExceededError("the deadline passed while the request ran"));
+      } else {
+        continue;
+      }
+      leaving.push_back(std::move(entry));
+    }
+    active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
+
+    std::vector<std::unique_ptr<Entry>> finished;
+    if (!active.empty()) {
+      std::vector<DecodeState*> states;
+      StepStats stats;
+      for (auto& entry : active) {
+        states.push_back(entry->state.get());
+        stats.rows += entry->rows;
+        stats.tokens += entry->tokens;
+      }
+      stats.requests = static_cast<int>(active.size());
+      const absl::Time step_start = Now();
+      Status stepped = sampler_.Step(states);
+      stats.duration = Now() - step_start;
+      if (hooks_.on_step) hooks_.on_step(stats);
+      for (auto& entry : active) {
+        if (!stepped.ok()) {
+          entry->task->on_done(ToAbslStatus(stepped));
+          finished.push_back(std::move(entry));
+          continue;
+        }
+        const bool done = entry->state->finished();
+        if (!done && !entry->task->on_step) continue;
+        auto result = sampler_.Result(*entry->state);
+        if (!result.ok()) {
+          entry->task->on_done(ToAbslStatus(result.status()));
+          finished.push_back(std::move(entry));
+          continue;
+        }
+        if (entry->task->on_step) entry->task->on_step(*result);
+        if (done) {
+          const absl::Time end = Now();
+          GenerateOutcome outcome{std::move(result).value(), entry->admitted - entry->enqueued,
+                                  end - entry->admitted, end - entry->enqueued};
+          entry->task->on_done(std::move(outcome));
+          finished.push_back(std::move(entry));
+        }
+      }
+      active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
+    }
+    absl::MutexLock lock(&mu_);
+    running_ -= static_cast<int>(leaving.size() + finished.size());
+    active_rows_ = 0;
+    active_tokens_ = 0;
+    for (const auto& entry : active) {
+      active_rows_ += entry->rows;
+      active_tokens_ += entry->tokens;
+    }
+  }
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,132 @@
+// Engine: serves one model with step-level dynamic batching.
+//
+// One thread owns the model (through a Sampler) and loops: admit waiting requests within the row
+// and token limits (their encoder passes batched together), run one denoiser forward over the
+// active rows of all requests, each row at its own step of its own schedule, then answer every
+// request that just finished, was cancelled or ran past its deadline. New requests join at the
+// next step; nobody waits for a batch to drain. The `request` policy instead runs a batch formed
+// from the queue until its last request is done (classic dynamic batching), and `none` runs one
+// request at a time; the same request and seed give the same tokens under all three.
+//
+// Thread-safety: Schedule, Cancel and Drain may be called from any thread and never block on
+// model work. Callbacks run on the engine thread, outside the engine's lock; they must be quick.
+// The destructor drains, stops and joins the thread.
+#ifndef FASTDISS_SERVER_ENGINE_H_
+#define FASTDISS_SERVER_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "model/sampler.h"
+
+namespace fastdiss {
+
+enum class BatchPolicy { kStep, kRequest, kNone };
+absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name);
+const char* BatchPolicyName(BatchPolicy policy);
+
+struct EngineOptions {
+  BatchPolicy policy = BatchPolicy::kStep;
+  int max_rows_per_batch = 256;
+  int64_t max_tokens_per_batch = 8192;  // target tokens of the rows of one forward
+  int max_queued_requests = 256;        // waiting (not yet admitted); beyond: RESOURCE_EXHAUSTED
+  absl::Duration max_queue_delay = absl::ZeroDuration();  // wait this long to fill an idle batch
+  int max_steps = 200;                  // most denoising steps one request may ask for
+};
+
+// What the engine reports about each denoiser forward, for metrics.
+struct StepStats {
+  int rows = 0;
+  int requests = 0;
+  int64_t tokens = 0;
+  absl::Duration duration;
+};
+
+struct GenerateOutcome {
+  DecodeResult result;
+  absl::Duration queue_time;    // enqueued -> admitted
+  absl::Duration compute_time;  // admitted -> finished
+  absl::Duration total_time;
+};
+
+struct GenerateTask {
+  std::vector<int> source_ids;
+  DecodeOptions options;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Streaming: called after each step with the best candidate so far. May be empty.
+  std::function<void(const DecodeResult& current)> on_step;
+  // Called exactly once, with the outcome or the reason it failed.
+  std::function<void(absl::StatusOr<GenerateOutcome>)> on_done;
+};
+
+class Engine {
+ public:
+  struct Hooks {
+    std::function<void(const StepStats&)> on_step;  // after every denoiser forward; may be empty
+    std::function<absl::Time()> now;                // test seam; empty = absl::Now
+  };
+
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options, Sampler sampler,
+                                                        Hooks hooks = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and enqueues the task, taking ownership only on OK. Never blocks:
+  // INVALID_ARGUMENT bad request, RESOURCE_EXHAUSTED queue full, UNAVAILABLE draining.
+  // `id` (optional) receives the handle Cancel takes.
+  absl::Status Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id = nullptr);
+
+  // The task is answered CANCELLED: at once if waiting, at the next step if running.
+  void Cancel(uint64_t id);
+
+  // Stops taking new tasks; the ones already taken finish. Returns at once.
+  void Drain();
+  // Blocks until every task taken so far is answered, or the timeout passes; true if idle.
+  bool WaitIdle(absl::Duration timeout);
+
+  const EngineOptions& options() const { return options_; }
+  int waiting() const;
+  int running() const;
+
+ private:
+  struct Entry;
+  Engine(const EngineOptions& options, Sampler sampler, Hooks hooks);
+  absl::Time Now() const { return hooks_.now ? hooks_.now() : absl::Now(); }
+  void Loop();
+  // Moves admissible waiting entries into `admitted` (policy and limits); answers expired or
+  // cancelled waiting ones into `rejected`.
+  void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
+                   std::vector<std::unique_ptr<Entry>>* rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const EngineOptions options_;
+  Sampler sampler_;  // only the engine thread touches it
+  const Hooks hooks_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<Entry>> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);  // ids of running entries to cancel
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  int active_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t active_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::thread thread_;  // last: starts after everything above exists
+};
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_SERVER_ENGINE_H_
