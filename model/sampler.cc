@@ -220,23 +220,28 @@ StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<std::ve
                                                        const DecodeOptions& options, int max_rows) {
   const int rows_per_request = options.length_beam * options.noise_beam;
   const size_t per_batch = std::max(1, max_rows / std::max(1, rows_per_request));
-  std::vector<DecodeResult> results;
-  results.reserve(sources.size());
-  for (size_t begin = 0; begin < sources.size(); begin += per_batch) {
+  // Batches of similar source lengths pad less (measured: 256-row batches of dev sentences in
+  // input order ran at half the speed of length-sorted ones). Request i keeps seed + i.
+  std::vector<size_t> order(sources.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return sources[a].size() < sources[b].size(); });
+  std::vector<DecodeResult> results(sources.size());
+  for (size_t begin = 0; begin < order.size(); begin += per_batch) {
     std::vector<std::unique_ptr<DecodeState>> owned;
     std::vector<DecodeState*> batch;
-    for (size_t i = begin; i < std::min(sources.size(), begin + per_batch); ++i) {
+    const size_t end = std::min(order.size(), begin + per_batch);
+    for (size_t j = begin; j < end; ++j) {
       DecodeOptions request = options;
-      request.seed = options.seed + i;
-      FASTDISS_ASSIGN_OR_RETURN(auto state, NewState(sources[i], request));
+      request.seed = options.seed + order[j];
+      FASTDISS_ASSIGN_OR_RETURN(auto state, NewState(sources[order[j]], request));
       batch.push_back(state.get());
       owned.push_back(std::move(state));
     }
     FASTDISS_RETURN_IF_ERROR(Start(batch));
     for (int k = 0; k < options.steps; ++k) FASTDISS_RETURN_IF_ERROR(Step(batch));
-    for (DecodeState* state : batch) {
-      FASTDISS_ASSIGN_OR_RETURN(DecodeResult result, Result(*state));
-      results.push_back(std::move(result));
+    for (size_t j = begin; j < end; ++j) {
+      FASTDISS_ASSIGN_OR_RETURN(results[order[j]], Result(*batch[j - begin]));
     }
   }
   return results;

@@ -6,7 +6,9 @@
 // states in one batch; Sampler::Step advances any set of started states by one step each, every
 // row at its own timestep of its own schedule, in one batched denoiser call. All noise a request
 // uses comes from its own generator and is drawn in its own shape, so the same request and seed
-// decode to the same tokens whatever they share a batch with.
+// decode to the same tokens whatever they share a batch with (tested; and measured on a trained
+// de-en model: 200 dev sentences with 2x2 beams decoded to identical text in batches of 1, 64 and
+// 256 rows, so float reductions over padded shapes did not reach the tokens there).
 //
 // Not thread-safe: the thread that owns the model calls Start and Step (the model must be in eval
 // mode). States are owned by the caller; a state is touched only by the Sampler calls it is passed to.
@@ -96,7 +98,8 @@ class Sampler {
   // final result. Needs at least one step.
   StatusOr<DecodeResult> Result(const DecodeState& state);
 
-  // Decodes a list of requests to completion, in batches of up to max_rows rows (for evaluation).
+  // Decodes a list of requests to completion, in batches of up to max_rows rows of similar source
+  // length (for evaluation). Request i uses seed options.seed + i; results are in input order.
   StatusOr<std::vector<DecodeResult>> DecodeAll(const std::vector<std::vector<int>>& sources,
                                                 const DecodeOptions& options, int max_rows);
 
