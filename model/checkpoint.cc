@@ -57,7 +57,11 @@ Status LoadWeights(const std::string& bytes, const std::string& dir, FastDissMod
               << stored.sizes() << " but model.yaml implies " << item.value().sizes();
       return DataLossError(message.str());
     }
-    item.value().copy_(stored.to(torch::kFloat32));
+    try {
+      item.value().copy_(stored.to(torch::kFloat32));
+    } catch (const std::exception& e) {
+      return DataLossError("checkpoint '" + dir + "': tensor '" + item.key() + "' is unreadable: " + e.what());
+    }
   }
   return OkStatus();
 }

@@ -32,16 +32,21 @@ int AvailableCores() {
 }
 
 std::string ConfigureRuntime(const RuntimeOptions& options) {
+  std::string allocator = "glibc(default)";
   if (options.tune_allocator) {
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    // glibc caps the mmap threshold at 32 MiB on 64-bit (larger values are refused); blocks below
+    // it stay in the heap, and a 1 GiB trim threshold keeps freed heap memory for reuse.
+    const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+    const bool trim_ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    allocator = std::string("glibc(mmap_threshold=") + (mmap_ok ? "32MiB" : "unchanged") +
+                " trim_threshold=" + (trim_ok ? "1GiB" : "unchanged") + ")";
   }
   const int threads = options.intra_op_threads > 0 ? options.intra_op_threads : AvailableCores();
   torch::set_num_threads(threads);
   const int blas = SetBlasThreads(options.blas_threads > 0 ? options.blas_threads : threads);
   return "intra_op_threads=" + std::to_string(threads) +
          " blas_threads=" + (blas > 0 ? std::to_string(blas) : std::string("default")) +
-         " allocator=" + (options.tune_allocator ? "glibc(mmap/trim threshold 1GiB)" : "glibc(default)");
+         " allocator=" + allocator;
 }
 
 }  // namespace fastdiss

@@ -1,8 +1,8 @@
 // Process-wide settings for LibTorch on CPU, chosen on purpose once at start by each main().
 //
 // - Allocator: glibc returns large blocks to the kernel on every free, so each tensor of a
-//   transformer step is a fresh mmap + page faults; raising the mmap and trim thresholds keeps
-//   them in the heap (measured 3-5x faster layers on this project's shapes, docs/performance.md).
+//   transformer step is a fresh mmap + page faults; raising the mmap threshold (to glibc's 32 MiB
+//   cap) and the trim threshold keeps them in the heap (docs/performance.md).
 // - Threads: LibTorch's intra-op pool (elementwise ops, softmax, layer norm) and OpenBLAS's own
 //   pthreads (matmul: LibTorch does not split a GEMM itself) are sized separately and on purpose;
 //   docs/performance.md has the measurements behind the defaults.

@@ -74,12 +74,15 @@ Engine::~Engine() {
 }
 
 absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id) {
+  if (task == nullptr || *task == nullptr || !(*task)->on_done) {
+    return absl::InvalidArgumentError("Schedule needs a task with an on_done callback");
+  }
   GenerateTask& t = **task;
   if (t.options.steps < 1 || t.options.steps > options_.max_steps) {
     return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(options_.max_steps) +
                                       "], got " + std::to_string(t.options.steps));
   }
-  const int rows = t.options.length_beam * t.options.noise_beam;
+  const int64_t rows = static_cast<int64_t>(t.options.length_beam) * t.options.noise_beam;
   if (rows > options_.max_rows_per_batch) {
     return absl::InvalidArgumentError("length_beam x noise_beam = " + std::to_string(rows) +
                                       " rows, more than max_rows_per_batch (" +
@@ -89,7 +92,7 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
   auto state = sampler_.NewState(t.source_ids, t.options);
   if (!state.ok()) return ToAbslStatus(state.status());
   auto entry = std::make_unique<Entry>();
-  entry->rows = rows;
+  entry->rows = static_cast<int>(rows);
   const int length = t.options.target_length > 0 ? t.options.target_length
                                                   : static_cast<int>(t.source_ids.size());
   entry->tokens = static_cast<int64_t>(rows) * length;
@@ -142,8 +145,9 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
   // Cancelled or expired waiting requests are answered at once, whatever the policy.
   for (auto it = waiting_.begin(); it != waiting_.end();) {
     auto cancelled = std::find(cancelled_.begin(), cancelled_.end(), (*it)->id);
-    if (cancelled != cancelled_.end()) cancelled_.erase(cancelled);
-    if (cancelled != cancelled_.end() || (*it)->task->deadline <= now) {
+    const bool was_cancelled = cancelled != cancelled_.end();
+    if (was_cancelled) cancelled_.erase(cancelled);
+    if (was_cancelled || (*it)->task->deadline <= now) {
       rejected->push_back(std::move(*it));
       it = waiting_.erase(it);
     } else {
@@ -183,16 +187,23 @@ void Engine::Loop() {
           // Give an idle batch a moment to fill before paying for a forward.
           auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
             int rows = 0;
-            for (const auto& e : waiting_) rows += e->rows;
-            return stopping_ || rows >= options_.max_rows_per_batch;
+            int64_t tokens = 0;
+            for (const auto& e : waiting_) {
+              rows += e->rows;
+              tokens += e->tokens;
+            }
+            return stopping_ || !cancelled_.empty() || rows >= options_.max_rows_per_batch ||
+                   tokens >= options_.max_tokens_per_batch;
           };
-          mu_.AwaitWithDeadline(absl::Condition(&full),
-                                waiting_.front()->enqueued + options_.max_queue_delay);
+          // The wait is real time (the lock's clock), measured from the oldest arrival.
+          const absl::Duration waited = Now() - waiting_.front()->enqueued;
+          mu_.AwaitWithTimeout(absl::Condition(&full), options_.max_queue_delay - waited);
         }
       }
       TakeWaiting(&admitted, &rejected);
       cancelled.swap(cancelled_);
-      running_ += static_cast<int>(admitted.size());
+      // Rejected entries count as running until answered, so WaitIdle never returns early.
+      running_ += static_cast<int>(admitted.size() + rejected.size());
     }
     for (auto& entry : rejected) {
       const bool expired = entry->task->deadline <= Now();
@@ -210,6 +221,7 @@ void Engine::Loop() {
           leaving.push_back(std::move(entry));
           continue;
         }
+        entry->rows = entry->state->rows();  // fewer when the length beam meets the length limit
         entry->tokens = entry->state->target_tokens();
         active.push_back(std::move(entry));
       }
@@ -269,7 +281,7 @@ void Engine::Loop() {
       active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
     }
     absl::MutexLock lock(&mu_);
-    running_ -= static_cast<int>(leaving.size() + finished.size());
+    running_ -= static_cast<int>(rejected.size() + leaving.size() + finished.size());
     active_rows_ = 0;
     active_tokens_ = 0;
     for (const auto& entry : active) {

@@ -157,8 +157,8 @@ TEST_F(EngineTest, FullQueueCancellationAndDrain) {
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
   EXPECT_NE(c, nullptr);  // ownership stays with the caller on error
   EXPECT_EQ(engine->waiting(), 2);
-  engine->Cancel(waiting_id);
   engine->Cancel(running_id);
+  engine->Cancel(waiting_id);  // the last pending cancel (a lost-cancel bug hid here once)
   gate.release.Notify();
   EXPECT_EQ(waiting_a.Code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(running.Code(), absl::StatusCode::kCancelled);
@@ -215,6 +215,11 @@ TEST_F(EngineTest, BadRequestsAreRejectedWithTheReason) {
   beams->options.length_beam = 3;
   beams->options.noise_beam = 3;
   EXPECT_EQ(engine->Schedule(&beams).code(), absl::StatusCode::kInvalidArgument);
+  std::unique_ptr<GenerateTask> none;
+  EXPECT_EQ(engine->Schedule(&none).code(), absl::StatusCode::kInvalidArgument);
+  auto no_callback = reply.Task(Source(1), 5, 1);
+  no_callback->on_done = nullptr;
+  EXPECT_EQ(engine->Schedule(&no_callback).code(), absl::StatusCode::kInvalidArgument);
   auto long_source = reply.Task(std::vector<int>(100, 5), 5, 1);
   EXPECT_EQ(engine->Schedule(&long_source).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(Engine::Create({.max_rows_per_batch = 0}, Sampler(model_, testing::TinySchedule(model_->config()),

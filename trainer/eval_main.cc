@@ -3,6 +3,7 @@
 // gap of METHOD.md section 7.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -32,7 +33,7 @@ constexpr char kUsage[] =
     "  --threads N          LibTorch threads (default: all cores)\n"
     "  --hypotheses PREFIX  write PREFIX.kK.txt with the decoded lines per K\n";
 
-bool ParseList(const std::string& text, std::vector<int64_t>* out) {
+bool ParseList(const std::string& text, std::vector<int64_t>* out, int64_t min_value = 1) {
   out->clear();
   if (text == "none") return true;
   std::stringstream in(text);
@@ -41,7 +42,7 @@ bool ParseList(const std::string& text, std::vector<int64_t>* out) {
     try {
       size_t used = 0;
       const long long value = std::stoll(item, &used);
-      if (used != item.size() || value < 1) return false;
+      if (used != item.size() || value < min_value || value > INT32_MAX) return false;
       out->push_back(value);
     } catch (const std::exception&) {
       return false;
@@ -52,7 +53,7 @@ bool ParseList(const std::string& text, std::vector<int64_t>* out) {
 
 bool ParseInt(const std::string& text, int64_t* out) {
   std::vector<int64_t> one;
-  if (!ParseList(text, &one) || one.size() != 1) return false;
+  if (!ParseList(text, &one, /*min_value=*/0) || one.size() != 1) return false;
   *out = one[0];
   return true;
 }
@@ -116,6 +117,10 @@ int main(int argc, char** argv) {
       if (!ParseInt(v, target)) bad(v);
     }
   }
+  if (max_rows < 1 || length_beam < 1 || noise_beam < 1) {
+    std::cerr << "fastdiss-eval: --max-rows, --length-beam and --noise-beam must be at least 1\n";
+    return 2;
+  }
   if (checkpoint.empty() || source_path.empty() || reference_path.empty()) {
     std::cerr << kUsage;
     return 2;
@@ -163,6 +168,10 @@ int main(int argc, char** argv) {
     }
     auto examples = fastdiss::Tokenize(gap_text, loaded->tokenizer, loaded->config.max_source_tokens,
                                        loaded->config.max_target_tokens).examples;
+    if (examples.empty()) {
+      std::cerr << "fastdiss-eval: no pair fits the model's length limits; skipping the approximation gap\n";
+      gap_steps.clear();
+    }
     for (int64_t k : gap_steps) {
       auto gap = fastdiss::ApproximationGap(loaded->model, *schedule, examples, static_cast<int>(k),
                                             static_cast<int>(max_rows), static_cast<uint64_t>(seed));

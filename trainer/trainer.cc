@@ -291,20 +291,29 @@ Status Trainer::EvaluateAndCheckpoint(double loss) {
   if (is_best) FASTDISS_RETURN_IF_ERROR(SaveTo((out / "best").string(), bleu));
   if (config_.eval.keep_last > 0) {
     FASTDISS_RETURN_IF_ERROR(SaveTo((out / ("step-" + std::to_string(step_))).string(), bleu));
+    // Keep the newest keep_last step-N/ up to this step; those beyond it are from an abandoned
+    // continuation (this run resumed from an earlier checkpoint) and go too.
     std::vector<std::pair<int64_t, fs::path>> periodic;
-    const std::regex pattern("step-([0-9]+)");
-    for (const auto& entry : fs::directory_iterator(out)) {
+    const std::regex pattern("step-([0-9]{1,18})");
+    std::error_code error;
+    for (fs::directory_iterator it(out, error), end; !error && it != end; it.increment(error)) {
       std::smatch match;
-      const std::string name = entry.path().filename().string();
-      if (entry.is_directory() && std::regex_match(name, match, pattern)) {
-        periodic.push_back({std::stoll(match[1]), entry.path()});
+      const std::string name = it->path().filename().string();
+      if (it->is_directory() && std::regex_match(name, match, pattern)) {
+        periodic.push_back({std::stoll(match[1]), it->path()});
       }
     }
     std::sort(periodic.begin(), periodic.end());
-    for (size_t i = 0; i + config_.eval.keep_last < periodic.size(); ++i) {
-      std::error_code error;
-      fs::remove_all(periodic[i].second, error);
+    std::vector<fs::path> remove;
+    size_t kept = 0;
+    for (auto it = periodic.rbegin(); it != periodic.rend(); ++it) {
+      if (it->first > step_ || kept >= static_cast<size_t>(config_.eval.keep_last)) {
+        remove.push_back(it->second);
+      } else {
+        ++kept;
+      }
     }
+    for (const fs::path& path : remove) fs::remove_all(path, error);
   }
   return OkStatus();
 }
@@ -320,7 +329,11 @@ Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64
   }
   FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.best_dev_bleu", best_bleu_));
   SaveCheckpointOptions options;
-  options.trainer_state = SerializeState();
+  try {
+    options.trainer_state = SerializeState();
+  } catch (const std::exception& e) {
+    return InternalError(std::string("serializing the trainer state failed: ") + e.what());
+  }
   return SaveCheckpoint(dir, model_, tokenizer_, metadata, options);
 }
 
