@@ -68,17 +68,21 @@ StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedu
       auto z0 = model->Embed(batch.target);
       auto mask_f = batch.target_mask.to(torch::kFloat32);
       auto zeros = torch::zeros_like(z0);
-      auto noised = [&](int t) {
-        auto noise = torch::randn(z0.sizes(), generator, torch::TensorOptions().dtype(torch::kFloat32));
-        auto steps_t = torch::full(batch.target.sizes(), t, torch::kLong).to(device);
-        return std::make_pair(schedule.AddNoise(z0, steps_t, noise.to(device)), steps_t);
+      auto randn = [&] {
+        return torch::randn(z0.sizes(), generator, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
       };
+      auto steps_of = [&](int t) { return torch::full(batch.target.sizes(), t, torch::kLong).to(device); };
       auto error = [&](const torch::Tensor& estimate) {
         return ((estimate - z0).pow(2).mean(-1) * mask_f).sum().item<double>();
       };
       for (size_t k = 0; k + 1 < kept.size(); ++k) {
-        auto [z_prev, t_prev] = noised(kept[k]);  // the noisier step that hands over its estimate
-        auto [z_cur, t_cur] = noised(kept[k + 1]);
+        // z_cur ~ q(z_t | z0), and z_prev, the noisier step that hands over its estimate, is z_cur
+        // noised further (q(z_s | z_t), s > t): it carries no information z_cur lacks, as in sampling.
+        const int cur = kept[k + 1], prev = kept[k];
+        auto t_cur = steps_of(cur), t_prev = steps_of(prev);
+        auto z_cur = schedule.AddNoise(z0, t_cur, randn());
+        const double ratio = schedule.alpha_bar(prev) / schedule.alpha_bar(cur);
+        auto z_prev = std::sqrt(ratio) * z_cur + schedule.noise_factor() * std::sqrt(1.0 - ratio) * randn();
         auto sc_prev = model->Denoise(z_prev, t_prev, zeros, batch.target_mask, encoded, batch.source_mask);
         auto sc_same = model->Denoise(z_cur, t_cur, zeros, batch.target_mask, encoded, batch.source_mask);
         sum_inference += error(model->Denoise(z_cur, t_cur, sc_prev, batch.target_mask, encoded, batch.source_mask));
