@@ -15,10 +15,4 @@ inline absl::Status ToAbslStatus(const Status& status) {
 
 }  // namespace fastdiss
 
-#define FASTDISS_ABSL_RETURN_IF_ERROR(expr)            \
-  do {                                                 \
-    ::absl::Status fastdiss_absl_status_ = (expr);     \
-    if (!fastdiss_absl_status_.ok()) return fastdiss_absl_status_; \
-  } while (0)
-
 #endif  // FASTDISS_SERVER_STATUS_UTIL_H_
