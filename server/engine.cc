@@ -139,8 +139,7 @@ int Engine::running() const {
 
 bool Engine::ShouldWake() const { return stopping_ || !waiting_.empty() || !cancelled_.empty(); }
 
-void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
-                         std::vector<std::unique_ptr<Entry>>* rejected) {
+void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected) {
   const absl::Time now = Now();
   // Cancelled or expired waiting requests are answered at once, whatever the policy.
   for (auto it = waiting_.begin(); it != waiting_.end();) {
@@ -148,7 +147,9 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
     const bool was_cancelled = cancelled != cancelled_.end();
     if (was_cancelled) cancelled_.erase(cancelled);
     if (was_cancelled || (*it)->task->deadline <= now) {
-      rejected->push_back(std::move(*it));
+      rejected->emplace_back(std::move(*it),
+                             was_cancelled ? absl::CancelledError("the request was cancelled")
+                                           : absl::DeadlineExceededError("the deadline passed while the request waited"));
       it = waiting_.erase(it);
     } else {
       ++it;
@@ -176,7 +177,8 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
 void Engine::Loop() {
   std::vector<std::unique_ptr<Entry>> active;
   for (;;) {
-    std::vector<std::unique_ptr<Entry>> admitted, rejected;
+    std::vector<std::unique_ptr<Entry>> admitted;
+    Rejected rejected;
     std::vector<uint64_t> cancelled;
     {
       absl::MutexLock lock(&mu_);
@@ -205,11 +207,7 @@ void Engine::Loop() {
       // Rejected entries count as running until answered, so WaitIdle never returns early.
       running_ += static_cast<int>(admitted.size() + rejected.size());
     }
-    for (auto& entry : rejected) {
-      const bool expired = entry->task->deadline <= Now();
-      entry->task->on_done(expired ? absl::DeadlineExceededError("the deadline passed while the request waited")
-                                   : absl::CancelledError("the request was cancelled"));
-    }
+    for (auto& [entry, status] : rejected) entry->task->on_done(std::move(status));
     std::vector<std::unique_ptr<Entry>> leaving;
     if (!admitted.empty()) {
       std::vector<DecodeState*> states;

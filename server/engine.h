@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -104,10 +105,11 @@ class Engine {
   Engine(const EngineOptions& options, Sampler sampler, Hooks hooks);
   absl::Time Now() const { return hooks_.now ? hooks_.now() : absl::Now(); }
   void Loop();
-  // Moves admissible waiting entries into `admitted` (policy and limits); answers expired or
-  // cancelled waiting ones into `rejected`.
-  void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted,
-                   std::vector<std::unique_ptr<Entry>>* rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  using Rejected = std::vector<std::pair<std::unique_ptr<Entry>, absl::Status>>;
+  // Moves admissible waiting entries into `admitted` (policy and limits), and cancelled or
+  // expired waiting ones into `rejected` with the status they are to be answered with.
+  void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EngineOptions options_;
