@@ -18,39 +18,9 @@ struct Engine::Entry {
   absl::Time admitted;
 };
 
-absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name) {
-  if (name == "step") return BatchPolicy::kStep;
-  if (name == "request") return BatchPolicy::kRequest;
-  if (name == "none") return BatchPolicy::kNone;
-  return absl::InvalidArgumentError("batching policy must be step, request or none, got '" + name + "'");
-}
-
-const char* BatchPolicyName(BatchPolicy policy) {
-  switch (policy) {
-    case BatchPolicy::kStep: return "step";
-    case BatchPolicy::kRequest: return "request";
-    case BatchPolicy::kNone: return "none";
-  }
-  return "?";
-}
-
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, Sampler sampler,
                                                        Hooks hooks) {
-  if (options.max_rows_per_batch < 1) {
-    return absl::InvalidArgumentError("max_rows_per_batch must be positive, got " +
-                                      std::to_string(options.max_rows_per_batch));
-  }
-  if (options.max_tokens_per_batch < 1) {
-    return absl::InvalidArgumentError("max_tokens_per_batch must be positive, got " +
-                                      std::to_string(options.max_tokens_per_batch));
-  }
-  if (options.max_queued_requests < 1) {
-    return absl::InvalidArgumentError("max_queued_requests must be positive, got " +
-                                      std::to_string(options.max_queued_requests));
-  }
-  if (options.max_queue_delay < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("max_queue_delay must not be negative");
-  }
+  if (absl::Status valid = ValidateEngineOptions(options); !valid.ok()) return valid;
   const int T = sampler.schedule().num_timesteps();
   if (options.max_steps < 1 || options.max_steps > T) {
     return absl::InvalidArgumentError("max_steps must be in [1, " + std::to_string(T) + "], got " +

@@ -29,29 +29,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "model/sampler.h"
+#include "server/engine_options.h"
 
 namespace fastdiss {
-
-enum class BatchPolicy { kStep, kRequest, kNone };
-absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name);
-const char* BatchPolicyName(BatchPolicy policy);
-
-struct EngineOptions {
-  BatchPolicy policy = BatchPolicy::kStep;
-  int max_rows_per_batch = 256;
-  int64_t max_tokens_per_batch = 8192;  // target tokens of the rows of one forward
-  int max_queued_requests = 256;        // waiting (not yet admitted); beyond: RESOURCE_EXHAUSTED
-  absl::Duration max_queue_delay = absl::ZeroDuration();  // wait this long to fill an idle batch
-  int max_steps = 200;                  // most denoising steps one request may ask for
-};
-
-// What the engine reports about each denoiser forward, for metrics.
-struct StepStats {
-  int rows = 0;
-  int requests = 0;
-  int64_t tokens = 0;
-  absl::Duration duration;
-};
 
 struct GenerateOutcome {
   DecodeResult result;

@@ -1,0 +1,358 @@
+#include "server/generator_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/time/clock.h"
+
+namespace fastdiss {
+namespace {
+
+using fastdiss::v1::GenerateEvent;
+using fastdiss::v1::GenerateRequest;
+using fastdiss::v1::GenerateResponse;
+
+// The one conversion to a gRPC status (absl and gRPC share the code numbers).
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+uint64_t RandomSeed() {
+  thread_local absl::BitGen gen;
+  return absl::Uniform<uint64_t>(gen);
+}
+
+void FillResponse(const ServedModel& model, const GenerateTask& task, const GenerateOutcome& outcome,
+                  absl::Time arrival, GenerateResponse* response) {
+  response->set_text(model.tokenizer().Decode(outcome.result.tokens));
+  response->mutable_token_ids()->Assign(outcome.result.tokens.begin(), outcome.result.tokens.end());
+  response->set_score(outcome.result.score);
+  response->set_steps(outcome.result.steps);
+  response->set_seed(task.options.seed);
+  response->set_model(model.info().name);
+  response->set_model_version(model.info().version);
+  fastdiss::v1::Timing* timing = response->mutable_timing();
+  timing->set_queue_seconds(absl::ToDoubleSeconds(outcome.queue_time));
+  timing->set_compute_seconds(absl::ToDoubleSeconds(outcome.compute_time));
+  timing->set_total_seconds(absl::ToDoubleSeconds(absl::Now() - arrival));
+}
+
+// Shared by both call kinds: the model, engine handle and accounting of one call.
+class CallState {
+ public:
+  CallState(GeneratorService* service, absl::Time arrival) : service_(service), arrival_(arrival) {}
+
+  void Bind(ServedModel* model) { model_ = model; }
+  ServedModel* model() const { return model_; }
+  absl::Time arrival() const { return arrival_; }
+  std::string ModelLabel() const { return model_ != nullptr ? model_->info().name : ServerMetrics::kUnknownModel; }
+
+  absl::Status Schedule(std::unique_ptr<GenerateTask>* task) {
+    return model_->engine().Schedule(task, &id_);
+  }
+  // Safe to call at any time after Bind, also after the task was answered (then a no-op).
+  void Cancel() {
+    if (model_ != nullptr && id_ != 0) model_->engine().Cancel(id_);
+  }
+  void Record(const absl::Status& status) {
+    service_->metrics()->RecordRequest(ModelLabel(), status.code(), absl::Now() - arrival_);
+  }
+  void RecordQueue(absl::Duration waited) { service_->metrics()->RecordQueueTime(ModelLabel(), waited); }
+
+ private:
+  GeneratorService* const service_;
+  const absl::Time arrival_;
+  ServedModel* model_ = nullptr;
+  uint64_t id_ = 0;  // 0 names no task
+};
+
+class GenerateReactor final : public grpc::ServerUnaryReactor {
+ public:
+  GenerateReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
+
+  void Begin(GeneratorService* service, absl::Time deadline, const GenerateRequest& request,
+             GenerateResponse* response) {
+    ServedModel* resolved = nullptr;
+    absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
+    call_.Bind(resolved);
+    if (!prepared.ok()) return FinishWith(prepared.status());
+    GenerateTask* task = prepared->task.get();
+    // The engine calls this exactly once; after Finish the reactor may be gone, so nothing follows it.
+    task->on_done = [this, task, response](absl::StatusOr<GenerateOutcome> outcome) {
+      if (outcome.ok()) {
+        FillResponse(*call_.model(), *task, *outcome, call_.arrival(), response);
+        call_.RecordQueue(outcome->queue_time);
+      }
+      FinishWith(outcome.status());
+    };
+    if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok()) FinishWith(scheduled);
+  }
+
+  void OnCancel() override { call_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void FinishWith(const absl::Status& status) {
+    call_.Record(status);
+    Finish(ToGrpcStatus(status));
+  }
+
+  CallState call_;
+};
+
+class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
+ public:
+  StreamReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
+
+  void Begin(GeneratorService* service, absl::Time deadline, const GenerateRequest& request) {
+    ServedModel* resolved = nullptr;
+    absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
+    call_.Bind(resolved);
+    if (!prepared.ok()) return PushFinal(prepared.status(), std::nullopt);
+    GenerateTask* task = prepared->task.get();
+    const int steps = task->options.steps;
+    task->on_step = [this, steps](const DecodeResult& current) {
+      GenerateEvent event;
+      fastdiss::v1::StepUpdate* update = event.mutable_step();
+      update->set_step(current.steps);
+      update->set_steps(steps);
+      update->set_text(call_.model()->tokenizer().Decode(current.tokens));
+      PushStep(std::move(event));
+    };
+    task->on_done = [this, task](absl::StatusOr<GenerateOutcome> outcome) {
+      if (!outcome.ok()) return PushFinal(outcome.status(), std::nullopt);
+      GenerateEvent event;
+      FillResponse(*call_.model(), *task, *outcome, call_.arrival(), event.mutable_result());
+      call_.RecordQueue(outcome->queue_time);
+      PushFinal(absl::OkStatus(), std::move(event));
+    };
+    if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok()) {
+      PushFinal(scheduled, std::nullopt);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) call_.Cancel();  // the client is gone; the engine answers CANCELLED at its next step
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+    }
+    WriteNext();
+  }
+  void OnCancel() override { call_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void PushStep(GenerateEvent event) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (final_status_.has_value()) return;
+      pending_step_ = std::move(event);  // replaces one the reader has not taken yet
+    }
+    WriteNext();
+  }
+
+  void PushFinal(const absl::Status& status, std::optional<GenerateEvent> result) {
+    call_.Record(status);
+    {
+      absl::MutexLock lock(&mu_);
+      final_status_ = status;
+      final_event_ = std::move(result);
+    }
+    WriteNext();
+  }
+
+  // Starts the next write if none is in flight. gRPC calls are made outside the lock, and
+  // `writing_` keeps a second one from starting before OnWriteDone.
+  void WriteNext() {
+    enum { kNothing, kStep, kFinalEvent, kFinishOnly } action = kNothing;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finished_) return;
+      if (pending_step_.has_value() && !(final_status_.has_value() && !final_status_->ok())) {
+        current_ = std::move(*pending_step_);
+        pending_step_.reset();
+        action = kStep;
+      } else if (final_status_.has_value()) {
+        status = ToGrpcStatus(*final_status_);
+        pending_step_.reset();
+        if (final_event_.has_value()) {
+          current_ = std::move(*final_event_);
+          action = kFinalEvent;
+        } else {
+          action = kFinishOnly;
+        }
+        finished_ = true;
+      }
+      if (action != kNothing) writing_ = true;
+    }
+    switch (action) {
+      case kNothing: break;
+      case kStep: StartWrite(&current_); break;
+      case kFinalEvent: StartWriteAndFinish(&current_, grpc::WriteOptions(), status); break;
+      case kFinishOnly: Finish(status); break;
+    }
+  }
+
+  CallState call_;
+  absl::Mutex mu_;
+  std::optional<GenerateEvent> pending_step_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  std::optional<GenerateEvent> final_event_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  GenerateEvent current_;  // the event being written; only touched by the writer of the moment
+};
+
+}  // namespace
+
+GeneratorService::GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics)
+    : options_(std::move(options)), metrics_(metrics) {}
+
+void GeneratorService::AddModel(ServedModel* model) {
+  absl::MutexLock lock(&mu_);
+  models_[model->info().name] = model;
+}
+
+void GeneratorService::SetReady() {
+  absl::MutexLock lock(&mu_);
+  ready_ = true;
+}
+
+void GeneratorService::StartDraining() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+}
+
+void GeneratorService::UpdateLoadMetrics() {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, model] : models_) {
+    metrics_->SetLoad(name, model->engine().waiting(), model->engine().running());
+  }
+}
+
+absl::StatusOr<ServedModel*> GeneratorService::FindModel(const std::string& requested) {
+  absl::MutexLock lock(&mu_);
+  if (draining_) return absl::UnavailableError("the server is shutting down");
+  if (!ready_) return absl::UnavailableError("the server is still loading its models");
+  std::string name = requested.empty() ? options_.default_model : requested;
+  if (name.empty()) {
+    if (models_.size() == 1) return models_.begin()->second;
+    std::string names;
+    for (const auto& [n, m] : models_) names += (names.empty() ? "" : ", ") + n;
+    return absl::InvalidArgumentError("the request names no model and this server has several: " + names);
+  }
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    std::string names;
+    for (const auto& [n, m] : models_) names += (names.empty() ? "" : ", ") + n;
+    return absl::NotFoundError("unknown model '" + name.substr(0, 200) + "'; this server has: " + names);
+  }
+  return it->second;
+}
+
+absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest& request, absl::Time deadline,
+                                                          ServedModel** resolved) {
+  absl::StatusOr<ServedModel*> model = FindModel(request.model());
+  if (!model.ok()) return model.status();
+  if (resolved != nullptr) *resolved = *model;
+  const ServedModelInfo& info = (*model)->info();
+  auto invalid = [](std::string message) { return absl::InvalidArgumentError(std::move(message)); };
+
+  const std::string& text = request.text();
+  if (text.empty()) return invalid("text is empty");
+  if (static_cast<int64_t>(text.size()) > options_.max_text_bytes) {
+    return invalid("text is " + std::to_string(text.size()) + " bytes; the limit is " +
+                   std::to_string(options_.max_text_bytes));
+  }
+  if (!IsValidUtf8(text)) return invalid("text is not valid UTF-8");
+  if (request.steps() < 1 || request.steps() > info.max_steps) {
+    return invalid("steps must be in [1, " + std::to_string(info.max_steps) + "] for model '" + info.name +
+                   "', got " + std::to_string(request.steps()));
+  }
+  const int length_beam = request.length_beam() == 0 ? 1 : request.length_beam();
+  const int noise_beam = request.noise_beam() == 0 ? 1 : request.noise_beam();
+  if (length_beam < 1 || length_beam > info.max_beam) {
+    return invalid("length_beam must be in [1, " + std::to_string(info.max_beam) + "], got " +
+                   std::to_string(request.length_beam()));
+  }
+  if (noise_beam < 1 || noise_beam > info.max_beam) {
+    return invalid("noise_beam must be in [1, " + std::to_string(info.max_beam) + "], got " +
+                   std::to_string(request.noise_beam()));
+  }
+  if (request.has_target_length() &&
+      (request.target_length() < 1 || request.target_length() > info.max_target_tokens)) {
+    return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) + "], got " +
+                   std::to_string(request.target_length()));
+  }
+  std::vector<int> ids = (*model)->tokenizer().Encode(text);
+  if (ids.empty()) return invalid("text has no tokens (only whitespace?)");
+  if (static_cast<int>(ids.size()) > info.max_source_tokens) {
+    return invalid("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name + "' takes at most " +
+                   std::to_string(info.max_source_tokens));
+  }
+
+  PreparedRequest prepared;
+  prepared.model = *model;
+  prepared.task = std::make_unique<GenerateTask>();
+  GenerateTask& task = *prepared.task;
+  task.source_ids = std::move(ids);
+  task.options.steps = request.steps();
+  task.options.length_beam = length_beam;
+  task.options.noise_beam = noise_beam;
+  task.options.seed = request.has_seed() ? request.seed() : RandomSeed();
+  task.options.target_length = request.has_target_length() ? request.target_length() : 0;
+  task.deadline = deadline;
+  return prepared;
+}
+
+absl::Time GeneratorService::Deadline(const grpc::CallbackServerContext& context) const {
+  const auto deadline = context.deadline();
+  const absl::Time fallback = absl::Now() + options_.default_deadline;
+  if (deadline == std::chrono::system_clock::time_point::max()) return fallback;
+  return std::min(absl::FromChrono(deadline), fallback);
+}
+
+grpc::ServerUnaryReactor* GeneratorService::Generate(grpc::CallbackServerContext* context,
+                                                     const GenerateRequest* request, GenerateResponse* response) {
+  auto* reactor = new GenerateReactor(this, absl::Now());
+  reactor->Begin(this, Deadline(*context), *request, response);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<GenerateEvent>* GeneratorService::GenerateStream(grpc::CallbackServerContext* context,
+                                                                          const GenerateRequest* request) {
+  auto* reactor = new StreamReactor(this, absl::Now());
+  reactor->Begin(this, Deadline(*context), *request);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GeneratorService::ListModels(grpc::CallbackServerContext* context,
+                                                       const fastdiss::v1::ListModelsRequest* /*request*/,
+                                                       fastdiss::v1::ListModelsResponse* response) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, model] : models_) {
+      const ServedModelInfo& info = model->info();
+      fastdiss::v1::ModelInfo* out = response->add_models();
+      out->set_name(info.name);
+      out->set_version(info.version);
+      out->set_max_steps(info.max_steps);
+      out->set_max_source_tokens(info.max_source_tokens);
+      out->set_max_target_tokens(info.max_target_tokens);
+      out->set_max_beam(info.max_beam);
+      out->set_num_timesteps(info.num_timesteps);
+      out->set_device(info.device);
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,85 @@
+// GeneratorService: the fastdiss.v1.Generator gRPC service, a thin callback-API adapter over the
+// hosted models' engines. Each call is validated, turned into a GenerateTask whose completion
+// finishes the call's reactor, and scheduled; no handler ever waits. The call's deadline (or the
+// configured default) becomes the task's deadline, and a cancelled call cancels its task.
+// Streaming calls get one event per step; a reader slower than the engine sees the latest step
+// (intermediate ones are dropped, never queued without bound) and always the final result.
+//
+// Models are added while the gRPC server already answers health checks (calls before they are all
+// in get UNAVAILABLE); StartDraining turns new calls away with UNAVAILABLE. Thread-safe. The
+// service must outlive the grpc::Server it is registered with, and the models every call.
+#ifndef FASTDISS_SERVER_GENERATOR_SERVICE_H_
+#define FASTDISS_SERVER_GENERATOR_SERVICE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "fastdiss/v1/generator.grpc.pb.h"
+#include "server/metrics.h"
+#include "server/served_model.h"
+
+namespace fastdiss {
+
+struct GeneratorServiceOptions {
+  std::string default_model;  // empty: the only model, when there is exactly one
+  absl::Duration default_deadline = absl::Seconds(60);
+  int64_t max_text_bytes = 65536;
+};
+
+// What a valid request becomes before it is scheduled (exposed for tests of the validation).
+struct PreparedRequest {
+  ServedModel* model = nullptr;
+  std::unique_ptr<GenerateTask> task;
+};
+
+class GeneratorService final : public fastdiss::v1::Generator::CallbackService {
+ public:
+  GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics);
+
+  // Not owned; each must outlive the service's calls. Call SetReady once all are added.
+  void AddModel(ServedModel* model);
+  void SetReady();
+  // New calls are answered UNAVAILABLE from now on; calls already taken run to the end.
+  void StartDraining();
+  // Sets the waiting/running gauges from the engines (called at each scrape).
+  void UpdateLoadMetrics();
+
+  // Validates `request` and builds its task (callbacks left empty). `resolved` (optional) receives
+  // the model the request was found to name, also when a later check fails (for metrics labels).
+  absl::StatusOr<PreparedRequest> Prepare(const fastdiss::v1::GenerateRequest& request, absl::Time deadline,
+                                          ServedModel** resolved = nullptr);
+
+  grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
+                                     const fastdiss::v1::GenerateRequest* request,
+                                     fastdiss::v1::GenerateResponse* response) override;
+  grpc::ServerWriteReactor<fastdiss::v1::GenerateEvent>* GenerateStream(
+      grpc::CallbackServerContext* context, const fastdiss::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const fastdiss::v1::ListModelsRequest* request,
+                                       fastdiss::v1::ListModelsResponse* response) override;
+
+  ServerMetrics* metrics() const { return metrics_; }
+
+ private:
+  // The model a request names (or the default), NOT_FOUND / INVALID_ARGUMENT / UNAVAILABLE.
+  absl::StatusOr<ServedModel*> FindModel(const std::string& name);
+  absl::Time Deadline(const grpc::CallbackServerContext& context) const;
+
+  const GeneratorServiceOptions options_;
+  ServerMetrics* const metrics_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, ServedModel*> models_ ABSL_GUARDED_BY(mu_);
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_SERVER_GENERATOR_SERVICE_H_

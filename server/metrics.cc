@@ -1,0 +1,163 @@
+#include "server/metrics.h"
+
+#include <httplib.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace fastdiss {
+namespace {
+
+// gRPC status code names, indexed by the code's number (absl and gRPC share them).
+constexpr std::array<const char*, 17> kCodeNames = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+
+// 1 ms .. ~66 s for requests and queueing; 0.25 ms .. ~8 s for one forward.
+prometheus::Histogram::BucketBoundaries Exponential(double start, double factor, int count) {
+  prometheus::Histogram::BucketBoundaries buckets;
+  for (double b = start; count-- > 0; b *= factor) buckets.push_back(b);
+  return buckets;
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
+    : registry_(std::make_unique<prometheus::Registry>()) {
+  auto& request_seconds = prometheus::BuildHistogram()
+                              .Name("fastdiss_request_duration_seconds")
+                              .Help("Time from a Generate call's arrival to its answer, every status code")
+                              .Register(*registry_);
+  auto& queue_seconds = prometheus::BuildHistogram()
+                            .Name("fastdiss_queue_duration_seconds")
+                            .Help("Time a request waited before its first denoising step")
+                            .Register(*registry_);
+  auto& step_seconds = prometheus::BuildHistogram()
+                           .Name("fastdiss_step_duration_seconds")
+                           .Help("Time of one batched denoiser forward (all rows of all requests)")
+                           .Register(*registry_);
+  auto& rows = prometheus::BuildHistogram()
+                   .Name("fastdiss_batch_rows")
+                   .Help("Rows (requests x beams) in one denoiser forward")
+                   .Register(*registry_);
+  auto& waiting = prometheus::BuildGauge()
+                      .Name("fastdiss_requests_waiting")
+                      .Help("Requests queued and not yet admitted")
+                      .Register(*registry_);
+  auto& running = prometheus::BuildGauge()
+                      .Name("fastdiss_requests_running")
+                      .Help("Requests admitted and being denoised")
+                      .Register(*registry_);
+  auto& steps = prometheus::BuildCounter()
+                    .Name("fastdiss_denoising_steps_total")
+                    .Help("Batched denoiser forwards run")
+                    .Register(*registry_);
+  auto& tokens = prometheus::BuildCounter()
+                     .Name("fastdiss_denoised_tokens_total")
+                     .Help("Target tokens denoised, summed over the rows of every forward")
+                     .Register(*registry_);
+  auto& requests = prometheus::BuildCounter()
+                       .Name("fastdiss_requests_total")
+                       .Help("Generate and GenerateStream calls answered, by model and gRPC code")
+                       .Register(*registry_);
+  std::vector<std::string> names = models;
+  names.push_back(kUnknownModel);
+  for (const std::string& name : names) {
+    const prometheus::Labels labels = {{"model", name}};
+    ModelMetrics& m = models_[name];
+    m.request_seconds = &request_seconds.Add(labels, Exponential(0.001, 2, 17));
+    m.queue_seconds = &queue_seconds.Add(labels, Exponential(0.001, 2, 17));
+    m.step_seconds = &step_seconds.Add(labels, Exponential(0.00025, 2, 16));
+    m.rows_per_forward = &rows.Add(labels, Exponential(1, 2, 11));
+    m.waiting = &waiting.Add(labels);
+    m.running = &running.Add(labels);
+    m.steps = &steps.Add(labels);
+    m.tokens = &tokens.Add(labels);
+    for (size_t code = 0; code < kCodeNames.size(); ++code) {
+      m.requests[code] = &requests.Add({{"model", name}, {"code", kCodeNames[code]}});
+    }
+  }
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+const ServerMetrics::ModelMetrics& ServerMetrics::For(const std::string& model) const {
+  auto it = models_.find(model);
+  return it != models_.end() ? it->second : models_.at(kUnknownModel);
+}
+
+void ServerMetrics::RecordRequest(const std::string& model, absl::StatusCode code, absl::Duration latency) {
+  const ModelMetrics& m = For(model);
+  const size_t index = static_cast<size_t>(code) < m.requests.size() ? static_cast<size_t>(code)
+                                                                        : static_cast<size_t>(absl::StatusCode::kUnknown);
+  m.requests[index]->Increment();
+  m.request_seconds->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void ServerMetrics::RecordQueueTime(const std::string& model, absl::Duration waited) {
+  For(model).queue_seconds->Observe(absl::ToDoubleSeconds(waited));
+}
+
+void ServerMetrics::RecordStep(const std::string& model, const StepStats& stats) {
+  const ModelMetrics& m = For(model);
+  m.step_seconds->Observe(absl::ToDoubleSeconds(stats.duration));
+  m.rows_per_forward->Observe(stats.rows);
+  m.steps->Increment();
+  m.tokens->Increment(static_cast<double>(stats.tokens));
+}
+
+void ServerMetrics::SetLoad(const std::string& model, int waiting, int running) {
+  const ModelMetrics& m = For(model);
+  m.waiting->Set(waiting);
+  m.running->Set(running);
+}
+
+std::string ServerMetrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& host, int port,
+                                                                           std::function<std::string()> body) {
+  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
+  server->server_ = std::make_unique<httplib::Server>();
+  // Scrapes are rare and cheap: two workers, not httplib's default of one per core (at least 8).
+  server->server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  server->server_->Get("/metrics", [body = std::move(body)](const httplib::Request&, httplib::Response& response) {
+    response.set_content(body(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  server->server_->Get("/", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("fastdiss-server metrics: GET /metrics\n", "text/plain");
+  });
+  if (port == 0) {
+    server->port_ = server->server_->bind_to_any_port(host);
+    if (server->port_ <= 0) return absl::UnavailableError("metrics: cannot bind a port on " + host);
+  } else {
+    if (!server->server_->bind_to_port(host, port)) {
+      return absl::UnavailableError("metrics: cannot bind " + host + ":" + std::to_string(port));
+    }
+    server->port_ = port;
+  }
+  httplib::Server* raw = server->server_.get();
+  server->thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  // httplib's stop() does nothing before the listening loop has started, so a server destroyed
+  // right after Start would never join: wait for the loop.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!raw->is_running() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  if (!raw->is_running()) return absl::InternalError("metrics: the HTTP server did not start");
+  return server;
+}
+
+MetricsHttpServer::~MetricsHttpServer() {
+  if (server_ != nullptr) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,137 @@
+#include "server/model_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "server/generator_service.h"
+#include "server/metrics.h"
+#include "server/served_model.h"
+
+namespace fastdiss {
+namespace {
+
+constexpr char kServiceName[] = "fastdiss.v1.Generator";
+
+std::string HostPort(const std::string& host, int port) {
+  const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+void SetServing(grpc::Server* server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(serving);                 // the server as a whole ("")
+  health->SetServingStatus(kServiceName, serving);
+}
+
+}  // namespace
+
+ModelServer::ModelServer(std::ostream* log) : log_(log) {}
+
+absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConfig& config, std::ostream* log) {
+  std::unique_ptr<ModelServer> server(new ModelServer(log));
+  std::vector<std::string> names;
+  for (const auto& [name, spec] : config.models) names.push_back(name);
+  server->metrics_ = std::make_unique<ServerMetrics>(names);
+
+  GeneratorServiceOptions service_options;
+  service_options.default_model = config.server.default_model;
+  service_options.default_deadline = absl::Seconds(config.server.default_deadline_seconds);
+  service_options.max_text_bytes = config.server.max_text_bytes;
+  server->service_ = std::make_unique<GeneratorService>(service_options, server->metrics_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(HostPort(config.server.host, config.server.port), grpc::InsecureServerCredentials(),
+                           &server->grpc_port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_message_bytes));
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
+    return absl::UnavailableError("cannot listen for gRPC on " + HostPort(config.server.host, config.server.port));
+  }
+  SetServing(server->grpc_server_.get(), false);
+  *log << "fastdiss-server: gRPC listening on " << HostPort(config.server.host, server->grpc_port_)
+       << " (health NOT_SERVING until the models are loaded)" << std::endl;
+
+  if (config.server.metrics_port >= 0) {
+    GeneratorService* service = server->service_.get();
+    ServerMetrics* metrics = server->metrics_.get();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(config.server.host, config.server.metrics_port, [service, metrics] {
+          service->UpdateLoadMetrics();
+          return metrics->Serialize();
+        });
+    if (!http.ok()) return http.status();
+    server->metrics_server_ = std::move(http).value();
+    *log << "fastdiss-server: metrics on http://" << HostPort(config.server.host, server->metrics_server_->port())
+         << "/metrics" << std::endl;
+  }
+
+  if (absl::Status loaded = server->LoadModels(config); !loaded.ok()) return loaded;
+  server->service_->SetReady();
+  SetServing(server->grpc_server_.get(), true);
+  *log << "fastdiss-server: ready, health SERVING" << std::endl;
+  return server;
+}
+
+absl::Status ModelServer::LoadModels(const ServerConfig& config) {
+  absl::StatusOr<EngineOptions> engine_options = config.ToEngineOptions();
+  if (!engine_options.ok()) return engine_options.status();
+  for (const auto& [name, spec] : config.models) {
+    const absl::Time start = absl::Now();
+    Engine::Hooks hooks;
+    ServerMetrics* metrics = metrics_.get();
+    hooks.on_step = [metrics, name = name](const StepStats& stats) { metrics->RecordStep(name, stats); };
+    absl::StatusOr<std::unique_ptr<ServedModel>> model = ServedModel::Load(name, spec, *engine_options, hooks);
+    if (!model.ok()) return model.status();
+    const absl::Time loaded = absl::Now();
+    if (absl::Status warm = (*model)->WarmUp(config.server.warmup_steps); !warm.ok()) return warm;
+    const ServedModelInfo& info = (*model)->info();
+    *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << spec.checkpoint
+          << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start) << ", warmed up in "
+          << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.." << info.max_steps << ", policy "
+          << BatchPolicyName(engine_options->policy) << std::endl;
+    service_->AddModel(model->get());
+    models_.push_back(std::move(model).value());
+  }
+  return absl::OkStatus();
+}
+
+int ModelServer::metrics_port() const { return metrics_server_ != nullptr ? metrics_server_->port() : -1; }
+
+bool ModelServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return true;
+  shut_down_ = true;
+  // NOT_SERVING first, so load balancers stop sending while the rest drains; the health
+  // service's own Shutdown also freezes that status.
+  grpc_server_->GetHealthCheckService()->Shutdown();
+  service_->StartDraining();
+  int in_flight = 0;
+  for (auto& model : models_) {
+    model->engine().Drain();
+    in_flight += model->engine().waiting() + model->engine().running();
+  }
+  *log_ << "fastdiss-server: draining, health NOT_SERVING, " << in_flight << " requests in flight, grace "
+        << absl::FormatDuration(grace) << std::endl;
+  const absl::Time deadline = absl::Now() + grace;
+  bool idle = true;
+  for (auto& model : models_) idle = model->engine().WaitIdle(deadline - absl::Now()) && idle;
+  if (!idle) *log_ << "fastdiss-server: grace period over; cancelling what is left" << std::endl;
+  // Calls still open are cancelled; their engines answer them at the next step, and Shutdown
+  // returns once every call has finished.
+  grpc_server_->Shutdown(absl::ToChronoTime(idle ? absl::Now() + absl::Seconds(1) : absl::Now()));
+  metrics_server_.reset();
+  *log_ << "fastdiss-server: stopped" << std::endl;
+  return idle;
+}
+
+ModelServer::~ModelServer() {
+  if (grpc_server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+}  // namespace fastdiss

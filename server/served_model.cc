@@ -1,0 +1,103 @@
+#include "server/served_model.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/synchronization/notification.h"
+#include "model/checkpoint.h"
+#include "model/checkpoint_files.h"
+#include "server/status_util.h"
+
+namespace fastdiss {
+namespace {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
+  try {
+    c10::Device device(name);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      return absl::FailedPreconditionError("device '" + name + "' asked for, but this LibTorch has no CUDA device");
+    }
+    return device;
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError("bad device '" + name + "'");
+  }
+}
+
+// "step-N-<first 8 hex digits of XXH64(MANIFEST)>": names the exact files served.
+std::string CheckpointVersion(const std::string& dir, const ConfigTree& metadata) {
+  std::ifstream in(dir + "/MANIFEST", std::ios::binary);
+  std::stringstream manifest;
+  manifest << in.rdbuf();
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(XxHash64(manifest.str())));
+  std::string step = "0";
+  if (const ConfigValue* value = metadata.Find("checkpoint.step"); value != nullptr && !value->is_list) {
+    step = value->scalar;
+  }
+  return "step-" + step + "-" + std::string(hash, 8);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& name, const ModelSpec& spec,
+                                                               EngineOptions options, Engine::Hooks hooks) {
+  absl::StatusOr<c10::Device> device = ParseDevice(spec.device);
+  if (!device.ok()) return device.status();
+  StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
+  if (!loaded.ok()) {
+    return absl::Status(ToAbslStatus(loaded.status()).code(),
+                        "model '" + name + "': " + std::string(loaded.status().message()));
+  }
+  StatusOr<NoiseSchedule> schedule =
+      NoiseSchedule::Create({loaded->config.num_timesteps, loaded->config.noise_factor});
+  if (!schedule.ok()) return ToAbslStatus(schedule.status());
+
+  std::unique_ptr<ServedModel> model(new ServedModel());
+  ServedModelInfo& info = model->info_;
+  info.name = name;
+  info.version = CheckpointVersion(spec.checkpoint, loaded->metadata);
+  info.device = device->str();
+  info.num_timesteps = loaded->config.num_timesteps;
+  options.max_steps = std::min(options.max_steps, info.num_timesteps);
+  info.max_steps = options.max_steps;
+  info.max_source_tokens = loaded->config.max_source_tokens;
+  info.max_target_tokens = loaded->config.max_target_tokens;
+  info.max_beam = kMaxBeam;
+  model->tokenizer_ = std::move(loaded->tokenizer);
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(options, Sampler(loaded->model, *schedule, *device), std::move(hooks));
+  if (!engine.ok()) return engine.status();
+  model->engine_ = std::move(engine).value();
+  return model;
+}
+
+absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
+  std::vector<int> source = tokenizer_.Encode("This is a warm-up request.");
+  if (source.empty()) source = {tokenizer_.unk_id()};
+  source.resize(std::min<size_t>(source.size(), std::max(1, info_.max_source_tokens)));
+  for (int64_t k : steps) {
+    absl::Notification done;
+    absl::Status result;
+    auto task = std::make_unique<GenerateTask>();
+    task->source_ids = source;
+    task->options.steps = static_cast<int>(std::min<int64_t>(k, info_.max_steps));
+    task->on_done = [&](absl::StatusOr<GenerateOutcome> outcome) {
+      result = outcome.status();
+      done.Notify();
+    };
+    if (absl::Status s = engine_->Schedule(&task); !s.ok()) return s;
+    done.WaitForNotification();
+    if (!result.ok()) {
+      return absl::Status(result.code(), "model '" + info_.name + "' warm-up at K=" + std::to_string(k) +
+                                             ": " + std::string(result.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fastdiss

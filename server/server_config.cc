@@ -1,0 +1,198 @@
+#include "server/server_config.h"
+
+#include <cctype>
+#include <utility>
+
+#include "model/config_tree.h"
+#include "server/status_util.h"
+
+namespace fastdiss {
+namespace {
+
+constexpr char kModelsPrefix[] = "models.";
+
+bool ValidModelName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+bool ValidDevice(const std::string& device) {
+  if (device == "cpu" || device == "cuda") return true;
+  if (device.rfind("cuda:", 0) != 0 || device.size() == 5) return false;
+  for (size_t i = 5; i < device.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(device[i]))) return false;
+  }
+  return true;
+}
+
+// Reads every "models.NAME.KEY" entry of the tree into `models`.
+absl::Status ReadModels(ConfigTree& tree, std::map<std::string, ModelSpec>* models) {
+  for (const std::string& key : tree.Keys()) {
+    if (key.rfind(kModelsPrefix, 0) != 0) continue;
+    const std::string rest = key.substr(sizeof(kModelsPrefix) - 1);
+    const size_t dot = rest.find('.');
+    if (dot == std::string::npos) continue;  // left unconsumed: CheckAllConsumed names it
+    const std::string name = rest.substr(0, dot), field = rest.substr(dot + 1);
+    ModelSpec& spec = (*models)[name];
+    if (field == "checkpoint") {
+      if (absl::Status s = ToAbslStatus(tree.Get(key, &spec.checkpoint)); !s.ok()) return s;
+    } else if (field == "device") {
+      if (absl::Status s = ToAbslStatus(tree.Get(key, &spec.device)); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ConfigFields ServerConfig::Fields() {
+  return {
+      {"server.host", "address the gRPC and metrics servers listen on", &server.host},
+      {"server.port", "gRPC port; 0 picks a free one (the log says which)", &server.port},
+      {"server.metrics_port", "Prometheus /metrics HTTP port; 0 picks a free one, -1 turns it off",
+       &server.metrics_port},
+      {"server.default_model", "model for requests that name none; empty: the only model, if there is one",
+       &server.default_model},
+      {"server.default_deadline_seconds", "deadline of requests that carry no gRPC deadline",
+       &server.default_deadline_seconds},
+      {"server.drain_grace_seconds",
+       "after SIGTERM, in-flight requests get this long to finish before the server stops",
+       &server.drain_grace_seconds},
+      {"server.max_text_bytes", "longest source text accepted, in bytes (INVALID_ARGUMENT beyond)",
+       &server.max_text_bytes},
+      {"server.max_message_bytes", "largest request message gRPC accepts (RESOURCE_EXHAUSTED beyond)",
+       &server.max_message_bytes},
+      {"server.warmup_steps", "one warm-up request per entry (its step count), per model, before SERVING",
+       &server.warmup_steps},
+      {"engine.policy", "batching: step (rows at any step share a forward), request (classic), none",
+       &engine.policy},
+      {"engine.max_rows_per_batch", "most rows (requests x beams) in one denoiser forward",
+       &engine.max_rows_per_batch},
+      {"engine.max_tokens_per_batch", "most target tokens in one denoiser forward", &engine.max_tokens_per_batch},
+      {"engine.max_queued_requests", "waiting requests per model; beyond: RESOURCE_EXHAUSTED at once",
+       &engine.max_queued_requests},
+      {"engine.max_queue_delay_seconds", "an idle engine waits this long for a batch to fill",
+       &engine.max_queue_delay_seconds},
+      {"engine.max_steps", "most denoising steps a request may ask for (capped at the model's T)",
+       &engine.max_steps},
+      {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use", &runtime.threads},
+      {"runtime.blas_threads", "OpenBLAS threads (1: see docs/performance.md)", &runtime.blas_threads},
+  };
+}
+
+absl::Status ServerConfig::Validate() const {
+  auto invalid = [](const std::string& message) { return absl::InvalidArgumentError(message); };
+  if (server.port < 0 || server.port > 65535) {
+    return invalid("server.port must be in [0, 65535], got " + std::to_string(server.port));
+  }
+  if (server.metrics_port < -1 || server.metrics_port > 65535) {
+    return invalid("server.metrics_port must be in [-1, 65535], got " + std::to_string(server.metrics_port));
+  }
+  if (!(server.default_deadline_seconds > 0)) {
+    return invalid("server.default_deadline_seconds must be positive, got " +
+                   std::to_string(server.default_deadline_seconds));
+  }
+  if (!(server.drain_grace_seconds >= 0)) {
+    return invalid("server.drain_grace_seconds must not be negative, got " +
+                   std::to_string(server.drain_grace_seconds));
+  }
+  if (server.max_text_bytes < 1) {
+    return invalid("server.max_text_bytes must be positive, got " + std::to_string(server.max_text_bytes));
+  }
+  if (server.max_message_bytes < server.max_text_bytes + 1024 || server.max_message_bytes > (int64_t{1} << 30)) {
+    return invalid("server.max_message_bytes must be in [max_text_bytes + 1024, 2^30], got " +
+                   std::to_string(server.max_message_bytes));
+  }
+  for (int64_t steps : server.warmup_steps) {
+    if (steps < 1 || steps > engine.max_steps) {
+      return invalid("server.warmup_steps entries must be in [1, engine.max_steps], got " + std::to_string(steps));
+    }
+  }
+  absl::StatusOr<EngineOptions> engine_options = ToEngineOptions();
+  if (!engine_options.ok()) return engine_options.status();
+  if (runtime.threads < 0) return invalid("runtime.threads must not be negative, got " + std::to_string(runtime.threads));
+  if (runtime.blas_threads < 0) {
+    return invalid("runtime.blas_threads must not be negative, got " + std::to_string(runtime.blas_threads));
+  }
+  if (models.empty()) {
+    return invalid("no models: give at least one with --model NAME=CHECKPOINT_DIR or models.NAME.checkpoint");
+  }
+  for (const auto& [name, spec] : models) {
+    if (!ValidModelName(name)) {
+      return invalid("model name '" + name + "' must be non-empty letters, digits, '_' or '-'");
+    }
+    if (spec.checkpoint.empty()) return invalid("models." + name + ".checkpoint is required");
+    if (!ValidDevice(spec.device)) {
+      return invalid("models." + name + ".device must be cpu, cuda or cuda:N, got '" + spec.device + "'");
+    }
+  }
+  if (!server.default_model.empty() && models.count(server.default_model) == 0) {
+    return invalid("server.default_model '" + server.default_model + "' is not one of the configured models");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EngineOptions> ServerConfig::ToEngineOptions() const {
+  EngineOptions options;
+  absl::StatusOr<BatchPolicy> policy = ParseBatchPolicy(engine.policy);
+  if (!policy.ok()) return absl::InvalidArgumentError("engine.policy: " + std::string(policy.status().message()));
+  options.policy = *policy;
+  options.max_rows_per_batch = engine.max_rows_per_batch;
+  options.max_tokens_per_batch = engine.max_tokens_per_batch;
+  options.max_queued_requests = engine.max_queued_requests;
+  if (!(engine.max_queue_delay_seconds >= 0) || engine.max_queue_delay_seconds > 60) {
+    return absl::InvalidArgumentError("engine.max_queue_delay_seconds must be in [0, 60], got " +
+                                      std::to_string(engine.max_queue_delay_seconds));
+  }
+  options.max_queue_delay = absl::Seconds(engine.max_queue_delay_seconds);
+  options.max_steps = engine.max_steps;
+  if (absl::Status valid = ValidateEngineOptions(options); !valid.ok()) {
+    return absl::InvalidArgumentError("engine." + std::string(valid.message()));
+  }
+  return options;
+}
+
+std::string ServerConfig::Describe() {
+  std::string text = DescribeFields(Fields());
+  text += "\n# The hosted models, by name (--model NAME=CHECKPOINT_DIR adds or replaces one).\nmodels:\n";
+  for (const auto& [name, spec] : models) {
+    text += "  " + name + ":\n";
+    text += "    # checkpoint directory (fastdiss-train's last/ or best/)\n";
+    text += "    checkpoint: \"" + spec.checkpoint + "\"\n";
+    text += "    # cpu, cuda or cuda:N\n";
+    text += "    device: " + spec.device + "\n";
+  }
+  return text;
+}
+
+absl::StatusOr<ServerConfig> ServerConfig::Load(const std::string& path,
+                                                const std::vector<std::string>& overrides,
+                                                const std::vector<std::string>& model_flags) {
+  ConfigTree tree;
+  if (!path.empty()) {
+    StatusOr<ConfigTree> loaded = ConfigTree::LoadFile(path);
+    if (!loaded.ok()) return ToAbslStatus(loaded.status());
+    tree = std::move(loaded).value();
+  }
+  for (const std::string& assignment : overrides) {
+    if (absl::Status s = ToAbslStatus(tree.Set(assignment)); !s.ok()) return s;
+  }
+  ServerConfig config;
+  if (absl::Status s = ToAbslStatus(ReadFields(tree, config.Fields())); !s.ok()) return s;
+  if (absl::Status s = ReadModels(tree, &config.models); !s.ok()) return s;
+  if (absl::Status s = ToAbslStatus(tree.CheckAllConsumed()); !s.ok()) return s;
+  for (const std::string& flag : model_flags) {
+    const size_t eq = flag.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == flag.size()) {
+      return absl::InvalidArgumentError("--model takes NAME=CHECKPOINT_DIR, got '" + flag + "'");
+    }
+    config.models[flag.substr(0, eq)].checkpoint = flag.substr(eq + 1);
+  }
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  return config;
+}
+
+}  // namespace fastdiss

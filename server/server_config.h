@@ -1,0 +1,72 @@
+// ServerConfig: everything fastdiss-server reads from its YAML file, --set overrides and flags,
+// parsed once and validated before anything starts. Every fixed key is bound in Fields(), which
+// also documents it (--help, configs/server.yaml); the hosted models are a map under `models.`:
+//
+//   models:
+//     de-en:
+//       checkpoint: models/de-en
+//       device: cpu
+//
+// Unknown keys and bad values are rejected by name, like the trainer's config.
+#ifndef FASTDISS_SERVER_SERVER_CONFIG_H_
+#define FASTDISS_SERVER_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/config_fields.h"
+#include "server/engine_options.h"
+
+namespace fastdiss {
+
+struct ModelSpec {
+  std::string checkpoint;      // directory of a fastdiss checkpoint
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
+};
+
+struct ServerConfig {
+  struct Server {
+    std::string host = "0.0.0.0";
+    int port = 8500;                     // gRPC; 0 picks a free port (logged)
+    int metrics_port = 9090;             // Prometheus /metrics over HTTP; 0 picks one, -1 disables
+    std::string default_model;           // for requests naming none; empty: the only model, if one
+    double default_deadline_seconds = 60;  // bounds requests that carry no gRPC deadline
+    double drain_grace_seconds = 25;     // after SIGTERM, in-flight work gets this long
+    int64_t max_text_bytes = 65536;      // longer source text: INVALID_ARGUMENT
+    int64_t max_message_bytes = 1048576; // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
+    std::vector<int64_t> warmup_steps = {1, 5};  // one warm-up request per entry, per model
+  } server;
+  struct Engine {
+    std::string policy = "step";  // step | request | none
+    int max_rows_per_batch = 256;
+    int64_t max_tokens_per_batch = 8192;
+    int max_queued_requests = 256;
+    double max_queue_delay_seconds = 0;
+    int max_steps = 200;
+  } engine;
+  struct Runtime {
+    int threads = 0;       // LibTorch intra-op threads; 0 = the cores this process may use
+    int blas_threads = 1;  // OpenBLAS threads (docs/performance.md)
+  } runtime;
+  std::map<std::string, ModelSpec> models;  // by name
+
+  ConfigFields Fields();
+  absl::Status Validate() const;
+  // The engine section as EngineOptions (max_steps is capped per model at load).
+  absl::StatusOr<EngineOptions> ToEngineOptions() const;
+  // The config as a commented YAML file (fixed keys, then the models).
+  std::string Describe();
+
+  // Reads `path` (empty: defaults only), applies "key=value" overrides in order, then the
+  // "NAME=CHECKPOINT_DIR" model flags, rejects unknown keys and validates.
+  static absl::StatusOr<ServerConfig> Load(const std::string& path,
+                                           const std::vector<std::string>& overrides,
+                                           const std::vector<std::string>& model_flags);
+};
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_SERVER_SERVER_CONFIG_H_
