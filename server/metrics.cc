@@ -15,12 +15,6 @@
 namespace fastdiss {
 namespace {
 
-// gRPC status code names, indexed by the code's number (absl and gRPC share them).
-constexpr std::array<const char*, 17> kCodeNames = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-
 // 1 ms .. ~66 s for requests and queueing; 0.25 ms .. ~8 s for one forward.
 prometheus::Histogram::BucketBoundaries Exponential(double start, double factor, int count) {
   prometheus::Histogram::BucketBoundaries buckets;
@@ -81,8 +75,9 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
     m.running = &running.Add(labels);
     m.steps = &steps.Add(labels);
     m.tokens = &tokens.Add(labels);
-    for (size_t code = 0; code < kCodeNames.size(); ++code) {
-      m.requests[code] = &requests.Add({{"model", name}, {"code", kCodeNames[code]}});
+    for (size_t code = 0; code < m.requests.size(); ++code) {
+      const std::string code_name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+      m.requests[code] = &requests.Add({{"model", name}, {"code", code_name}});
     }
   }
 }

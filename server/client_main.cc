@@ -1,0 +1,208 @@
+// fastdiss-client: calls a fastdiss-server. Generates for each TEXT argument (or each stdin line
+// when none is given), lists the models, or checks health. Exit status 0 when every call
+// succeeded, 1 when one failed (each failure is reported on stderr with its gRPC code), 2 on bad flags.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fastdiss/v1/generator.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "model/json_writer.h"
+
+namespace {
+
+using fastdiss::v1::GenerateEvent;
+using fastdiss::v1::GenerateRequest;
+using fastdiss::v1::GenerateResponse;
+
+constexpr char kUsage[] =
+    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K] [--seed S] [--length-beam N]\n"
+    "                       [--noise-beam N] [--target-length N] [--deadline-seconds X] [--stream] [--json]\n"
+    "                       [TEXT ...]\n"
+    "       fastdiss-client --target HOST:PORT --list-models\n"
+    "       fastdiss-client --target HOST:PORT --health [SERVICE]\n\n"
+    "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
+    "prints it (one line per input). --stream prints every denoising step's text as it arrives\n"
+    "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
+    "token ids, score, seed, model version and the server's timing. Defaults: --steps 5, a\n"
+    "random seed, beams 1, --deadline-seconds 60.\n";
+
+std::string CodeName(const grpc::Status& status) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+}
+
+std::string ResponseJson(const std::string& source, const GenerateResponse& r) {
+  fastdiss::JsonWriter json;
+  json.BeginObject();
+  json.Key("source").String(source);
+  json.Key("text").String(r.text());
+  json.Key("token_ids").BeginArray();
+  for (int id : r.token_ids()) json.Int(id);
+  json.EndArray();
+  json.Key("score").Double(r.score());
+  json.Key("steps").Int(r.steps());
+  json.Key("seed").Uint(r.seed());
+  json.Key("model").String(r.model());
+  json.Key("model_version").String(r.model_version());
+  json.Key("queue_seconds").Double(r.timing().queue_seconds());
+  json.Key("compute_seconds").Double(r.timing().compute_seconds());
+  json.Key("total_seconds").Double(r.timing().total_seconds());
+  json.EndObject();
+  return json.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string target, health_service;
+  GenerateRequest base;
+  base.set_steps(5);
+  double deadline_seconds = 60;
+  bool stream = false, json = false, list_models = false, health = false;
+  std::vector<std::string> texts;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "fastdiss-client: " << arg << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto number = [&]() -> long long {
+      const std::string v = value();
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0') {
+        std::cerr << "fastdiss-client: " << arg << " takes an integer, got '" << v << "'\n";
+        std::exit(2);
+      }
+      return n;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--target") {
+      target = value();
+    } else if (arg == "--model") {
+      base.set_model(value());
+    } else if (arg == "--steps") {
+      base.set_steps(static_cast<int>(number()));
+    } else if (arg == "--seed") {
+      base.set_seed(static_cast<uint64_t>(number()));
+    } else if (arg == "--length-beam") {
+      base.set_length_beam(static_cast<int>(number()));
+    } else if (arg == "--noise-beam") {
+      base.set_noise_beam(static_cast<int>(number()));
+    } else if (arg == "--target-length") {
+      base.set_target_length(static_cast<int>(number()));
+    } else if (arg == "--deadline-seconds") {
+      deadline_seconds = std::atof(value().c_str());
+    } else if (arg == "--stream") {
+      stream = true;
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg == "--list-models") {
+      list_models = true;
+    } else if (arg == "--health") {
+      health = true;
+      if (i + 1 < argc && argv[i + 1][0] != '-') health_service = argv[++i];
+    } else if (arg.rfind("--", 0) == 0) {
+      std::cerr << "fastdiss-client: unknown flag '" << arg << "' (see --help)\n";
+      return 2;
+    } else {
+      texts.push_back(arg);
+    }
+  }
+  if (target.empty()) {
+    std::cerr << "fastdiss-client: --target HOST:PORT is required (see --help)\n";
+    return 2;
+  }
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto deadline = [&] { return absl::ToChronoTime(absl::Now() + absl::Seconds(deadline_seconds)); };
+
+  if (health) {
+    auto stub = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(health_service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = stub->Check(&context, request, &response);
+    if (!status.ok()) {
+      std::cerr << "fastdiss-client: health: " << CodeName(status) << ": " << status.error_message() << "\n";
+      return 1;
+    }
+    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  }
+
+  auto stub = fastdiss::v1::Generator::NewStub(channel);
+  if (list_models) {
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    fastdiss::v1::ListModelsResponse response;
+    grpc::Status status = stub->ListModels(&context, fastdiss::v1::ListModelsRequest(), &response);
+    if (!status.ok()) {
+      std::cerr << "fastdiss-client: ListModels: " << CodeName(status) << ": " << status.error_message() << "\n";
+      return 1;
+    }
+    for (const auto& m : response.models()) {
+      std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps() << "\tsource<="
+                << m.max_source_tokens() << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<="
+                << m.max_beam() << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\n";
+    }
+    return 0;
+  }
+
+  const bool from_stdin = texts.empty();
+  int failures = 0;
+  std::string line;
+  for (size_t n = 0;; ++n) {
+    std::string text;
+    if (from_stdin) {
+      if (!std::getline(std::cin, line)) break;
+      text = line;
+    } else {
+      if (n >= texts.size()) break;
+      text = texts[n];
+    }
+    GenerateRequest request = base;
+    request.set_text(text);
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    GenerateResponse response;
+    grpc::Status status;
+    if (stream) {
+      auto reader = stub->GenerateStream(&context, request);
+      GenerateEvent event;
+      while (reader->Read(&event)) {
+        if (event.has_step()) {
+          std::cout << "[step " << event.step().step() << "/" << event.step().steps() << "] " << event.step().text()
+                    << "\n" << std::flush;
+        } else if (event.has_result()) {
+          response = event.result();
+        }
+      }
+      status = reader->Finish();
+    } else {
+      status = stub->Generate(&context, request, &response);
+    }
+    if (!status.ok()) {
+      ++failures;
+      std::cerr << "fastdiss-client: input " << n + 1 << ": " << CodeName(status) << ": " << status.error_message()
+                << "\n";
+      if (!json) std::cout << "\n";  // keeps output lines aligned with input lines
+      continue;
+    }
+    std::cout << (json ? ResponseJson(text, response) : response.text()) << "\n" << std::flush;
+  }
+  return failures == 0 ? 0 : 1;
+}
