@@ -1,0 +1,528 @@
+// Integration tests of fastdiss-server: the real binary, started on port 0 with a tiny checkpoint
+// the test makes, called through a real gRPC client (and its metrics over real HTTP).
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fastdiss/v1/generator.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "model/checkpoint.h"
+#include "model/tokenizer.h"
+#include "tests/test_models.h"
+#include "tests/test_util.h"
+
+extern char** environ;
+
+namespace fastdiss {
+namespace {
+
+using fastdiss::v1::GenerateEvent;
+using fastdiss::v1::GenerateRequest;
+using fastdiss::v1::GenerateResponse;
+using grpc::health::v1::HealthCheckResponse;
+
+// Long enough for every wait here on a loaded 2-core machine; tests never wait this long when they pass.
+constexpr absl::Duration kPatience = absl::Seconds(120);
+
+// A fastdiss-server child process whose stdout and stderr go to a log file.
+class ServerProcess {
+ public:
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const std::string& log_path) {
+    auto server = std::unique_ptr<ServerProcess>(new ServerProcess(log_path));
+    std::vector<std::string> argv_strings = {FASTDISS_SERVER_BINARY};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    const int rc = posix_spawn(&server->pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+    if (rc != 0) server->pid_ = -1;
+    return server;
+  }
+
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  std::string Log() const { return testing::ReadFile(log_path_); }
+
+  // Waits until the log matches `pattern`; returns its first group ("" on timeout or exit).
+  std::string WaitForLog(const std::string& pattern, absl::Duration timeout = kPatience) {
+    const std::regex re(pattern);
+    const absl::Time give_up = absl::Now() + timeout;
+    while (absl::Now() < give_up) {
+      std::smatch match;
+      const std::string log = Log();
+      if (std::regex_search(log, match, re)) return match.size() > 1 ? match[1].str() : match[0].str();
+      if (Exited()) return "";
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return "";
+  }
+
+  // Starts the server's gRPC and metrics endpoints; false if it never logged them.
+  bool WaitForPorts() {
+    const std::string grpc_port = WaitForLog("gRPC listening on [^:]+:([0-9]+)");
+    const std::string metrics_port = WaitForLog("metrics on http://[^:]+:([0-9]+)/metrics");
+    if (grpc_port.empty() || metrics_port.empty()) return false;
+    grpc_port_ = std::stoi(grpc_port);
+    metrics_port_ = std::stoi(metrics_port);
+    return true;
+  }
+  bool WaitUntilReady() { return !WaitForLog("ready, health SERVING").empty(); }
+
+  void Signal(int signal) { kill(pid_, signal); }
+
+  // The exit status, or -1 if it is still running after `timeout` (or was killed by a signal).
+  int Wait(absl::Duration timeout = kPatience) {
+    const absl::Time give_up = absl::Now() + timeout;
+    while (absl::Now() < give_up) {
+      if (Exited()) return exit_status_;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return -1;
+  }
+
+  std::string target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+  int metrics_port() const { return metrics_port_; }
+
+ private:
+  explicit ServerProcess(std::string log_path) : log_path_(std::move(log_path)) {}
+
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    pid_ = -1;
+    return true;
+  }
+
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+  int grpc_port_ = 0, metrics_port_ = 0;
+};
+
+// A client of one server.
+class Client {
+ public:
+  explicit Client(const std::string& target)
+      : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
+        stub_(fastdiss::v1::Generator::NewStub(channel_)),
+        health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+  grpc::Status Generate(const GenerateRequest& request, GenerateResponse* response,
+                        absl::Duration deadline = kPatience) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    return stub_->Generate(&context, request, response);
+  }
+
+  HealthCheckResponse::ServingStatus Health(const std::string& service = "") {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    grpc::Status status = health_->Check(&context, request, &response);
+    return status.ok() ? response.status() : HealthCheckResponse::UNKNOWN;
+  }
+
+  fastdiss::v1::Generator::Stub* stub() { return stub_.get(); }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<fastdiss::v1::Generator::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+GenerateRequest Request(const std::string& text, int steps, uint64_t seed) {
+  GenerateRequest request;
+  request.set_text(text);
+  request.set_steps(steps);
+  request.set_seed(seed);
+  return request;
+}
+
+// A request that keeps the tiny model busy for a while (about 2 s here): 200 steps over 8 x 8 rows.
+GenerateRequest SlowRequest(uint64_t seed = 1) {
+  GenerateRequest request = Request("a slow request", 200, seed);
+  request.set_length_beam(8);
+  request.set_noise_beam(8);
+  return request;
+}
+
+std::string Text(int i) {
+  static const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran"};
+  std::string text;
+  for (int w = 0; w < 1 + i % 6; ++w) text += (w ? " " : "") + words[(i * 3 + w) % words.size()];
+  return text;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(std::chrono::seconds(30));
+  auto result = client.Get(path.c_str());
+  return result && result->status == 200 ? result->body : "";
+}
+
+// The value of one sample line ("name{labels} value") of a metrics text, or -1 when absent.
+double Sample(const std::string& metrics, const std::string& series) {
+  const size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+// Polls the server's metrics until `done(metrics)` holds.
+bool WaitForMetrics(int port, const std::function<bool(const std::string&)>& done) {
+  const absl::Time give_up = absl::Now() + kPatience;
+  while (absl::Now() < give_up) {
+    if (done(HttpGet(port, "/metrics"))) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    auto tokenizer = Tokenizer::FromSerializedProto(
+        testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    FastDissModel model = testing::TinyModel(tokenizer->vocab_size());
+    ConfigTree metadata;
+    ASSERT_TRUE(metadata.Put("checkpoint.step", int64_t{42}).ok());
+    ASSERT_TRUE(SaveCheckpoint(dir_->File("tiny"), model, *tokenizer, metadata).ok());
+    shared_ = Launch({}).release();
+    ASSERT_NE(shared_, nullptr);
+  }
+  static void TearDownTestSuite() {
+    delete shared_;
+    delete dir_;
+  }
+
+  // Starts a server on the tiny checkpoint with extra "--set" overrides; waits until it is ready.
+  static std::unique_ptr<ServerProcess> Launch(const std::vector<std::string>& sets, bool wait_ready = true) {
+    static int count = 0;
+    std::vector<std::string> args = {"--model", "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "0",
+                                     "--set", "server.host=127.0.0.1", "--set", "runtime.threads=1"};
+    for (const std::string& s : sets) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    auto server = ServerProcess::Start(args, dir_->File("server-" + std::to_string(count++) + ".log"));
+    EXPECT_TRUE(server->WaitForPorts()) << server->Log();
+    if (wait_ready) EXPECT_TRUE(server->WaitUntilReady()) << server->Log();
+    return server;
+  }
+
+  // Sends `requests` concurrently, one thread each; returns the answers in order.
+  static std::vector<std::pair<grpc::Status, GenerateResponse>> Concurrently(Client& client,
+                                                                             const std::vector<GenerateRequest>& requests) {
+    std::vector<std::pair<grpc::Status, GenerateResponse>> answers(requests.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      threads.emplace_back([&, i] { answers[i].first = client.Generate(requests[i], &answers[i].second); });
+    }
+    for (auto& t : threads) t.join();
+    return answers;
+  }
+
+  static testing::TempDir* dir_;
+  static ServerProcess* shared_;
+};
+
+testing::TempDir* ServerTest::dir_ = nullptr;
+ServerProcess* ServerTest::shared_ = nullptr;
+
+TEST_F(ServerTest, ListModelsDescribesTheCheckpoint) {
+  Client client(shared_->target());
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse response;
+  ASSERT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
+  ASSERT_EQ(response.models_size(), 1);
+  const auto& m = response.models(0);
+  EXPECT_EQ(m.name(), "tiny");
+  EXPECT_EQ(m.version().rfind("step-42-", 0), 0u) << m.version();
+  EXPECT_EQ(m.max_steps(), 200);  // engine.max_steps 200, T = 200
+  EXPECT_EQ(m.num_timesteps(), 200);
+  EXPECT_EQ(m.max_source_tokens(), 24);
+  EXPECT_EQ(m.device(), "cpu");
+}
+
+TEST_F(ServerTest, SameTokensAloneAndUnderLoadUnderEveryPolicy) {
+  std::vector<GenerateRequest> requests;
+  const std::vector<int> steps = {1, 2, 5, 10, 20};
+  for (int i = 0; i < 30; ++i) requests.push_back(Request(Text(i), steps[i % 5], 1000 + i));
+  std::vector<std::vector<int>> reference;
+  for (const std::string policy : {"step", "request", "none"}) {
+    SCOPED_TRACE("policy " + policy);
+    auto server = policy == "step" ? nullptr : Launch({"engine.policy=" + policy});
+    Client client(server ? server->target() : shared_->target());
+    std::vector<std::vector<int>> alone;
+    for (const GenerateRequest& request : requests) {
+      GenerateResponse response;
+      ASSERT_TRUE(client.Generate(request, &response).ok());
+      alone.emplace_back(response.token_ids().begin(), response.token_ids().end());
+    }
+    auto loaded = Concurrently(client, requests);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      ASSERT_TRUE(loaded[i].first.ok()) << i << ": " << loaded[i].first.error_message();
+      const GenerateResponse& r = loaded[i].second;
+      EXPECT_EQ(std::vector<int>(r.token_ids().begin(), r.token_ids().end()), alone[i]) << "request " << i;
+      EXPECT_EQ(r.steps(), requests[i].steps());
+      EXPECT_EQ(r.seed(), requests[i].seed());
+      EXPECT_EQ(r.model(), "tiny");
+      EXPECT_GE(r.timing().total_seconds(), r.timing().compute_seconds());
+    }
+    if (reference.empty()) reference = alone;
+    EXPECT_EQ(alone, reference) << "a policy changed the output";
+  }
+}
+
+TEST_F(ServerTest, AnUnsetSeedIsRandomAndEchoedSoTheAnswerReproduces) {
+  Client client(shared_->target());
+  GenerateRequest request = Request("the cat sat", 5, 0);
+  request.clear_seed();
+  GenerateResponse first, second, again;
+  ASSERT_TRUE(client.Generate(request, &first).ok());
+  ASSERT_TRUE(client.Generate(request, &second).ok());
+  EXPECT_NE(first.seed(), second.seed());
+  request.set_seed(first.seed());
+  ASSERT_TRUE(client.Generate(request, &again).ok());
+  EXPECT_EQ(std::vector<int>(again.token_ids().begin(), again.token_ids().end()),
+            std::vector<int>(first.token_ids().begin(), first.token_ids().end()));
+}
+
+TEST_F(ServerTest, StreamSendsIncreasingStepsThenTheSameResultAsGenerate) {
+  Client client(shared_->target());
+  const GenerateRequest request = Request("the dog ran on the mat", 20, 7);
+  GenerateResponse unary;
+  ASSERT_TRUE(client.Generate(request, &unary).ok());
+  grpc::ClientContext context;
+  auto reader = client.stub()->GenerateStream(&context, request);
+  GenerateEvent event;
+  int last_step = 0, results = 0;
+  std::string last_text;
+  GenerateResponse result;
+  while (reader->Read(&event)) {
+    if (event.has_step()) {
+      EXPECT_EQ(results, 0) << "a step after the result";
+      EXPECT_GT(event.step().step(), last_step);
+      EXPECT_EQ(event.step().steps(), 20);
+      last_step = event.step().step();
+      last_text = event.step().text();
+    } else {
+      ASSERT_TRUE(event.has_result());
+      result = event.result();
+      ++results;
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(results, 1);
+  EXPECT_EQ(last_step, 20);  // intermediate steps may be coalesced, never the last
+  EXPECT_EQ(last_text, result.text());
+  EXPECT_EQ(std::vector<int>(result.token_ids().begin(), result.token_ids().end()),
+            std::vector<int>(unary.token_ids().begin(), unary.token_ids().end()));
+}
+
+TEST_F(ServerTest, ACancelledCallIsAnsweredCancelledAndFreesItsRows) {
+  Client client(shared_->target());
+  const std::string cancelled = "fastdiss_requests_total{code=\"CANCELLED\",model=\"tiny\"}";
+  const double before = Sample(HttpGet(shared_->metrics_port(), "/metrics"), cancelled);
+  grpc::ClientContext context;
+  auto reader = client.stub()->GenerateStream(&context, SlowRequest());
+  GenerateEvent event;
+  ASSERT_TRUE(reader->Read(&event));  // running now
+  context.TryCancel();
+  while (reader->Read(&event)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitForMetrics(shared_->metrics_port(), [&](const std::string& m) {
+    return Sample(m, cancelled) == before + 1 && Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
+  }));
+}
+
+TEST_F(ServerTest, BadInputGetsTheRightCodeAndAClearMessage) {
+  Client client(shared_->target());
+  struct Case {
+    std::string what;
+    GenerateRequest request;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  auto with = [](std::function<void(GenerateRequest*)> change) {
+    GenerateRequest r = Request("the cat", 5, 1);
+    change(&r);
+    return r;
+  };
+  const std::vector<Case> cases = {
+      {"unknown model", with([](auto* r) { r->set_model("nope"); }), grpc::StatusCode::NOT_FOUND, "unknown model 'nope'"},
+      {"empty text", with([](auto* r) { r->set_text(""); }), grpc::StatusCode::INVALID_ARGUMENT, "empty"},
+      {"invalid UTF-8", with([](auto* r) { r->set_text("the \xff\xfe cat"); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "UTF-8"},
+      {"whitespace only", with([](auto* r) { r->set_text("   "); }), grpc::StatusCode::INVALID_ARGUMENT, "no tokens"},
+      {"too many tokens", with([](auto* r) { r->set_text(std::string(30, 'q')); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "at most 24"},
+      {"too many bytes", with([](auto* r) { r->set_text(std::string(70000, 'q')); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "bytes"},
+      {"steps 0", with([](auto* r) { r->set_steps(0); }), grpc::StatusCode::INVALID_ARGUMENT, "steps must be in [1, 200]"},
+      {"steps too many", with([](auto* r) { r->set_steps(201); }), grpc::StatusCode::INVALID_ARGUMENT, "steps"},
+      {"negative beam", with([](auto* r) { r->set_length_beam(-1); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "length_beam"},
+      {"beam too wide", with([](auto* r) { r->set_noise_beam(17); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "noise_beam"},
+      {"target length 0", with([](auto* r) { r->set_target_length(0); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "target_length"},
+      {"target length too long", with([](auto* r) { r->set_target_length(25); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "target_length"},
+      {"oversized message", with([](auto* r) { r->set_text(std::string(2 << 20, 'q')); }),
+       grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
+  };
+  for (const Case& c : cases) {
+    GenerateResponse response;
+    grpc::Status status = client.Generate(c.request, &response);
+    EXPECT_EQ(status.error_code(), c.code) << c.what << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(c.message), std::string::npos) << c.what << ": " << status.error_message();
+  }
+  // The server is unharmed.
+  GenerateResponse response;
+  EXPECT_TRUE(client.Generate(Request("the cat", 5, 1), &response).ok());
+}
+
+TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
+  Client client(shared_->target());
+  GenerateResponse response;
+  ASSERT_TRUE(client.Generate(Request("the cat", 5, 1), &response).ok());
+  const std::string metrics = HttpGet(shared_->metrics_port(), "/metrics");
+  for (const std::string family :
+       {"fastdiss_request_duration_seconds_bucket{model=\"tiny\",le=\"0.001\"}",
+        "fastdiss_request_duration_seconds_count{model=\"tiny\"}", "fastdiss_queue_duration_seconds_sum{model=\"tiny\"}",
+        "fastdiss_step_duration_seconds_count{model=\"tiny\"}", "fastdiss_batch_rows_count{model=\"tiny\"}",
+        "fastdiss_requests_running{model=\"tiny\"}", "fastdiss_requests_waiting{model=\"tiny\"}",
+        "fastdiss_denoising_steps_total{model=\"tiny\"}", "fastdiss_denoised_tokens_total{model=\"tiny\"}",
+        "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
+        "fastdiss_requests_total{code=\"NOT_FOUND\",model=\"unknown\"}"}) {
+    EXPECT_GE(Sample(metrics, family), 0) << family << " missing from\n" << metrics.substr(0, 2000);
+  }
+  EXPECT_GE(Sample(metrics, "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}"), 1);
+  EXPECT_GE(Sample(metrics, "fastdiss_denoising_steps_total{model=\"tiny\"}"), 5);
+  EXPECT_NE(metrics.find("# TYPE fastdiss_step_duration_seconds histogram"), std::string::npos);
+}
+
+TEST_F(ServerTest, DeadlinesAnswerDeadlineExceeded) {
+  auto server = Launch({"server.default_deadline_seconds=0.05"});
+  Client client(server->target());
+  GenerateResponse response;
+  // No client deadline: the server's default bounds the request, checked at every step.
+  EXPECT_EQ(client.Generate(SlowRequest(), &response).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // A client deadline shorter than the work.
+  EXPECT_EQ(client.Generate(SlowRequest(), &response, absl::Milliseconds(20)).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [](const std::string& m) {
+    return Sample(m, "fastdiss_requests_total{code=\"DEADLINE_EXCEEDED\",model=\"tiny\"}") >= 1 &&
+           Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
+  }));
+  EXPECT_TRUE(client.Generate(Request("the cat", 1, 1), &response).ok());
+}
+
+TEST_F(ServerTest, AFullQueueAnswersResourceExhaustedAtOnce) {
+  auto server = Launch({"engine.policy=none", "engine.max_queued_requests=1"});
+  Client client(server->target());
+  const int port = server->metrics_port();
+  GenerateResponse a_response, b_response;
+  grpc::Status a_status, b_status;
+  std::thread a([&] { a_status = client.Generate(SlowRequest(1), &a_response); });
+  ASSERT_TRUE(WaitForMetrics(port, [](const std::string& m) { return Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 1; }));
+  std::thread b([&] { b_status = client.Generate(SlowRequest(2), &b_response); });
+  ASSERT_TRUE(WaitForMetrics(port, [](const std::string& m) { return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") == 1; }));
+  GenerateResponse response;
+  const absl::Time start = absl::Now();
+  grpc::Status full = client.Generate(Request("the cat", 1, 1), &response);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << full.error_message();
+  EXPECT_NE(full.error_message().find("queue is full"), std::string::npos);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));  // answered at once, not after the queue moved
+  a.join();
+  b.join();
+  EXPECT_TRUE(a_status.ok()) << a_status.error_message();
+  EXPECT_TRUE(b_status.ok()) << b_status.error_message();
+}
+
+TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRequest) {
+  // A long warm-up (40 requests of 200 steps) keeps the server loading while the test looks.
+  std::string warmup = "server.warmup_steps=[200";
+  for (int i = 1; i < 40; ++i) warmup += ", 200";
+  auto server = Launch({warmup + "]", "server.drain_grace_seconds=100"}, /*wait_ready=*/false);
+  Client client(server->target());
+  EXPECT_EQ(client.Health(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(client.Health("fastdiss.v1.Generator"), HealthCheckResponse::NOT_SERVING);
+  GenerateResponse response;
+  EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(server->WaitUntilReady()) << server->Log();
+  EXPECT_EQ(client.Health(), HealthCheckResponse::SERVING);
+  EXPECT_EQ(client.Health("fastdiss.v1.Generator"), HealthCheckResponse::SERVING);
+
+  // Requests in flight, two of them slow; SIGTERM once the server has all of them.
+  std::vector<GenerateRequest> requests = {SlowRequest(1), SlowRequest(2)};
+  for (int i = 0; i < 10; ++i) requests.push_back(Request(Text(i), 1 + i, i));
+  std::vector<std::pair<grpc::Status, GenerateResponse>> answers;
+  std::thread load([&] { answers = Concurrently(client, requests); });
+  ASSERT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) {
+    return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") + Sample(m, "fastdiss_requests_running{model=\"tiny\"}") +
+               Sample(m, "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}") >=
+           static_cast<double>(requests.size());
+  }));
+  server->Signal(SIGTERM);
+  ASSERT_FALSE(server->WaitForLog("draining").empty()) << server->Log();
+  if (server->Log().find("stopped") == std::string::npos) {  // still draining the slow requests
+    EXPECT_EQ(client.Health(), HealthCheckResponse::NOT_SERVING);
+    GenerateResponse late;
+    EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &late).error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  load.join();
+  for (size_t i = 0; i < answers.size(); ++i) {
+    EXPECT_TRUE(answers[i].first.ok()) << "request " << i << ": " << answers[i].first.error_message();
+  }
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
+TEST_F(ServerTest, BadConfigOrCheckpointStopsTheServerWithAClearMessage) {
+  auto unknown_key = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "engine.max_rows=3"},
+                                          dir_->File("bad-key.log"));
+  EXPECT_EQ(unknown_key->Wait(), 2);
+  EXPECT_NE(unknown_key->Log().find("engine.max_rows"), std::string::npos) << unknown_key->Log();
+  auto missing = ServerProcess::Start({"--model", "tiny=" + dir_->File("missing"), "--port", "0", "--metrics-port", "-1"},
+                                      dir_->File("missing.log"));
+  EXPECT_EQ(missing->Wait(), 1);
+  EXPECT_NE(missing->Log().find("model 'tiny'"), std::string::npos) << missing->Log();
+}
+
+}  // namespace
+}  // namespace fastdiss
