@@ -78,7 +78,8 @@ ConfigFields ServerConfig::Fields() {
        &engine.max_queue_delay_seconds},
       {"engine.max_steps", "most denoising steps a request may ask for (capped at the model's T)",
        &engine.max_steps},
-      {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use", &runtime.threads},
+      {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use (docs/serving.md)",
+       &runtime.threads},
       {"runtime.blas_threads", "OpenBLAS threads (1: see docs/performance.md)", &runtime.blas_threads},
   };
 }

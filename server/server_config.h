@@ -48,7 +48,9 @@ struct ServerConfig {
     int max_steps = 200;
   } engine;
   struct Runtime {
-    int threads = 0;       // LibTorch intra-op threads; 0 = the cores this process may use
+    // LibTorch intra-op threads; 0 = the cores this process may use. 1 by default: on 2 cores a
+    // second intra-op thread made serving slower at every load measured (docs/serving.md).
+    int threads = 1;
     int blas_threads = 1;  // OpenBLAS threads (docs/performance.md)
   } runtime;
   std::map<std::string, ModelSpec> models;  // by name

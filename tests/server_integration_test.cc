@@ -1,6 +1,7 @@
 // Integration tests of fastdiss-server: the real binary, started on port 0 with a tiny checkpoint
 // the test makes, called through a real gRPC client (and its metrics over real HTTP).
 #include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <signal.h>
@@ -275,6 +276,46 @@ TEST_F(ServerTest, ListModelsDescribesTheCheckpoint) {
   EXPECT_EQ(m.num_timesteps(), 200);
   EXPECT_EQ(m.max_source_tokens(), 24);
   EXPECT_EQ(m.device(), "cpu");
+}
+
+// Server reflection lists the services. Debian ships no generated reflection stubs, so this
+// speaks the protocol through a generic call: ServerReflectionRequest{list_services: ""} is the
+// two bytes 0x3a 0x00 (field 7, length 0); the answer names every service in plain text.
+TEST_F(ServerTest, ReflectionListsTheServices) {
+  auto channel = grpc::CreateChannel(shared_->target(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  void* tag = nullptr;
+  bool ok = false;
+  auto await = [&](intptr_t expected) {
+    EXPECT_TRUE(queue.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), expected);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(await(1));
+  grpc::Slice request_bytes(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&request_bytes, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(await(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(await(3));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(await(4));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  EXPECT_NE(bytes.find("fastdiss.v1.Generator"), std::string::npos);
+  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  await(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
 TEST_F(ServerTest, SameTokensAloneAndUnderLoadUnderEveryPolicy) {

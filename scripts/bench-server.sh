@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Serving benchmark: one checkpoint, the three batching policies, the same load.
+#
+#   scripts/bench-server.sh [CHECKPOINT_DIR] [OUT_DIR]
+#
+# For each policy (step, request, none) it starts fastdiss-server on free ports, then runs
+# fastdiss-loadgen: closed loop at CONCURRENCY and open loop at RATE, K uniform over STEPS, texts
+# from INPUT; and it reads the server's rows-per-forward histogram before and after each run. With
+# the step policy it also measures idle latency (one call at a time) at each K of IDLE_STEPS.
+# Each measurement lands in OUT_DIR as JSON (loadgen's report plus "mean_rows_per_forward");
+# scripts/bench-server-report.py turns them into docs/serving.md's tables and plot.
+# Environment: DURATION (s, default 30), WARMUP (3), CONCURRENCY (32), RATE (20), STEPS (1,2,5,10,20),
+# IDLE_STEPS (1 5 20), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1; 0 = all cores), BUILD (build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHECKPOINT=${1:-models/de-en}
+OUT=${2:-runs/bench-server}
+DURATION=${DURATION:-30}
+WARMUP=${WARMUP:-3}
+CONCURRENCY=${CONCURRENCY:-32}
+RATE=${RATE:-20}
+STEPS=${STEPS:-1,2,5,10,20}
+IDLE_STEPS=${IDLE_STEPS:-1 5 20}
+INPUT=${INPUT:-data/de-en/test.de}
+THREADS=${THREADS:-1}
+BUILD=${BUILD:-build}
+
+[[ -f "$INPUT" ]] || { echo "bench-server: $INPUT is missing (run scripts/prepare-data.sh)" >&2; exit 1; }
+[[ -d "$CHECKPOINT" ]] || { echo "bench-server: no checkpoint at $CHECKPOINT" >&2; exit 1; }
+mkdir -p "$OUT"
+SERVER_PID=
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+start_server() {  # policy
+  local log="$OUT/server-$1.log"
+  "$BUILD/server/fastdiss-server" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
+    --set server.host=127.0.0.1 --set "engine.policy=$1" --set "runtime.threads=$THREADS" \
+    --set server.warmup_steps="[1, 5, 20]" >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 600); do
+    grep -q "ready, health SERVING" "$log" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.1
+  done
+  GRPC_PORT=$(grep -o "gRPC listening on [^ ]*" "$log" | grep -o "[0-9]*$")
+  METRICS_PORT=$(grep -o "metrics on http://[^ ]*" "$log" | sed 's/.*:\([0-9]*\)\/metrics/\1/')
+}
+
+rows() {  # prints "rows-sum forwards step-seconds-sum" from the server's histograms
+  curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+    awk '/^fastdiss_batch_rows_sum\{model="bench"\}/ {s=$2} /^fastdiss_batch_rows_count\{model="bench"\}/ {c=$2}
+         /^fastdiss_step_duration_seconds_sum\{model="bench"\}/ {t=$2} END {print s, c, t}'
+}
+
+measure() {  # name, loadgen flags...
+  local name=$1; shift
+  read -r sum0 count0 time0 < <(rows)
+  "$BUILD/server/fastdiss-loadgen" --target "127.0.0.1:$GRPC_PORT" --input "$INPUT" --duration "$DURATION" \
+    --warmup "$WARMUP" --json "$@" >"$OUT/$name.loadgen.json"
+  read -r sum1 count1 time1 < <(rows)
+  python3 - "$OUT/$name.loadgen.json" "$OUT/$name.json" "$sum0" "$count0" "$sum1" "$count1" "$time0" "$time1" "$name" <<'EOF'
+import json, sys
+src, dst, s0, c0, s1, c1, t0, t1, name = sys.argv[1:]
+report = json.load(open(src))
+forwards = float(c1) - float(c0)
+report["name"] = name
+report["forwards"] = forwards
+report["mean_rows_per_forward"] = (float(s1) - float(s0)) / forwards if forwards else 0.0
+# Over the whole run, warm-up included: the server's histograms have no window.
+report["mean_forward_ms"] = 1e3 * (float(t1) - float(t0)) / forwards if forwards else 0.0
+json.dump(report, open(dst, "w"), indent=1)
+print(f"{name}: {report['throughput_rps']:.1f} req/s, p50 {report['latency']['all']['p50_ms']:.0f} ms, "
+      f"p99 {report['latency']['all']['p99_ms']:.0f} ms, {report['mean_rows_per_forward']:.1f} rows/forward "
+      f"({report['mean_forward_ms']:.1f} ms each), "
+      f"errors {report['errors']}")
+EOF
+  rm "$OUT/$name.loadgen.json"
+}
+
+for policy in step request none; do
+  start_server "$policy"
+  if [[ "$policy" == step ]]; then
+    for k in $IDLE_STEPS; do measure "idle-k$k" --concurrency 1 --steps "$k"; done
+  fi
+  measure "closed-$policy" --concurrency "$CONCURRENCY" --steps "$STEPS"
+  measure "open-$policy" --rate "$RATE" --steps "$STEPS"
+  stop_server
+done
+{
+  echo "checkpoint: $CHECKPOINT ($(grep -o "version [^ ]*" "$OUT/server-step.log" | head -1))"
+  echo "runtime: $(grep -o "runtime .*" "$OUT/server-step.log")"
+  echo "machine: $(nproc) cores, $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "load: DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY RATE=$RATE STEPS=$STEPS INPUT=$INPUT"
+} >"$OUT/setup.txt"
+cat "$OUT/setup.txt"
