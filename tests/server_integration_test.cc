@@ -1,17 +1,13 @@
 // Integration tests of fastdiss-server: the real binary, started on port 0 with a tiny checkpoint
 // the test makes, called through a real gRPC client (and its metrics over real HTTP).
-#include <fcntl.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <memory>
 #include <regex>
@@ -26,10 +22,9 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
+#include "tests/subprocess.h"
 #include "tests/test_models.h"
 #include "tests/test_util.h"
-
-extern char** environ;
 
 namespace fastdiss {
 namespace {
@@ -46,47 +41,31 @@ constexpr absl::Duration kPatience = absl::Seconds(120);
 class ServerProcess {
  public:
   static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const std::string& log_path) {
-    auto server = std::unique_ptr<ServerProcess>(new ServerProcess(log_path));
-    std::vector<std::string> argv_strings = {FASTDISS_SERVER_BINARY};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_strings) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    const int rc = posix_spawn(&server->pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-    if (rc != 0) server->pid_ = -1;
+    std::vector<std::string> argv = {FASTDISS_SERVER_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto server = std::unique_ptr<ServerProcess>(new ServerProcess());
+    server->process_ = testing::Subprocess::Start(argv, log_path);
+    EXPECT_NE(server->process_, nullptr) << "cannot start " << argv[0];
     return server;
   }
 
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  std::string Log() const { return testing::ReadFile(log_path_); }
+  std::string Log() const { return process_ ? process_->Log() : ""; }
 
   // Waits until the log matches `pattern`; returns its first group ("" on timeout or exit).
   std::string WaitForLog(const std::string& pattern, absl::Duration timeout = kPatience) {
     const std::regex re(pattern);
     const absl::Time give_up = absl::Now() + timeout;
-    while (absl::Now() < give_up) {
+    while (process_ && absl::Now() < give_up) {
       std::smatch match;
       const std::string log = Log();
       if (std::regex_search(log, match, re)) return match.size() > 1 ? match[1].str() : match[0].str();
-      if (Exited()) return "";
+      if (process_->Exited()) return "";
       absl::SleepFor(absl::Milliseconds(5));
     }
     return "";
   }
 
-  // Starts the server's gRPC and metrics endpoints; false if it never logged them.
+  // Waits for the server's gRPC and metrics ports in its log; false if it never logged them.
   bool WaitForPorts() {
     const std::string grpc_port = WaitForLog("gRPC listening on [^:]+:([0-9]+)");
     const std::string metrics_port = WaitForLog("metrics on http://[^:]+:([0-9]+)/metrics");
@@ -97,36 +76,18 @@ class ServerProcess {
   }
   bool WaitUntilReady() { return !WaitForLog("ready, health SERVING").empty(); }
 
-  void Signal(int signal) { kill(pid_, signal); }
-
-  // The exit status, or -1 if it is still running after `timeout` (or was killed by a signal).
+  void Signal(int signal) { process_->Signal(signal); }
   int Wait(absl::Duration timeout = kPatience) {
-    const absl::Time give_up = absl::Now() + timeout;
-    while (absl::Now() < give_up) {
-      if (Exited()) return exit_status_;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return -1;
+    return process_ ? process_->Wait(absl::ToChronoMilliseconds(timeout)) : -1;
   }
 
   std::string target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   int metrics_port() const { return metrics_port_; }
 
  private:
-  explicit ServerProcess(std::string log_path) : log_path_(std::move(log_path)) {}
+  ServerProcess() = default;
 
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
-    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    pid_ = -1;
-    return true;
-  }
-
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
+  std::unique_ptr<testing::Subprocess> process_;
   int grpc_port_ = 0, metrics_port_ = 0;
 };
 

@@ -42,7 +42,8 @@ torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe, 
   return torch::where(target_mask, scaled, t);
 }
 
-torch::Tensor ScpTimesteps(const torch::Tensor& t, const ObjectiveConfig& config, int num_timesteps) {
+torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice, const ObjectiveConfig& config,
+                           int num_timesteps) {
   torch::Tensor offset;
   if (config.scp_offset > 0) {
     offset = torch::full({t.size(0), 1}, config.scp_offset, t.options());
@@ -52,25 +53,57 @@ torch::Tensor ScpTimesteps(const torch::Tensor& t, const ObjectiveConfig& config
       offsets.push_back(static_cast<int64_t>(std::lround(static_cast<double>(num_timesteps) / k)));
     }
     auto table = torch::tensor(offsets, t.options());
-    auto choice = torch::randint(static_cast<int64_t>(offsets.size()), {t.size(0), 1},
-                                 t.options().dtype(torch::kLong));
     offset = table.index({choice});
   }
   return (t + offset).clamp_max(num_timesteps - 1);
 }
 
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
-                      const ObjectiveConfig& config, const Batch& batch) {
+LossNoise LossNoise::Draw(int64_t sequences, int64_t length, int64_t d_latent, const ObjectiveConfig& config,
+                          int num_timesteps, at::Generator generator) {
+  LossNoise n;
+  const auto floats = torch::TensorOptions().dtype(torch::kFloat32);
+  const auto longs = torch::TensorOptions().dtype(torch::kLong);
+  n.t = torch::randint(num_timesteps, {sequences, 1}, generator, longs);
+  n.noise = torch::randn({sequences, length, d_latent}, generator, floats);
+  n.use_sc = (torch::rand({sequences, 1, 1}, generator, floats) < config.self_cond_prob).to(torch::kFloat32);
+  const int64_t choices = std::max<int64_t>(1, static_cast<int64_t>(config.scp_steps.size()));
+  n.scp_choice = torch::randint(choices, {sequences, 1}, generator, longs);
+  if (config.scp && config.scp_fresh_noise) n.noise_prime = torch::randn({sequences, length, d_latent}, generator, floats);
+  return n;
+}
+
+LossNoise LossNoise::Rows(const torch::Tensor& rows, int64_t length) const {
+  LossNoise n;
+  n.t = t.index_select(0, rows);
+  n.noise = noise.index_select(0, rows).narrow(1, 0, length).contiguous();
+  n.use_sc = use_sc.index_select(0, rows);
+  n.scp_choice = scp_choice.index_select(0, rows);
+  if (noise_prime.defined()) n.noise_prime = noise_prime.index_select(0, rows).narrow(1, 0, length).contiguous();
+  return n;
+}
+
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
+                      const Batch& batch, at::Generator generator) {
+  const int64_t B = batch.target.size(0), L = batch.target.size(1);
+  LossNoise noise = LossNoise::Draw(B, L, model->config().d_latent, config, schedule.num_timesteps(), generator);
+  LossScale scale;
+  scale.tokens = std::max<double>(1.0, batch.target_mask.sum().item<double>());
+  scale.sequences = static_cast<double>(B);
+  return ComputeLoss(model, schedule, config, batch, noise, scale);
+}
+
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
+                      const Batch& batch, const LossNoise& drawn, const LossScale& scale) {
   const int T = schedule.num_timesteps();
   const int64_t B = batch.target.size(0), L = batch.target.size(1);
   const auto mask = batch.target_mask;
   const auto mask_f = mask.to(torch::kFloat32);
-  const double tokens = std::max(1.0, mask_f.sum().item<double>());
+  const double tokens = std::max(1.0, scale.tokens);
 
   auto encoded = model->Encode(batch.source, batch.source_mask);
   auto z0 = model->Embed(batch.target);
-  auto t = torch::randint(T, {B, 1}, batch.target.options()).expand({B, L}).contiguous();
-  auto noise = torch::randn_like(z0);
+  auto t = drawn.t.expand({B, L}).contiguous();
+  const auto& noise = drawn.noise;
   auto zeros = torch::zeros_like(z0);
 
   LossParts parts;
@@ -87,14 +120,14 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
   auto z_t = schedule.AddNoise(z0, t, noise);
 
   // Self-conditioning input, per sequence with probability p_sc, else zeros.
-  auto use_sc = (torch::rand({B, 1, 1}, z0.options()) < config.self_cond_prob).to(z0.dtype());
+  const auto& use_sc = drawn.use_sc;
   torch::Tensor self_cond = zeros;
   if (use_sc.sum().item<double>() > 0) {
     torch::NoGradGuard no_grad;
     torch::Tensor estimate;
     if (config.scp) {
-      auto t_prime = ScpTimesteps(t, config, T);
-      auto noise_prime = config.scp_fresh_noise ? torch::randn_like(z0) : noise;
+      auto t_prime = ScpTimesteps(t, drawn.scp_choice, config, T);
+      const auto& noise_prime = config.scp_fresh_noise ? drawn.noise_prime : noise;
       estimate = model->Denoise(schedule.AddNoise(z0, t_prime, noise_prime), t_prime, zeros, mask,
                                 encoded, batch.source_mask);
     } else {
@@ -117,15 +150,17 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
   auto source_lengths = batch.source_mask.sum(1);
   auto target_lengths = mask.sum(1);
   auto length_class = (target_lengths - source_lengths + mc.length_offset).clamp(0, mc.length_classes() - 1);
-  auto length_ce = torch::nn::functional::cross_entropy(model->PredictLength(encoded, batch.source_mask),
-                                                        length_class);
+  auto length_ce = torch::nn::functional::cross_entropy(
+                       model->PredictLength(encoded, batch.source_mask), length_class,
+                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                   std::max(1.0, scale.sequences);
 
   parts.total = mse + rounding + config.length_loss_weight * length_ce;
   parts.mse = mse.item<double>();
   parts.rounding = rounding.item<double>();
   parts.length = length_ce.item<double>();
   parts.mean_t = (t.to(torch::kFloat32) * mask_f).sum().item<double>() / tokens;
-  parts.target_tokens = static_cast<int64_t>(tokens);
+  parts.target_tokens = static_cast<int64_t>(mask_f.sum().item<double>());
   return parts;
 }
 

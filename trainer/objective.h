@@ -2,8 +2,13 @@
 //   sample t -> MANS gives per-token t_i -> z_t -> SCP gives the self-conditioning estimate from a
 //   noisier t' > t_i -> loss on f(z_t, t_i, sc): MSE to z0 + label-smoothed rounding cross-entropy
 //   + weighted length cross-entropy.
-// With scp and mans off it is standard self-conditioning, the baseline. Uses the default LibTorch
-// generator (seeded by the trainer, saved in checkpoints) for every random draw.
+// With scp and mans off it is standard self-conditioning, the baseline.
+//
+// Data-parallel training splits each batch across ranks, and must give the same gradient as the
+// whole batch in one process. So every random number of a batch is drawn up front for the whole
+// batch (LossNoise, one row per sequence) and each shard takes its rows; and each shard's loss is
+// divided by the whole batch's token and sequence counts (LossScale), so that the ranks' gradients
+// sum to the whole batch's.
 #ifndef FASTDISS_TRAINER_OBJECTIVE_H_
 #define FASTDISS_TRAINER_OBJECTIVE_H_
 
@@ -45,12 +50,38 @@ torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe, 
                             const torch::Tensor& target_mask, const ObjectiveConfig& config,
                             int num_timesteps);
 
-// SCP's noisier timesteps t' = min(T-1, t_i + offset), offset = round(T / K) with K drawn per
-// sequence from config.scp_steps, or config.scp_offset when set. Exposed for tests.
-torch::Tensor ScpTimesteps(const torch::Tensor& t, const ObjectiveConfig& config, int num_timesteps);
+// SCP's noisier timesteps t' = min(T-1, t_i + offset), offset = round(T / K) with K per sequence
+// from config.scp_steps (index `choice`, [B, 1]), or config.scp_offset when set. Exposed for tests.
+torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice, const ObjectiveConfig& config,
+                           int num_timesteps);
 
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
-                      const ObjectiveConfig& config, const Batch& batch);
+// Every random draw of one batch's loss, for `sequences` rows padded to `length` tokens.
+struct LossNoise {
+  torch::Tensor t;            // [B, 1] int64, the sampled timestep
+  torch::Tensor noise;        // [B, L, D]
+  torch::Tensor use_sc;       // [B, 1, 1] float, 1 where self-conditioning is used
+  torch::Tensor scp_choice;   // [B, 1] int64, index into config.scp_steps
+  torch::Tensor noise_prime;  // [B, L, D], SCP's fresh noise (undefined unless scp_fresh_noise)
+
+  static LossNoise Draw(int64_t sequences, int64_t length, int64_t d_latent, const ObjectiveConfig& config,
+                        int num_timesteps, at::Generator generator);
+  // The rows `rows` ([n] int64), trimmed to `length` tokens.
+  LossNoise Rows(const torch::Tensor& rows, int64_t length) const;
+};
+
+// What the losses are divided by: the token and sequence counts of the whole batch.
+struct LossScale {
+  double tokens = 0;
+  double sequences = 0;
+};
+
+// The loss of `batch` (the whole batch, or one rank's shard of it with the shard's noise rows and
+// the whole batch's scale). LossParts' numbers are this shard's share of the batch's values.
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
+                      const Batch& batch, const LossNoise& noise, const LossScale& scale);
+// The whole batch, its noise drawn from `generator`.
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
+                      const Batch& batch, at::Generator generator);
 
 }  // namespace fastdiss
 

@@ -14,7 +14,8 @@ TEST(ObjectiveTest, ScpTimestepsAreNoisierByTheDrawnStepOffset) {
   config.scp_steps = {2, 5, 20};
   const int T = 2000;
   auto t = torch::randint(0, T - 1, {64, 1}).expand({64, 9}).contiguous();
-  auto t_prime = ScpTimesteps(t, config, T);
+  auto choice = torch::randint(3, {64, 1}, torch::kLong);
+  auto t_prime = ScpTimesteps(t, choice, config, T);
   for (int b = 0; b < 64; ++b) {
     const int64_t base = t[b][0].item<int64_t>(), noisier = t_prime[b][0].item<int64_t>();
     EXPECT_GT(noisier, base);
@@ -24,9 +25,9 @@ TEST(ObjectiveTest, ScpTimestepsAreNoisierByTheDrawnStepOffset) {
     EXPECT_TRUE(torch::equal(t_prime[b], torch::full({9}, noisier, torch::kLong)));  // per sequence K
   }
   config.scp_offset = 7;
-  EXPECT_TRUE(torch::equal(ScpTimesteps(t, config, T), (t + 7).clamp_max(T - 1)));
+  EXPECT_TRUE(torch::equal(ScpTimesteps(t, choice, config, T), (t + 7).clamp_max(T - 1)));
   auto top = torch::full({2, 3}, T - 1, torch::kLong);
-  EXPECT_TRUE(torch::equal(ScpTimesteps(top, config, T), top));  // never beyond T-1
+  EXPECT_TRUE(torch::equal(ScpTimesteps(top, choice.narrow(0, 0, 2), config, T), top));  // never beyond T-1
 }
 
 TEST(ObjectiveTest, MansGivesMoreNoiseToBetterPredictedTokens) {
@@ -70,7 +71,7 @@ TEST(ObjectiveTest, EveryVariantGivesAFiniteLossWithGradients) {
       config.self_cond_prob = 1.0;
       config.scp_steps = {2, 5};
       model->zero_grad();
-      LossParts loss = ComputeLoss(model, schedule, config, batch);
+      LossParts loss = ComputeLoss(model, schedule, config, batch, at::detail::getDefaultCPUGenerator());
       ASSERT_TRUE(std::isfinite(loss.total.item<double>()));
       EXPECT_GT(loss.mse, 0);
       EXPECT_GT(loss.rounding, 0);
@@ -82,6 +83,50 @@ TEST(ObjectiveTest, EveryVariantGivesAFiniteLossWithGradients) {
       }
       EXPECT_GT(grad, 0) << "scp " << scp << " mans " << mans;
       if (!mans) EXPECT_EQ(loss.mans_shift, 0);
+    }
+  }
+}
+
+// Data-parallel training relies on this: shards of a batch, each with its rows of the batch's
+// noise and the batch's scale, give gradients that sum to the whole batch's.
+TEST(ObjectiveTest, ShardGradientsSumToTheWholeBatchGradient) {
+  FastDissModel model = testing::TinyModel();
+  model->train();  // TinyConfig has no dropout, so train mode is deterministic
+  NoiseSchedule schedule = testing::TinySchedule(model->config());
+  std::vector<Example> examples = {{{5, 6, 7}, {8, 9}}, {{10, 11}, {12, 13, 14, 15}}, {{16, 17, 18, 19}, {20}}};
+  auto gradients = [&]() {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return grads;
+  };
+  for (bool fastdiss : {false, true}) {
+    ObjectiveConfig config;
+    config.scp = config.mans = fastdiss;
+    config.self_cond_prob = 0.5;
+    config.scp_steps = {2, 5};
+    config.scp_fresh_noise = true;
+    const Batch whole = Collate(examples, {0, 1, 2}, 0, torch::kCPU);
+    const LossNoise noise = LossNoise::Draw(3, 4, model->config().d_latent, config, schedule.num_timesteps(),
+                                            at::make_generator<at::CPUGeneratorImpl>(11));
+    const LossScale scale{7, 3};
+    model->zero_grad();
+    LossParts all = ComputeLoss(model, schedule, config, whole, noise, scale);
+    all.total.backward();
+    const std::vector<torch::Tensor> expected = gradients();
+
+    model->zero_grad();
+    double total = 0;
+    for (const std::vector<int>& rows : {std::vector<int>{0, 2}, std::vector<int>{1}}) {
+      const Batch shard = Collate(examples, rows, 0, torch::kCPU);
+      auto index = torch::tensor(std::vector<int64_t>(rows.begin(), rows.end()), torch::kLong);
+      LossParts part = ComputeLoss(model, schedule, config, shard, noise.Rows(index, shard.target.size(1)), scale);
+      part.total.backward();  // accumulates, as an all-reduce sum would
+      total += part.total.item<double>();
+    }
+    EXPECT_NEAR(total, all.total.item<double>(), 1e-4);
+    const std::vector<torch::Tensor> summed = gradients();
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(summed[i], expected[i], 1e-4, 1e-5)) << "parameter " << i << " fastdiss " << fastdiss;
     }
   }
 }

@@ -1,10 +1,12 @@
 // fastdiss-train --config FILE [--set key=value ...]: parses flags and config, then runs Trainer.
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "model/runtime.h"
+#include "trainer/distributed.h"
 #include "trainer/train_config.h"
 #include "trainer/trainer.h"
 
@@ -68,7 +70,19 @@ int main(int argc, char** argv) {
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = static_cast<int>(config->train.threads);
   std::cerr << "runtime: " << fastdiss::ConfigureRuntime(runtime) << "\n";
-  auto trainer = fastdiss::Trainer::Create(std::move(config).value(), &std::cerr);
+  // torchrun's environment (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT) makes this one rank of a
+  // data-parallel run; without it, a single process.
+  auto env = fastdiss::DistributedEnvFromEnvironment();
+  if (!env.ok()) {
+    std::cerr << "fastdiss-train: " << env.status() << "\n";
+    return 2;
+  }
+  auto comm = fastdiss::Communicator::Connect(*env, std::chrono::minutes(30));
+  if (!comm.ok()) {
+    std::cerr << "fastdiss-train: " << comm.status() << "\n";
+    return 1;
+  }
+  auto trainer = fastdiss::Trainer::Create(std::move(config).value(), &std::cerr, comm->get());
   if (!trainer.ok()) {
     std::cerr << "fastdiss-train: " << trainer.status() << "\n";
     return 1;

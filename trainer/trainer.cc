@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <iomanip>
 #include <regex>
@@ -48,11 +49,12 @@ T ReadScalar(torch::serialize::InputArchive& archive, const char* key) {
 
 }  // namespace
 
-Trainer::Trainer(TrainConfig config, std::ostream* log) : config_(std::move(config)), log_(log) {}
+Trainer::Trainer(TrainConfig config, std::ostream* log, Communicator* comm)
+    : config_(std::move(config)), log_(comm == nullptr || comm->rank() == 0 ? log : &null_log_), comm_(comm) {}
 
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log) {
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log, Communicator* comm) {
   FASTDISS_RETURN_IF_ERROR(config.Validate());
-  std::unique_ptr<Trainer> trainer(new Trainer(std::move(config), log));
+  std::unique_ptr<Trainer> trainer(new Trainer(std::move(config), log, comm));
   FASTDISS_RETURN_IF_ERROR(trainer->Initialize());
   return trainer;
 }
@@ -63,8 +65,13 @@ Status Trainer::Initialize() {
   fs::create_directories(out, error);
   if (error) return InvalidArgumentError("cannot create train.output_dir '" + out + "': " + error.message());
 
+  // Rank 0 decides what to resume from, so that every rank loads the same checkpoint.
   std::string resume = config_.train.resume;
   if (resume == "auto") resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
+  if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&resume, "resume"));
+  if (world_size() > 1) {
+    *log_ << "data-parallel over " << world_size() << " processes (torch.distributed, Gloo)\n";
+  }
   torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
 
   std::string trainer_state;
@@ -93,15 +100,24 @@ Status Trainer::Initialize() {
     spm.vocab_size = static_cast<int>(config_.data.vocab_size);
     spm.model_type = config_.data.tokenizer_type;
     spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
-    *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
-    FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
-    FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(spm.model_prefix + ".model"));
+    // Rank 0 trains it; the others get its bytes (no shared filesystem needed).
+    std::string tokenizer_bytes;
+    if (is_chief()) {
+      *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
+      FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
+      std::ifstream in(spm.model_prefix + ".model", std::ios::binary);
+      tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
+    FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromSerializedProto(tokenizer_bytes));
     if (tokenizer_.pad_id() < 0) return InternalError("the trained tokenizer has no pad piece");
     ModelConfig model_config = config_.model;
     model_config.vocab_size = tokenizer_.vocab_size();
     model_config.pad_id = tokenizer_.pad_id();
     FASTDISS_RETURN_IF_ERROR(model_config.Validate());
     model_ = FastDissModel(model_config);
+    // The same seed gives the same weights everywhere, but rank 0's are made the truth.
+    if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
   }
   config_.model = model_->config();
   model_->train();
@@ -162,29 +178,77 @@ StatusOr<TrainSummary> Trainer::Run() {
   const int64_t first_step = step_;
   const torch::Device device(torch::kCPU);
   model_->train();
-  while (step_ < config_.train.max_steps) {
-    const double elapsed_minutes =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60.0;
-    if (config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes) {
-      *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
-      break;
-    }
+  bool stop = false;
+  while (step_ < config_.train.max_steps && !stop) {
     if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
       ++epoch_;
       batch_index_ = 0;
       epoch_batches_ = MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
     }
-    Batch batch = Collate(train_.examples, epoch_batches_[batch_index_], config_.model.pad_id, device);
+    // The global batch, and this rank's share of it.
+    const std::vector<int>& global = epoch_batches_[batch_index_];
+    std::vector<int> mine;
+    std::vector<int64_t> rows;
+    int64_t global_length = 0, global_tokens = 0;
+    for (size_t p = 0; p < global.size(); ++p) {
+      const int64_t length = static_cast<int64_t>(train_.examples[global[p]].target.size());
+      global_length = std::max(global_length, length);
+      global_tokens += length;
+      if (static_cast<int>(p % world_size()) == rank()) {
+        mine.push_back(global[p]);
+        rows.push_back(static_cast<int64_t>(p));
+      }
+    }
     ++batch_index_;
     ++step_;
     for (auto& group : optimizer_->param_groups()) {
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRate(step_));
     }
     LossParts loss;
+    int64_t source_tokens = 0;
     try {
       optimizer_->zero_grad();
-      loss = ComputeLoss(model_, *schedule_, config_.objective, batch);
-      loss.total.backward();
+      if (!mine.empty()) {
+        Batch batch = Collate(train_.examples, mine, config_.model.pad_id, device);
+        // Drawn for the whole batch from (seed, step), so no rank count changes a number.
+        const LossNoise noise = LossNoise::Draw(
+            static_cast<int64_t>(global.size()), global_length, config_.model.d_latent, config_.objective,
+            schedule_->num_timesteps(),
+            at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.train.seed) * 1000003u +
+                                                     static_cast<uint64_t>(step_)));
+        const LossScale scale{static_cast<double>(std::max<int64_t>(1, global_tokens)),
+                              static_cast<double>(global.size())};
+        loss = ComputeLoss(model_, *schedule_, config_.objective, batch,
+                           noise.Rows(torch::tensor(rows, torch::kLong), batch.target.size(1)), scale);
+        loss.total.backward();
+        source_tokens = batch.source_mask.sum().item<int64_t>();
+      }
+      const double elapsed_minutes =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60.0;
+      const bool out_of_time = config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes;
+      std::vector<torch::Tensor> grads;
+      for (auto& p : model_->parameters()) {
+        if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.mutable_grad());
+      }
+      // This rank's shares of the numbers the log shows, summed with the gradients in one message.
+      auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0, loss.mse, loss.rounding,
+                                    loss.length, loss.mans_shift, static_cast<double>(loss.target_tokens),
+                                    static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0},
+                                   torch::kFloat32);
+      grads.push_back(numbers);
+      if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
+      loss.mse = numbers[1].item<double>();
+      loss.rounding = numbers[2].item<double>();
+      loss.length = numbers[3].item<double>();
+      loss.mans_shift = numbers[4].item<double>();
+      loss.target_tokens = static_cast<int64_t>(std::llround(numbers[5].item<double>()));
+      source_tokens = static_cast<int64_t>(std::llround(numbers[6].item<double>()));
+      loss.total = numbers[0];
+      if (numbers[7].item<double>() > 0) {
+        stop = true;
+        *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
+      }
       if (config_.train.clip_norm > 0) {
         torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
       }
@@ -197,7 +261,7 @@ StatusOr<TrainSummary> Trainer::Run() {
       return InternalError("loss became " + std::to_string(total) + " at step " + std::to_string(step_) +
                            "; lower train.lr or raise train.warmup_steps");
     }
-    const int64_t tokens = batch.source_mask.sum().item<int64_t>() + loss.target_tokens;
+    const int64_t tokens = source_tokens + loss.target_tokens;
     trained_tokens_ += tokens;
     window_tokens += tokens;
     ++window_steps;
@@ -241,9 +305,10 @@ StatusOr<TrainSummary> Trainer::Run() {
       window_tokens = window_steps = 0;
       window_loss = window_mse = window_ce = window_length = window_shift = 0;
     }
-    if (step_ % config_.eval.every == 0) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
+    // Only rank 0 evaluates and writes; the others wait for it at the next all-reduce.
+    if (step_ % config_.eval.every == 0 && is_chief()) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
   }
-  if (step_ % config_.eval.every != 0 || step_ == first_step) {
+  if ((step_ % config_.eval.every != 0 || step_ == first_step) && is_chief()) {
     FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(summary.last_loss));
   }
   summary.step = step_;
@@ -378,6 +443,7 @@ Status Trainer::RestoreState(const std::string& bytes) {
 }
 
 void Trainer::AppendMetrics(const std::string& json_line) {
+  if (!is_chief()) return;
   std::ofstream out(fs::path(config_.train.output_dir) / "metrics.jsonl", std::ios::app);
   out << json_line << "\n";
 }

@@ -5,6 +5,13 @@
 // Resuming from a checkpoint restores weights, Adam state, step, data position (epoch and batch)
 // and the random generator, so a resumed run continues exactly as the uninterrupted one would.
 // Single-threaded driver: Run() blocks until max_steps or max_minutes.
+//
+// Data-parallel (a Communicator with world size N > 1): every rank builds the same global batches
+// and trains on its share of each (the examples at positions p with p % N == rank); the batch's
+// noise is drawn from a generator seeded by (train.seed, step) and gradients are summed over the
+// ranks, so N processes take the same steps as one process with the same batches (with dropout 0,
+// up to float rounding). Rank 0 trains the tokenizer and shares it, evaluates, logs and writes
+// every checkpoint; resuming works with any N, since nothing in the state depends on it.
 #ifndef FASTDISS_TRAINER_TRAINER_H_
 #define FASTDISS_TRAINER_TRAINER_H_
 
@@ -19,6 +26,7 @@
 #include "model/schedule.h"
 #include "model/tokenizer.h"
 #include "trainer/data.h"
+#include "trainer/distributed.h"
 #include "trainer/train_config.h"
 
 namespace fastdiss {
@@ -32,8 +40,10 @@ struct TrainSummary {
 
 class Trainer {
  public:
-  // log receives progress lines; it must outlive the trainer.
-  static StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log);
+  // log receives progress lines (rank 0 only); it must outlive the trainer, and so must `comm`
+  // (null: a single process).
+  static StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log,
+                                                   Communicator* comm = nullptr);
 
   StatusOr<TrainSummary> Run();
 
@@ -41,7 +51,10 @@ class Trainer {
   int64_t step() const { return step_; }
 
  private:
-  Trainer(TrainConfig config, std::ostream* log);
+  Trainer(TrainConfig config, std::ostream* log, Communicator* comm);
+  bool is_chief() const { return comm_ == nullptr || comm_->rank() == 0; }
+  int rank() const { return comm_ == nullptr ? 0 : comm_->rank(); }
+  int world_size() const { return comm_ == nullptr ? 1 : comm_->world_size(); }
   Status Initialize();
   Status EvaluateAndCheckpoint(double loss);
   Status SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu);
@@ -51,7 +64,9 @@ class Trainer {
   double LearningRate(int64_t step) const;
 
   TrainConfig config_;
+  std::ostream null_log_{nullptr};  // what ranks other than 0 log to
   std::ostream* log_;
+  Communicator* comm_;
   Tokenizer tokenizer_;
   FastDissModel model_{nullptr};
   std::unique_ptr<NoiseSchedule> schedule_;

@@ -10,33 +10,18 @@
 #include "model/checkpoint.h"
 #include "model/sampler.h"
 #include "tests/test_util.h"
+#include "tests/tiny_parallel_text.h"
 
 namespace fastdiss {
 namespace {
 
-// 20 short German -> English pairs.
-const std::vector<std::pair<std::string, std::string>> kPairs = {
-    {"ich bin hier .", "i am here ."},          {"du bist dort .", "you are there ."},
-    {"wir sind alt .", "we are old ."},         {"das haus ist rot .", "the house is red ."},
-    {"der hund schläft .", "the dog sleeps ."}, {"die katze isst .", "the cat eats ."},
-    {"ich habe zeit .", "i have time ."},       {"er kommt morgen .", "he comes tomorrow ."},
-    {"sie liest ein buch .", "she reads a book ."}, {"es regnet heute .", "it rains today ."},
-    {"wir gehen nach hause .", "we go home ."},  {"das wasser ist kalt .", "the water is cold ."},
-    {"ich trinke tee .", "i drink tea ."},       {"du hast recht .", "you are right ."},
-    {"der baum ist groß .", "the tree is big ."}, {"sie singt gut .", "she sings well ."},
-    {"wo ist der bahnhof ?", "where is the station ?"}, {"ich liebe dich .", "i love you ."},
-    {"das ist gut .", "that is good ."},         {"wir lernen deutsch .", "we learn german ."},
-};
+const auto& kPairs = testing::TinyParallelText();
 
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::system("spm_train --help > /dev/null 2>&1") != 0) GTEST_SKIP() << "spm_train is not installed";
-    std::ofstream src(dir_.File("train.de")), tgt(dir_.File("train.en"));
-    for (const auto& [de, en] : kPairs) {
-      src << de << "\n";
-      tgt << en << "\n";
-    }
+    testing::WriteTinyParallelText(dir_.File("train.de"), dir_.File("train.en"));
   }
 
   TrainConfig Config(const std::string& output, int64_t max_steps) {

@@ -1,0 +1,167 @@
+// Data-parallel training through the real fastdiss-train binary: two processes on 127.0.0.1
+// (torchrun's environment, c10d Gloo) reach the same weights as one process with the same global
+// batches; only rank 0 writes; a run made by two processes resumes in one.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+#include "model/config_fields.h"
+#include "tests/subprocess.h"
+#include "tests/test_util.h"
+#include "tests/tiny_parallel_text.h"
+#include "trainer/train_config.h"
+
+namespace fastdiss {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::chrono::milliseconds kPatience = std::chrono::minutes(5);
+
+class DistributedTrainingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("spm_train --help > /dev/null 2>&1") != 0) GTEST_SKIP() << "spm_train is not installed";
+    testing::WriteTinyParallelText(dir_.File("train.de"), dir_.File("train.en"), 12);
+    TrainConfig c;
+    c.data.train_source = {dir_.File("train.de")};
+    c.data.train_target = {dir_.File("train.en")};
+    c.data.dev_source = dir_.File("train.de");
+    c.data.dev_target = dir_.File("train.en");
+    c.data.vocab_size = 70;
+    c.model.d_latent = 16;
+    c.model.d_model = 32;
+    c.model.num_heads = 2;
+    c.model.ffn_dim = 64;
+    c.model.encoder_layers = 1;
+    c.model.decoder_layers = 2;
+    c.model.dropout = 0.0;  // dropout masks are per process; without them the runs must agree
+    c.model.max_source_tokens = 16;
+    c.model.max_target_tokens = 16;
+    c.model.length_offset = 8;
+    c.model.num_timesteps = 200;
+    c.objective.scp_steps = {1, 2, 5};
+    c.train.max_tokens = 150;  // several batches per epoch, each with sequences for both ranks
+    c.train.lr = 3e-3;
+    c.train.warmup_steps = 2;
+    c.train.threads = 1;
+    c.train.log_every = 1;
+    c.eval.every = 1000;
+    c.eval.steps = {2};
+    c.eval.select_steps = 2;
+    c.eval.keep_last = 0;
+    testing::WriteFile(dir_.File("config.yaml"), DescribeFields(c.Fields()));
+  }
+
+  // Starts one fastdiss-train process; `rank` < 0 means no torch.distributed environment.
+  std::unique_ptr<testing::Subprocess> Start(const std::string& output, int max_steps, int rank, int world,
+                                             int port) {
+    std::vector<std::string> env;
+    if (rank >= 0) {
+      env = {"WORLD_SIZE=" + std::to_string(world), "RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
+             "MASTER_PORT=" + std::to_string(port)};
+    }
+    const std::string log = dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + ".log");
+    auto process = testing::Subprocess::Start(
+        {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File(output),
+         "--set", "train.max_steps=" + std::to_string(max_steps)},
+        log, env);
+    EXPECT_NE(process, nullptr);
+    return process;
+  }
+
+  void TrainAlone(const std::string& output, int max_steps) {
+    auto process = Start(output, max_steps, -1, 1, 0);
+    ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
+  }
+
+  // Two ranks; rank 1 is given its own output_dir, where nothing may appear.
+  void TrainTwo(const std::string& output, int max_steps) {
+    const int port = testing::FreePort();
+    auto rank0 = Start(output, max_steps, 0, 2, port);
+    auto rank1 = Start(output + "-rank1", max_steps, 1, 2, port);
+    ASSERT_EQ(rank0->Wait(kPatience), 0) << rank0->Log();
+    ASSERT_EQ(rank1->Wait(kPatience), 0) << rank1->Log();
+    EXPECT_NE(rank0->Log().find("data-parallel over 2 processes"), std::string::npos) << rank0->Log();
+    EXPECT_FALSE(fs::exists(dir_.File(output + "-rank1") + "/last")) << "rank 1 wrote a checkpoint";
+  }
+
+  using Weights = std::vector<std::pair<std::string, torch::Tensor>>;
+
+  Weights Load(const std::string& output) {
+    auto loaded = LoadCheckpoint(dir_.File(output) + "/last");
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    Weights weights;
+    if (loaded.ok()) {
+      for (const auto& p : loaded->model->named_parameters()) weights.emplace_back(p.key(), p.value().detach().clone());
+    }
+    return weights;
+  }
+
+  int64_t Step(const std::string& output) {
+    auto loaded = LoadCheckpoint(dir_.File(output) + "/last");
+    const ConfigValue* step = loaded.ok() ? loaded->metadata.Find("checkpoint.step") : nullptr;
+    return step == nullptr ? -1 : std::stoll(step->scalar);
+  }
+
+  static void ExpectClose(const Weights& a, const Weights& b) {
+    ASSERT_EQ(a.size(), b.size());
+    ASSERT_FALSE(a.empty());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const auto& [name, x] = a[i];
+      const torch::Tensor& y = b[i].second;
+      // An attention key bias adds the same amount to every logit of a query, which softmax
+      // ignores: its true gradient is zero, so what reaches it is float rounding, and Adam (eps
+      // 1e-9) turns rounding of either sign into a step of up to about lr. Summing a gradient in
+      // two halves rounds differently, so these may differ by a few steps' lr; everything else
+      // must agree to float tolerance.
+      const bool zero_gradient = name.size() >= 7 && name.compare(name.size() - 7, 7, ".k.bias") == 0;
+      EXPECT_TRUE(zero_gradient ? torch::allclose(x, y, 0, 0.03) : torch::allclose(x, y, 1e-4, 1e-5))
+          << name << " " << x.sizes() << ": largest difference " << (x - y).abs().max().item<double>()
+          << " at magnitude " << x.abs().max().item<double>();
+    }
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(DistributedTrainingTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
+  TrainAlone("one", 6);
+  TrainTwo("two", 6);
+  EXPECT_EQ(Step("one"), 6);
+  EXPECT_EQ(Step("two"), 6);
+  const Weights one = Load("one"), two = Load("two");
+  ExpectClose(one, two);
+
+  // Resume with another world size: the 2-process run goes on alone, and matches the 1-process run
+  // going on alone.
+  TrainAlone("one", 9);
+  TrainAlone("two", 9);
+  EXPECT_EQ(Step("two"), 9);
+  const Weights later = Load("one");
+  ExpectClose(later, Load("two"));
+  double moved = 0;  // the three steps did train, so agreeing is not trivial
+  for (size_t i = 0; i < later.size(); ++i) {
+    moved = std::max(moved, (later[i].second - one[i].second).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-3);
+}
+
+TEST_F(DistributedTrainingTest, ABadEnvironmentIsRefusedByName) {
+  auto process = testing::Subprocess::Start(
+      {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
+      dir_.File("bad.log"), {"WORLD_SIZE=2", "RANK=5", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"});
+  ASSERT_NE(process, nullptr);
+  EXPECT_EQ(process->Wait(kPatience), 2);
+  EXPECT_NE(process->Log().find("RANK"), std::string::npos) << process->Log();
+}
+
+}  // namespace
+}  // namespace fastdiss

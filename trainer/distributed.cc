@@ -1,0 +1,154 @@
+#include "trainer/distributed.h"
+
+#include <cstdlib>
+#include <utility>
+
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace fastdiss {
+namespace {
+
+// Parses an environment variable as an integer in [lo, hi]; absent leaves *out alone.
+Status ReadIntVariable(const char* name, int lo, int hi, int* out, bool* present) {
+  const char* value = std::getenv(name);
+  *present = value != nullptr && *value != '\0';
+  if (!*present) return OkStatus();
+  char* end = nullptr;
+  const long parsed = std::strtol(value, &end, 10);
+  if (*end != '\0' || parsed < lo || parsed > hi) {
+    return InvalidArgumentError(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
+                                std::to_string(hi) + "], got '" + value + "'");
+  }
+  *out = static_cast<int>(parsed);
+  return OkStatus();
+}
+
+torch::Tensor Flatten(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& t : tensors) flat.push_back(t.detach().reshape({-1}).to(torch::kFloat32));
+  return torch::cat(flat);
+}
+
+void Unflatten(const torch::Tensor& flat, const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.copy_(flat.narrow(0, offset, n).view(t.sizes()));
+    offset += n;
+  }
+}
+
+}  // namespace
+
+StatusOr<DistributedEnv> DistributedEnvFromEnvironment() {
+  DistributedEnv env;
+  bool has_world = false, has_rank = false, has_port = false;
+  FASTDISS_RETURN_IF_ERROR(ReadIntVariable("WORLD_SIZE", 1, 65536, &env.world_size, &has_world));
+  FASTDISS_RETURN_IF_ERROR(ReadIntVariable("RANK", 0, env.world_size - 1, &env.rank, &has_rank));
+  FASTDISS_RETURN_IF_ERROR(ReadIntVariable("MASTER_PORT", 1, 65535, &env.master_port, &has_port));
+  if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') env.master_addr = addr;
+  if (env.world_size > 1) {
+    if (!has_rank) return InvalidArgumentError("WORLD_SIZE is " + std::to_string(env.world_size) + " but RANK is not set");
+    if (std::getenv("MASTER_ADDR") == nullptr || !has_port) {
+      return InvalidArgumentError("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT (rank 0's address)");
+    }
+  }
+  return env;
+}
+
+#ifdef USE_C10D_GLOO
+struct Communicator::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+};
+#else
+struct Communicator::Impl {};
+#endif
+
+Communicator::Communicator(DistributedEnv env) : env_(std::move(env)) {}
+Communicator::~Communicator() = default;
+
+StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const DistributedEnv& env,
+                                                              std::chrono::milliseconds timeout) {
+  std::unique_ptr<Communicator> comm(new Communicator(env));
+  if (env.world_size == 1) return comm;
+#ifdef USE_C10D_GLOO
+  try {
+    auto impl = std::make_unique<Impl>();
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(env.master_port);
+    options.isServer = env.rank == 0;
+    options.numWorkers = env.world_size;
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+    const bool loopback = env.master_addr == "localhost" || env.master_addr.rfind("127.", 0) == 0;
+    gloo->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+    impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, gloo);
+    comm->impl_ = std::move(impl);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, "torch.distributed rendezvous at " + env.master_addr + ":" +
+                                                std::to_string(env.master_port) + " failed: " + e.what());
+  }
+  return comm;
+#else
+  return FailedPreconditionError("WORLD_SIZE is " + std::to_string(env.world_size) +
+                                 ", but this build has no torch.distributed (built with FASTDISS_DISTRIBUTED=OFF)");
+#endif
+}
+
+Status Communicator::AllReduceSum(const std::vector<torch::Tensor>& tensors) {
+  if (impl_ == nullptr || tensors.empty()) return OkStatus();
+#ifdef USE_C10D_GLOO
+  try {
+    std::vector<torch::Tensor> message = {Flatten(tensors)};
+    impl_->group->allreduce(message)->wait();
+    Unflatten(message[0], tensors);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, std::string("all-reduce failed: ") + e.what());
+  }
+#endif
+  return OkStatus();
+}
+
+Status Communicator::Broadcast(const std::vector<torch::Tensor>& tensors, int root) {
+  if (impl_ == nullptr || tensors.empty()) return OkStatus();
+#ifdef USE_C10D_GLOO
+  try {
+    std::vector<torch::Tensor> message = {Flatten(tensors)};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    impl_->group->broadcast(message, options)->wait();
+    Unflatten(message[0], tensors);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, std::string("broadcast failed: ") + e.what());
+  }
+#endif
+  return OkStatus();
+}
+
+Status Communicator::BroadcastBytes(std::string* bytes, const std::string& key) {
+  if (impl_ == nullptr) return OkStatus();
+#ifdef USE_C10D_GLOO
+  try {
+    const std::string store_key = "fastdiss/" + key;
+    if (env_.rank == 0) {
+      impl_->store->set(store_key, std::vector<uint8_t>(bytes->begin(), bytes->end()));
+    } else {
+      const std::vector<uint8_t> value = impl_->store->get(store_key);  // waits for rank 0
+      bytes->assign(value.begin(), value.end());
+    }
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, "sharing '" + key + "' failed: " + e.what());
+  }
+#endif
+  return OkStatus();
+}
+
+}  // namespace fastdiss

@@ -1,0 +1,62 @@
+// Communicator: the trainer's view of torch.distributed (c10d). Data-parallel training with the
+// torchrun environment: WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT. Rank 0 hosts the c10d TCPStore
+// for the rendezvous; tensors travel over a ProcessGroupGloo (CPU). Without WORLD_SIZE, or with
+// WORLD_SIZE=1, it is a single process and every collective is a no-op.
+//
+// Collectives block until every rank has called them (or the timeout passes, an error); all ranks
+// must make the same calls in the same order. Used by one thread.
+#ifndef FASTDISS_TRAINER_DISTRIBUTED_H_
+#define FASTDISS_TRAINER_DISTRIBUTED_H_
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/status.h"
+
+namespace fastdiss {
+
+struct DistributedEnv {
+  int world_size = 1;
+  int rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+// Reads the torchrun variables. INVALID_ARGUMENT names a variable that is malformed, out of range
+// or missing when WORLD_SIZE > 1 needs it.
+StatusOr<DistributedEnv> DistributedEnvFromEnvironment();
+
+class Communicator {
+ public:
+  // Connects to the other ranks (blocks until all have joined or `timeout` passes).
+  static StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env,
+                                                         std::chrono::milliseconds timeout);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+
+  // Sums `tensors` (float CPU tensors) over the ranks, in place, as one flat message.
+  Status AllReduceSum(const std::vector<torch::Tensor>& tensors);
+  // Copies `tensors` of rank `root` into every rank's tensors of the same shapes.
+  Status Broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
+  // Rank 0's `*bytes` on every rank (through the store; for small things like a tokenizer).
+  Status BroadcastBytes(std::string* bytes, const std::string& key);
+
+ private:
+  struct Impl;
+  explicit Communicator(DistributedEnv env);
+
+  DistributedEnv env_;
+  std::unique_ptr<Impl> impl_;  // null when single-process
+};
+
+}  // namespace fastdiss
+
+#endif  // FASTDISS_TRAINER_DISTRIBUTED_H_
