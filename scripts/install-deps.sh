@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
   # LibTorch (CPU) and a real BLAS: without libopenblas0-pthread LibTorch falls back to the
   # reference BLAS, measured 30x slower on a 1024x1024 float matmul.
   libtorch-dev libopenblas0-pthread
@@ -19,8 +19,11 @@ packages=(
   libgtest-dev libgmock-dev
   # The tokenizer is trained by the real spm_train program; its library is never linked.
   sentencepiece
-  # Data preparation fetches Debian packages of real text and parses them with Python's stdlib.
-  dpkg-dev python3
+  # Data preparation fetches Debian packages of real text and parses them with Python's stdlib;
+  # tests/check_manifests.py reads the deployment YAML with python3-yaml.
+  dpkg-dev python3 python3-yaml
+  # scripts/check-prometheus.sh scrapes a running server with the real Prometheus.
+  prometheus
 )
 
 sudo_cmd=()
