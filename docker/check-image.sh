@@ -50,7 +50,7 @@ trap cleanup EXIT
 
 # The image's user, entry point and config, as `podman run` would use them.
 user=$(podman image inspect "$IMAGE" --format '{{.Config.User}}')
-mapfile -t entry < <(podman image inspect "$IMAGE" --format '{{range .Config.Entrypoint}}{{println .}}{{end}}')
+mapfile -t entry < <(podman image inspect "$IMAGE" --format '{{range .Config.Entrypoint}}{{println .}}{{end}}' | sed '/^$/d')
 echo "check-image: entry point ${entry[*]} as user $user"
 mount -t proc proc "$root/proc"
 log=$(mktemp)

@@ -137,65 +137,79 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
 
   void OnWriteDone(bool ok) override {
     if (!ok) call_.Cancel();  // the client is gone; the engine answers CANCELLED at its next step
+    Action action;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      action = DecideLocked();
     }
-    WriteNext();
+    Perform(action);
   }
   void OnCancel() override { call_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
+  enum class Next { kNothing, kStep, kFinalEvent, kFinishOnly };
+  struct Action {
+    Next next = Next::kNothing;
+    grpc::Status status;
+  };
+
   void PushStep(GenerateEvent event) {
+    Action action;
     {
       absl::MutexLock lock(&mu_);
       if (final_status_.has_value()) return;
       pending_step_ = std::move(event);  // replaces one the reader has not taken yet
+      action = DecideLocked();
     }
-    WriteNext();
+    Perform(action);
   }
 
   void PushFinal(const absl::Status& status, std::optional<GenerateEvent> result) {
     call_.Record(status);
+    Action action;
     {
       absl::MutexLock lock(&mu_);
       final_status_ = status;
       final_event_ = std::move(result);
+      action = DecideLocked();
     }
-    WriteNext();
+    Perform(action);
   }
 
-  // Starts the next write if none is in flight. gRPC calls are made outside the lock, and
-  // `writing_` keeps a second one from starting before OnWriteDone.
-  void WriteNext() {
-    enum { kNothing, kStep, kFinalEvent, kFinishOnly } action = kNothing;
-    grpc::Status status;
-    {
-      absl::MutexLock lock(&mu_);
-      if (writing_ || finished_) return;
-      if (pending_step_.has_value() && !(final_status_.has_value() && !final_status_->ok())) {
-        current_ = std::move(*pending_step_);
-        pending_step_.reset();
-        action = kStep;
-      } else if (final_status_.has_value()) {
-        status = ToGrpcStatus(*final_status_);
-        pending_step_.reset();
-        if (final_event_.has_value()) {
-          current_ = std::move(*final_event_);
-          action = kFinalEvent;
-        } else {
-          action = kFinishOnly;
-        }
-        finished_ = true;
+  // Picks the next write if none is in flight, and marks it started. The gRPC call itself is
+  // made by Perform, outside the lock; `writing_` keeps a second one from starting before
+  // OnWriteDone. The state change and the decision happen in one critical section: once a Finish
+  // is decided, OnDone may delete this reactor, so nothing may touch it after Perform.
+  Action DecideLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Action action;
+    if (writing_ || finished_) return action;
+    if (pending_step_.has_value() && !(final_status_.has_value() && !final_status_->ok())) {
+      current_ = std::move(*pending_step_);
+      pending_step_.reset();
+      action.next = Next::kStep;
+    } else if (final_status_.has_value()) {
+      action.status = ToGrpcStatus(*final_status_);
+      pending_step_.reset();
+      if (final_event_.has_value()) {
+        current_ = std::move(*final_event_);
+        action.next = Next::kFinalEvent;
+      } else {
+        action.next = Next::kFinishOnly;
       }
-      if (action != kNothing) writing_ = true;
+      finished_ = true;
     }
-    switch (action) {
-      case kNothing: break;
-      case kStep: StartWrite(&current_); break;
-      case kFinalEvent: StartWriteAndFinish(&current_, grpc::WriteOptions(), status); break;
-      case kFinishOnly: Finish(status); break;
+    if (action.next != Next::kNothing) writing_ = true;
+    return action;
+  }
+
+  void Perform(const Action& action) {
+    switch (action.next) {
+      case Next::kNothing: break;
+      case Next::kStep: StartWrite(&current_); break;
+      case Next::kFinalEvent: StartWriteAndFinish(&current_, grpc::WriteOptions(), action.status); break;
+      case Next::kFinishOnly: Finish(action.status); break;
     }
   }
 

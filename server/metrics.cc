@@ -125,6 +125,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
   server->server_ = std::make_unique<httplib::Server>();
   // Scrapes are rare and cheap: two workers, not httplib's default of one per core (at least 8).
   server->server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // A worker waiting on an idle keep-alive connection does not see stop() until that wait ends
+  // (5 s by default), which would stretch every shutdown: one request per connection.
+  server->server_->set_keep_alive_max_count(1);
   server->server_->Get("/metrics", [body = std::move(body)](const httplib::Request&, httplib::Response& response) {
     response.set_content(body(), "text/plain; version=0.0.4; charset=utf-8");
   });

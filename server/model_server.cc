@@ -4,8 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <cstdlib>
+#include <thread>
 #include <utility>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/generator_service.h"
 #include "server/metrics.h"
@@ -15,6 +18,7 @@ namespace fastdiss {
 namespace {
 
 constexpr char kServiceName[] = "fastdiss.v1.Generator";
+constexpr absl::Duration kShutdownWatchdog = absl::Seconds(30);
 
 std::string HostPort(const std::string& host, int port) {
   const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
@@ -123,8 +127,19 @@ bool ModelServer::Shutdown(absl::Duration grace) {
   for (auto& model : models_) idle = model->engine().WaitIdle(deadline - absl::Now()) && idle;
   if (!idle) *log_ << "fastdiss-server: grace period over; cancelling what is left" << std::endl;
   // Calls still open are cancelled; their engines answer them at the next step, and Shutdown
-  // returns once every call has finished.
+  // returns once every call has finished. A wedged engine (a hung device) would make that wait
+  // endless, so a watchdog ends the process if it takes much longer than a step could.
+  absl::Notification stopped;
+  std::thread watchdog([this, &stopped] {
+    if (!stopped.WaitForNotificationWithTimeout(kShutdownWatchdog)) {
+      *log_ << "fastdiss-server: calls still open " << absl::FormatDuration(kShutdownWatchdog)
+            << " after the grace period; exiting without them" << std::endl;
+      std::_Exit(1);
+    }
+  });
   grpc_server_->Shutdown(absl::ToChronoTime(idle ? absl::Now() + absl::Seconds(1) : absl::Now()));
+  stopped.Notify();
+  watchdog.join();
   metrics_server_.reset();
   *log_ << "fastdiss-server: stopped" << std::endl;
   return idle;
