@@ -250,6 +250,12 @@ void GeneratorService::UpdateLoadMetrics() {
   }
 }
 
+std::string GeneratorService::ModelNamesLocked() const {
+  std::string names;
+  for (const auto& [name, model] : models_) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
 absl::StatusOr<ServedModel*> GeneratorService::FindModel(const std::string& requested) {
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
@@ -257,15 +263,12 @@ absl::StatusOr<ServedModel*> GeneratorService::FindModel(const std::string& requ
   std::string name = requested.empty() ? options_.default_model : requested;
   if (name.empty()) {
     if (models_.size() == 1) return models_.begin()->second;
-    std::string names;
-    for (const auto& [n, m] : models_) names += (names.empty() ? "" : ", ") + n;
-    return absl::InvalidArgumentError("the request names no model and this server has several: " + names);
+    return absl::InvalidArgumentError("the request names no model and this server has several: " +
+                                      ModelNamesLocked());
   }
   auto it = models_.find(name);
   if (it == models_.end()) {
-    std::string names;
-    for (const auto& [n, m] : models_) names += (names.empty() ? "" : ", ") + n;
-    return absl::NotFoundError("unknown model '" + name.substr(0, 200) + "'; this server has: " + names);
+    return absl::NotFoundError("unknown model '" + name.substr(0, 200) + "'; this server has: " + ModelNamesLocked());
   }
   return it->second;
 }

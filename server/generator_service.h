@@ -70,6 +70,8 @@ class GeneratorService final : public fastdiss::v1::Generator::CallbackService {
   // The model a request names (or the default), NOT_FOUND / INVALID_ARGUMENT / UNAVAILABLE.
   absl::StatusOr<ServedModel*> FindModel(const std::string& name);
   absl::Time Deadline(const grpc::CallbackServerContext& context) const;
+  // "a, b": the hosted models' names, for error messages.
+  std::string ModelNamesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const GeneratorServiceOptions options_;
   ServerMetrics* const metrics_;
