@@ -9,7 +9,11 @@
 #ifndef FASTDISS_MODEL_RUNTIME_H_
 #define FASTDISS_MODEL_RUNTIME_H_
 
+#include <c10/core/Device.h>
+
 #include <string>
+
+#include "model/status.h"
 
 namespace fastdiss {
 
@@ -23,6 +27,11 @@ struct RuntimeOptions {
 
 // Applies the options; returns a one-line description for the log ("threads=2 blas_threads=1 ...").
 std::string ConfigureRuntime(const RuntimeOptions& options);
+
+// The LibTorch device for a name IsDeviceName accepts ("cpu", "cuda", "cuda:N").
+// INVALID_ARGUMENT for another name; FAILED_PRECONDITION when this LibTorch has no CUDA or the
+// machine has no such GPU.
+StatusOr<c10::Device> ResolveDevice(const std::string& name);
 
 // Cores this process may run on (its CPU affinity), at least 1.
 int AvailableCores();

@@ -11,22 +11,11 @@
 #include "absl/synchronization/notification.h"
 #include "model/checkpoint.h"
 #include "model/checkpoint_files.h"
+#include "model/runtime.h"
 #include "server/status_util.h"
 
 namespace fastdiss {
 namespace {
-
-absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
-  try {
-    c10::Device device(name);
-    if (device.is_cuda() && !torch::cuda::is_available()) {
-      return absl::FailedPreconditionError("device '" + name + "' asked for, but this LibTorch has no CUDA device");
-    }
-    return device;
-  } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError("bad device '" + name + "'");
-  }
-}
 
 // "step-N-<first 8 hex digits of XXH64(MANIFEST)>": names the exact files served.
 std::string CheckpointVersion(const std::string& dir, const ConfigTree& metadata) {
@@ -46,8 +35,8 @@ std::string CheckpointVersion(const std::string& dir, const ConfigTree& metadata
 
 absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& name, const ModelSpec& spec,
                                                                EngineOptions options, Engine::Hooks hooks) {
-  absl::StatusOr<c10::Device> device = ParseDevice(spec.device);
-  if (!device.ok()) return device.status();
+  StatusOr<c10::Device> device = ResolveDevice(spec.device);
+  if (!device.ok()) return ToAbslStatus(device.status());
   StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
   if (!loaded.ok()) {
     return absl::Status(ToAbslStatus(loaded.status()).code(),

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "model/config_tree.h"
+#include "model/device_name.h"
 #include "server/status_util.h"
 
 namespace fastdiss {
@@ -15,15 +16,6 @@ bool ValidModelName(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
-  }
-  return true;
-}
-
-bool ValidDevice(const std::string& device) {
-  if (device == "cpu" || device == "cuda") return true;
-  if (device.rfind("cuda:", 0) != 0 || device.size() == 5) return false;
-  for (size_t i = 5; i < device.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(device[i]))) return false;
   }
   return true;
 }
@@ -126,7 +118,7 @@ absl::Status ServerConfig::Validate() const {
       return invalid("model name '" + name + "' must be non-empty letters, digits, '_' or '-'");
     }
     if (spec.checkpoint.empty()) return invalid("models." + name + ".checkpoint is required");
-    if (!ValidDevice(spec.device)) {
+    if (!IsDeviceName(spec.device)) {
       return invalid("models." + name + ".device must be cpu, cuda or cuda:N, got '" + spec.device + "'");
     }
   }
