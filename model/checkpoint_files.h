@@ -52,6 +52,12 @@ Status WriteCheckpointDir(const std::string& dir,
 // or damaged MANIFEST and for a missing, truncated or corrupted file (named in the message).
 StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir);
 
+// Deletes the checkpoint directory `dir` and everything in it (a missing `dir` is not an error).
+// Plain POSIX calls, not std::filesystem::remove_all: beside PyTorch's CUDA LibTorch (built with
+// its own toolchain) a trainer crashed (SIGSEGV at address 0) on its first checkpoint
+// replacement, the step that called remove_all (scripts/gpu-check.sh, docs/deploy.md).
+Status RemoveCheckpointDir(const std::string& dir);
+
 // XXH64 (xxHash, 64-bit) of `data`; the MANIFEST's file hash.
 uint64_t XxHash64(std::string_view data, uint64_t seed = 0);
 

@@ -97,6 +97,19 @@ TEST_P(CheckpointOverwriteTest, ReplacesExistingCheckpointCompletely) {
 INSTANTIATE_TEST_SUITE_P(Swap, CheckpointOverwriteTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "RenameExchange" : "RenameAside"; });
 
+TEST_F(CheckpointFilesTest, RemoveDeletesTheTreeButNotWhatLinksPointTo) {
+  ASSERT_TRUE(WriteCheckpointDir(dir_, {{"a", "bytes"}}, {}).ok());
+  fs::create_directories(dir_ + "/nested/deeper");
+  Spit(dir_ + "/nested/deeper/f", "x");
+  Spit(root_ + "/outside", "keep me");
+  fs::create_symlink(root_ + "/outside", dir_ + "/link");
+  fs::create_directory_symlink(root_, dir_ + "/nested/up");
+  ASSERT_TRUE(RemoveCheckpointDir(dir_).ok());
+  EXPECT_EQ(RootEntries(), std::vector<std::string>{"outside"});
+  EXPECT_EQ(Slurp(root_ + "/outside"), "keep me");
+  EXPECT_TRUE(RemoveCheckpointDir(dir_).ok()) << "a missing directory is already removed";
+}
+
 TEST_F(CheckpointFilesTest, ReplacesAnEmptyDirectory) {
   fs::create_directory(dir_);
   ASSERT_TRUE(WriteCheckpointDir(dir_, {{"a", "x"}}).ok());
