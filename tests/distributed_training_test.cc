@@ -133,7 +133,12 @@ class DistributedTrainingTest : public ::testing::Test {
 };
 
 TEST_F(DistributedTrainingTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
-  TrainAlone("one", 6);
+  {  // "one" is a launched group of one process (torchrun with WORLD_SIZE=1): a real Gloo group
+    auto process = Start("one", 6, 0, 1, testing::FreePort());
+    ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
+    EXPECT_NE(process->Log().find("data-parallel over 1 process (torch.distributed, Gloo)"), std::string::npos)
+        << process->Log();
+  }
   TrainTwo("two", 6);
   EXPECT_EQ(Step("one"), 6);
   EXPECT_EQ(Step("two"), 6);
@@ -161,6 +166,13 @@ TEST_F(DistributedTrainingTest, ABadEnvironmentIsRefusedByName) {
   ASSERT_NE(process, nullptr);
   EXPECT_EQ(process->Wait(kPatience), 2);
   EXPECT_NE(process->Log().find("RANK"), std::string::npos) << process->Log();
+
+  auto no_address = testing::Subprocess::Start(
+      {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
+      dir_.File("bad-address.log"), {"WORLD_SIZE=1", "RANK=0"});
+  ASSERT_NE(no_address, nullptr);
+  EXPECT_EQ(no_address->Wait(kPatience), 2);
+  EXPECT_NE(no_address->Log().find("MASTER_ADDR"), std::string::npos) << no_address->Log();
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Communicator: the trainer's view of torch.distributed (c10d). Data-parallel training with the
-// torchrun environment: WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT. Rank 0 hosts the c10d TCPStore
-// for the rendezvous; tensors travel over a ProcessGroupGloo (CPU). Without WORLD_SIZE, or with
-// WORLD_SIZE=1, it is a single process and every collective is a no-op.
+// torchrun environment: WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT. Rank 0 hosts the
+// c10d TCPStore for the rendezvous; tensors travel over a ProcessGroupGloo (CPU tensors) or a
+// ProcessGroupNCCL (CUDA tensors; needs a LibTorch with CUDA and NCCL's header at build time).
+// Launched by torchrun (WORLD_SIZE set), it joins a process group even of one process, as
+// torch.distributed does; without WORLD_SIZE it is a single process and every collective is a no-op.
 //
 // Collectives block until every rank has called them (or the timeout passes, an error); all ranks
 // must make the same calls in the same order. Used by one thread.
@@ -20,8 +22,10 @@
 namespace fastdiss {
 
 struct DistributedEnv {
+  bool launched = false;  // WORLD_SIZE was set: join a process group
   int world_size = 1;
   int rank = 0;
+  int local_rank = 0;     // this rank's GPU on its machine (LOCAL_RANK; default RANK)
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
 };
@@ -30,10 +34,16 @@ struct DistributedEnv {
 // or missing when WORLD_SIZE > 1 needs it.
 StatusOr<DistributedEnv> DistributedEnvFromEnvironment();
 
+enum class CommBackend { kGloo, kNccl };
+const char* CommBackendName(CommBackend backend);
+// Whether this build can make a process group of `backend`.
+bool HasCommBackend(CommBackend backend);
+
 class Communicator {
  public:
   // Connects to the other ranks (blocks until all have joined or `timeout` passes).
-  static StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env,
+  // FAILED_PRECONDITION when this build lacks `backend`.
+  static StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env, CommBackend backend,
                                                          std::chrono::milliseconds timeout);
   ~Communicator();
   Communicator(const Communicator&) = delete;
@@ -41,8 +51,13 @@ class Communicator {
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
+  int local_rank() const { return env_.local_rank; }
+  // Whether this process joined a process group (it was launched with WORLD_SIZE).
+  bool launched() const { return env_.launched; }
+  CommBackend backend() const { return backend_; }
 
-  // Sums `tensors` (float CPU tensors) over the ranks, in place, as one flat message.
+  // Sums `tensors` (float tensors on one device: CPU for Gloo, this rank's GPU for NCCL) over the
+  // ranks, in place, as one flat message.
   Status AllReduceSum(const std::vector<torch::Tensor>& tensors);
   // Copies `tensors` of rank `root` into every rank's tensors of the same shapes.
   Status Broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
@@ -51,9 +66,10 @@ class Communicator {
 
  private:
   struct Impl;
-  explicit Communicator(DistributedEnv env);
+  Communicator(DistributedEnv env, CommBackend backend);
 
   DistributedEnv env_;
+  CommBackend backend_;
   std::unique_ptr<Impl> impl_;  // null when single-process
 };
 

@@ -31,6 +31,7 @@ constexpr char kUsage[] =
     "  --gap-steps LIST     K values for the approximation gap (default 5; 'none' skips it)\n"
     "  --gap-sentences N    pairs used for the gap (default 200)\n"
     "  --threads N          LibTorch threads (default: all cores)\n"
+    "  --device NAME        cpu, cuda or cuda:N (default cpu)\n"
     "  --hypotheses PREFIX  write PREFIX.kK.txt with the decoded lines per K\n";
 
 bool ParseList(const std::string& text, std::vector<int64_t>* out, int64_t min_value = 1) {
@@ -61,7 +62,7 @@ bool ParseInt(const std::string& text, int64_t* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string checkpoint, source_path, reference_path, hypotheses_prefix;
+  std::string checkpoint, source_path, reference_path, hypotheses_prefix, device_name = "cpu";
   std::vector<int64_t> steps = {1, 2, 5, 10, 20}, gap_steps = {5};
   int64_t length_beam = 1, noise_beam = 1, seed = 1, max_rows = 256, limit = 0, gap_sentences = 200,
           threads = 0;
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
       source_path = next();
     } else if (arg == "--reference") {
       reference_path = next();
+    } else if (arg == "--device") {
+      device_name = next();
     } else if (arg == "--hypotheses") {
       hypotheses_prefix = next();
     } else if (arg == "--json") {
@@ -128,7 +131,12 @@ int main(int argc, char** argv) {
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = static_cast<int>(threads);
   const std::string runtime_description = fastdiss::ConfigureRuntime(runtime);
-  auto loaded = fastdiss::LoadCheckpoint(checkpoint);
+  auto device = fastdiss::ResolveDevice(device_name);
+  if (!device.ok()) {
+    std::cerr << "fastdiss-eval: --device: " << device.status() << "\n";
+    return 2;
+  }
+  auto loaded = fastdiss::LoadCheckpoint(checkpoint, *device);
   if (!loaded.ok()) {
     std::cerr << "fastdiss-eval: " << loaded.status() << "\n";
     return 1;
@@ -147,7 +155,7 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-eval: " << schedule.status() << "\n";
     return 1;
   }
-  fastdiss::Sampler sampler(loaded->model, *schedule, torch::kCPU);
+  fastdiss::Sampler sampler(loaded->model, *schedule, *device);
   fastdiss::DecodeOptions options;
   options.length_beam = static_cast<int>(length_beam);
   options.noise_beam = static_cast<int>(noise_beam);
@@ -194,6 +202,7 @@ int main(int argc, char** argv) {
         .Key("sentences").Int(static_cast<int64_t>(text->source.size()))
         .Key("signature").String(results->front().bleu.signature)
         .Key("runtime").String(runtime_description)
+        .Key("device").String(device->str())
         .Key("results").BeginArray();
     for (const auto& r : *results) {
       w.BeginObject()

@@ -82,6 +82,16 @@ LossNoise LossNoise::Rows(const torch::Tensor& rows, int64_t length) const {
   return n;
 }
 
+LossNoise LossNoise::To(torch::Device device) const {
+  LossNoise n;
+  n.t = t.to(device);
+  n.noise = noise.to(device);
+  n.use_sc = use_sc.to(device);
+  n.scp_choice = scp_choice.to(device);
+  if (noise_prime.defined()) n.noise_prime = noise_prime.to(device);
+  return n;
+}
+
 LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
                       const Batch& batch, at::Generator generator) {
   const int64_t B = batch.target.size(0), L = batch.target.size(1);
@@ -93,7 +103,8 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
 }
 
 LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
-                      const Batch& batch, const LossNoise& drawn, const LossScale& scale) {
+                      const Batch& batch, const LossNoise& drawn_anywhere, const LossScale& scale) {
+  const LossNoise drawn = drawn_anywhere.To(batch.target.device());
   const int T = schedule.num_timesteps();
   const int64_t B = batch.target.size(0), L = batch.target.size(1);
   const auto mask = batch.target_mask;

@@ -67,6 +67,8 @@ struct LossNoise {
                         int num_timesteps, at::Generator generator);
   // The rows `rows` ([n] int64), trimmed to `length` tokens.
   LossNoise Rows(const torch::Tensor& rows, int64_t length) const;
+  // The same draws on `device` (they are drawn on the CPU, so every device gets the same numbers).
+  LossNoise To(torch::Device device) const;
 };
 
 // What the losses are divided by: the token and sequence counts of the whole batch.

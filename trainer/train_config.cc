@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/device_name.h"
+
 namespace fastdiss {
 namespace {
 
@@ -31,6 +33,7 @@ ConfigFields TrainConfig::Fields() {
       {"data.vocab_size", "SentencePiece vocabulary size (shared by source and target).", &data.vocab_size},
       {"data.tokenizer_type", "SentencePiece model type: unigram or bpe.", &data.tokenizer_type},
       {"data.tokenizer_sentences", "Lines spm_train samples from the training text; 0 = all.", &data.tokenizer_sentences},
+      {"data.tokenizer", "An existing SentencePiece .model to use (the data.vocab_size, tokenizer_type and tokenizer_sentences keys are then unused); empty = train one with spm_train.", &data.tokenizer},
   };
   for (ConfigField& field : model.Fields()) {
     if (field.key != "model.vocab_size" && field.key != "model.pad_id") fields.push_back(field);
@@ -59,6 +62,7 @@ ConfigFields TrainConfig::Fields() {
       {"train.resume", "Checkpoint to resume from exactly; 'auto' resumes output_dir/last when present.", &train.resume},
       {"train.log_every", "Steps between progress lines and metrics.jsonl records.", &train.log_every},
       {"train.threads", "LibTorch threads; 0 = every core this process may use.", &train.threads},
+      {"train.device", "Where to train: cpu, cuda (under torchrun each rank takes cuda:LOCAL_RANK) or cuda:N. Ranks talk over Gloo on cpu and NCCL on cuda.", &train.device},
       {"eval.every", "Steps between dev evaluations and checkpoints.", &eval.every},
       {"eval.steps", "Denoising step counts K at which dev BLEU is measured.", &eval.steps},
       {"eval.select_steps", "best/ is the checkpoint with the best dev BLEU at this K (must be in eval.steps).", &eval.select_steps},
@@ -116,6 +120,8 @@ Status TrainConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Require(!train.output_dir.empty(), "train.output_dir must be set"));
   FASTDISS_RETURN_IF_ERROR(Require(train.log_every >= 1, "train.log_every must be positive"));
   FASTDISS_RETURN_IF_ERROR(Require(train.threads >= 0, "train.threads must be >= 0"));
+  FASTDISS_RETURN_IF_ERROR(Require(IsDeviceName(train.device),
+      "train.device must be cpu, cuda or cuda:N, got '" + train.device + "'"));
   FASTDISS_RETURN_IF_ERROR(Require(eval.every >= 1, "eval.every must be positive"));
   FASTDISS_RETURN_IF_ERROR(Require(!eval.steps.empty(), "eval.steps must not be empty"));
   for (int64_t k : eval.steps) {

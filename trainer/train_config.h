@@ -22,6 +22,7 @@ struct DataConfig {
   int64_t vocab_size = 8000;
   std::string tokenizer_type = "unigram";
   int64_t tokenizer_sentences = 1000000;  // lines spm_train samples; 0 = all
+  std::string tokenizer;                   // an existing SentencePiece .model; empty = train one
 };
 
 // The training objective of METHOD.md sections 3-5. Baseline = scp and mans off.
@@ -52,6 +53,7 @@ struct OptimConfig {
   std::string resume;           // checkpoint dir to resume from; "auto" = output_dir/last if present
   int64_t log_every = 100;
   int64_t threads = 0;          // 0 = all cores available
+  std::string device = "cpu";   // cpu, cuda (under torchrun: cuda:LOCAL_RANK) or cuda:N
 };
 
 struct EvalConfig {

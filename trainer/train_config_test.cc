@@ -47,6 +47,10 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
   EXPECT_NE(bad_select.status().message().find("eval.select_steps"), std::string::npos);
   auto bad_model = Load(kMinimal, {"model.num_heads=3"});
   EXPECT_NE(bad_model.status().message().find("model.num_heads"), std::string::npos);
+  auto bad_device = Load(kMinimal, {"train.device=gpu"});
+  ASSERT_FALSE(bad_device.ok());
+  EXPECT_NE(bad_device.status().message().find("train.device"), std::string::npos) << bad_device.status();
+  EXPECT_TRUE(Load(kMinimal, {"train.device=cuda:1"}).ok());  // validity of the name, not of the machine
   auto mismatched = Load(kMinimal, {"data.train_target=[a.tgt, b.tgt]"});
   EXPECT_NE(mismatched.status().message().find("data.train_target"), std::string::npos);
   EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(), StatusCode::kNotFound);

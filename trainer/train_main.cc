@@ -70,14 +70,16 @@ int main(int argc, char** argv) {
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = static_cast<int>(config->train.threads);
   std::cerr << "runtime: " << fastdiss::ConfigureRuntime(runtime) << "\n";
-  // torchrun's environment (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT) makes this one rank of a
-  // data-parallel run; without it, a single process.
+  // torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) makes this one
+  // rank of a data-parallel run, over NCCL when training on CUDA, else Gloo; without it, a single
+  // process.
   auto env = fastdiss::DistributedEnvFromEnvironment();
   if (!env.ok()) {
     std::cerr << "fastdiss-train: " << env.status() << "\n";
     return 2;
   }
-  auto comm = fastdiss::Communicator::Connect(*env, std::chrono::minutes(30));
+  const auto backend = config->train.device == "cpu" ? fastdiss::CommBackend::kGloo : fastdiss::CommBackend::kNccl;
+  auto comm = fastdiss::Communicator::Connect(*env, backend, std::chrono::minutes(30));
   if (!comm.ok()) {
     std::cerr << "fastdiss-train: " << comm.status() << "\n";
     return 1;

@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "model/checkpoint.h"
+#include "model/checkpoint_files.h"
 #include "model/json_writer.h"
+#include "model/runtime.h"
 #include "trainer/evaluate.h"
 #include "trainer/objective.h"
 
@@ -69,8 +71,17 @@ Status Trainer::Initialize() {
   std::string resume = config_.train.resume;
   if (resume == "auto") resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
   if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&resume, "resume"));
-  if (world_size() > 1) {
-    *log_ << "data-parallel over " << world_size() << " processes (torch.distributed, Gloo)\n";
+  if (comm_ != nullptr && comm_->launched()) {
+    *log_ << "data-parallel over " << world_size() << " process" << (world_size() > 1 ? "es" : "")
+          << " (torch.distributed, " << CommBackendName(comm_->backend()) << ")\n";
+  }
+  {
+    std::string device_name = config_.train.device;
+    if (device_name == "cuda" && comm_ != nullptr && comm_->launched()) {
+      device_name = "cuda:" + std::to_string(comm_->local_rank());
+    }
+    FASTDISS_ASSIGN_OR_RETURN(device_, ResolveDevice(device_name));
+    *log_ << "device: " << device_.str() << "\n";
   }
   torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
 
@@ -92,17 +103,23 @@ Status Trainer::Initialize() {
     trainer_state = std::move(loaded.trainer_state);
     *log_ << "resuming from " << resume << "\n";
   } else {
-    SentencePieceTrainOptions spm;
-    spm.input_files = config_.data.train_source;
-    spm.input_files.insert(spm.input_files.end(), config_.data.train_target.begin(),
-                           config_.data.train_target.end());
-    spm.model_prefix = (fs::path(out) / "tokenizer").string();
-    spm.vocab_size = static_cast<int>(config_.data.vocab_size);
-    spm.model_type = config_.data.tokenizer_type;
-    spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
-    // Rank 0 trains it; the others get its bytes (no shared filesystem needed).
+    // Rank 0 trains it (or reads data.tokenizer); the others get its bytes (no shared filesystem
+    // needed).
     std::string tokenizer_bytes;
-    if (is_chief()) {
+    if (is_chief() && !config_.data.tokenizer.empty()) {
+      *log_ << "tokenizer: " << config_.data.tokenizer << "\n";
+      std::ifstream in(config_.data.tokenizer, std::ios::binary);
+      if (!in) return NotFoundError("data.tokenizer '" + config_.data.tokenizer + "' cannot be read");
+      tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } else if (is_chief()) {
+      SentencePieceTrainOptions spm;
+      spm.input_files = config_.data.train_source;
+      spm.input_files.insert(spm.input_files.end(), config_.data.train_target.begin(),
+                             config_.data.train_target.end());
+      spm.model_prefix = (fs::path(out) / "tokenizer").string();
+      spm.vocab_size = static_cast<int>(config_.data.vocab_size);
+      spm.model_type = config_.data.tokenizer_type;
+      spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
       *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
       FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
       std::ifstream in(spm.model_prefix + ".model", std::ios::binary);
@@ -116,9 +133,11 @@ Status Trainer::Initialize() {
     model_config.pad_id = tokenizer_.pad_id();
     FASTDISS_RETURN_IF_ERROR(model_config.Validate());
     model_ = FastDissModel(model_config);
+    model_->to(device_);
     // The same seed gives the same weights everywhere, but rank 0's are made the truth.
     if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
   }
+  model_->to(device_);
   config_.model = model_->config();
   model_->train();
   FASTDISS_ASSIGN_OR_RETURN(NoiseSchedule schedule,
@@ -176,7 +195,7 @@ StatusOr<TrainSummary> Trainer::Run() {
   int64_t window_tokens = 0, window_steps = 0;
   double window_loss = 0, window_mse = 0, window_ce = 0, window_length = 0, window_shift = 0;
   const int64_t first_step = step_;
-  const torch::Device device(torch::kCPU);
+  const torch::Device device = device_;
   model_->train();
   bool stop = false;
   while (step_ < config_.train.max_steps && !stop) {
@@ -235,9 +254,11 @@ StatusOr<TrainSummary> Trainer::Run() {
       auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0, loss.mse, loss.rounding,
                                     loss.length, loss.mans_shift, static_cast<double>(loss.target_tokens),
                                     static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0},
-                                   torch::kFloat32);
+                                   torch::kFloat32)
+                         .to(device);
       grads.push_back(numbers);
       if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
+      numbers = numbers.to(torch::kCPU);
       loss.mse = numbers[1].item<double>();
       loss.rounding = numbers[2].item<double>();
       loss.length = numbers[3].item<double>();
@@ -318,7 +339,7 @@ StatusOr<TrainSummary> Trainer::Run() {
 
 Status Trainer::EvaluateAndCheckpoint(double loss) {
   model_->eval();
-  Sampler sampler(model_, *schedule_, torch::kCPU);
+  Sampler sampler(model_, *schedule_, device_);
   DecodeOptions options;
   options.length_beam = static_cast<int>(config_.eval.length_beam);
   options.noise_beam = static_cast<int>(config_.eval.noise_beam);
@@ -378,7 +399,9 @@ Status Trainer::EvaluateAndCheckpoint(double loss) {
         ++kept;
       }
     }
-    for (const fs::path& path : remove) fs::remove_all(path, error);
+    for (const fs::path& path : remove) {
+      if (Status removed = RemoveCheckpointDir(path.string()); !removed.ok()) *log_ << "warning: " << removed << "\n";
+    }
   }
   return OkStatus();
 }
@@ -411,6 +434,10 @@ std::string Trainer::SerializeState() const {
   archive.write("best_bleu", torch::tensor(best_bleu_, torch::kFloat64));
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   archive.write("rng_state", generator.get_state());
+  if (device_.is_cuda()) {
+    at::Generator cuda = at::globalContext().defaultGenerator(device_);
+    archive.write("cuda_rng_state", cuda.get_state());
+  }
   torch::serialize::OutputArchive optimizer;
   optimizer_->save(optimizer);
   archive.write("optimizer", optimizer);
@@ -423,7 +450,7 @@ Status Trainer::RestoreState(const std::string& bytes) {
   try {
     torch::serialize::InputArchive archive;
     std::istringstream in(bytes);
-    archive.load_from(in);
+    archive.load_from(in, device_);  // the optimizer state onto the model's device
     step_ = ReadScalar<int64_t>(archive, "step");
     epoch_ = ReadScalar<int64_t>(archive, "epoch");
     batch_index_ = ReadScalar<int64_t>(archive, "batch_index");
@@ -432,7 +459,12 @@ Status Trainer::RestoreState(const std::string& bytes) {
     torch::Tensor rng;
     archive.read("rng_state", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(rng);
+    generator.set_state(rng.to(torch::kCPU));
+    torch::Tensor cuda_rng;
+    if (device_.is_cuda() && archive.try_read("cuda_rng_state", cuda_rng)) {
+      at::Generator cuda = at::globalContext().defaultGenerator(device_);
+      cuda.set_state(cuda_rng.to(torch::kCPU));
+    }
     torch::serialize::InputArchive optimizer;
     archive.read("optimizer", optimizer);
     optimizer_->load(optimizer);

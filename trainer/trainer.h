@@ -6,6 +6,13 @@
 // and the random generator, so a resumed run continues exactly as the uninterrupted one would.
 // Single-threaded driver: Run() blocks until max_steps or max_minutes.
 //
+// train.device places the model, batches and optimizer state on the CPU or a CUDA GPU (under
+// torchrun, "cuda" means cuda:LOCAL_RANK). Checkpoints are device-free: a run trained on a GPU
+// resumes on the CPU and back. The noise of each batch is drawn on the CPU (so it is the same on
+// every device and rank count); dropout uses the device's generator, whose state is saved too. On
+// CUDA a resumed run continues with the same data and noise, but not bit for bit: some CUDA
+// kernels (embedding and index backward) sum in a nondeterministic order.
+//
 // Data-parallel (a Communicator with world size N > 1): every rank builds the same global batches
 // and trains on its share of each (the examples at positions p with p % N == rank); the batch's
 // noise is drawn from a generator seeded by (train.seed, step) and gradients are summed over the
@@ -64,6 +71,7 @@ class Trainer {
   double LearningRate(int64_t step) const;
 
   TrainConfig config_;
+  torch::Device device_{torch::kCPU};
   std::ostream null_log_{nullptr};  // what ranks other than 0 log to
   std::ostream* log_;
   Communicator* comm_;

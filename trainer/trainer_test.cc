@@ -130,6 +130,34 @@ TEST_F(TrainerTest, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   EXPECT_EQ(actual, expected);
 }
 
+TEST_F(TrainerTest, AGivenTokenizerIsUsedAsIs) {
+  ASSERT_TRUE(Train(Config("first", 1)).ok());
+  TrainConfig config = Config("second", 1);
+  config.data.tokenizer = dir_.File("first/tokenizer.model");
+  config.data.vocab_size = 5000;  // unused with a given tokenizer
+  ASSERT_TRUE(Train(config).ok()) << log_.str();
+  EXPECT_NE(log_.str().find("tokenizer: " + config.data.tokenizer), std::string::npos) << log_.str();
+  EXPECT_FALSE(std::ifstream(dir_.File("second/tokenizer.model")).good()) << "spm_train ran anyway";
+  auto first = LoadCheckpoint(dir_.File("first/last"));
+  auto second = LoadCheckpoint(dir_.File("second/last"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->tokenizer.vocab_size(), second->tokenizer.vocab_size());
+  EXPECT_EQ(first->tokenizer.Encode(kPairs[0].second), second->tokenizer.Encode(kPairs[0].second));
+
+  TrainConfig missing = Config("third", 1);
+  missing.data.tokenizer = dir_.File("nope.model");
+  EXPECT_EQ(Train(missing).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(TrainerTest, AnAbsentDeviceIsRefused) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a CUDA GPU";
+  TrainConfig config = Config("cuda", 1);
+  config.train.device = "cuda";
+  auto status = Train(config).status();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
+  EXPECT_NE(status.message().find("cuda"), std::string::npos) << status;
+}
+
 TEST_F(TrainerTest, ResumeFromAMismatchedModelIsRefused) {
   TrainConfig first = Config("run", 5);
   ASSERT_TRUE(Train(first).ok());
