@@ -13,7 +13,10 @@
 # metrics.jsonl with the loss curve) and its eval.json (fastdiss-eval --json), which
 # scripts/ablation-report.py turns into docs/results.md and docs/results.json.
 # Environment: STEPS (1,2,5,10,20,50,200), GAP_STEPS (5,20), TEST_LIMIT (0 = whole test set),
-# THREADS (1), BUILD (build), OUT_ROOT (runs/ablation).
+# MAX_ROWS (256, rows per decoding batch; a GPU takes far more),
+# THREADS (1), BUILD (build), OUT_ROOT (runs/ablation), DEVICE (cpu; cuda trains and decodes on
+# the GPU), PHASE (all; train or eval for one half), CHECKPOINT (last; e.g. step-2000 scores that
+# periodic checkpoint, so runs stopped by time are compared at one step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +28,7 @@ BUILD=${BUILD:-build}
 STEPS=${STEPS:-1,2,5,10,20,50,200}
 GAP_STEPS=${GAP_STEPS:-5,20}
 THREADS=${THREADS:-1}
+DEVICE=${DEVICE:-cpu}
 
 case "$VARIANT" in
   baseline) scp=false mans=false ;;
@@ -44,13 +48,18 @@ out=${OUT_ROOT:-runs/ablation}/$TASK/$VARIANT-s$SEED
 budget=()
 [[ -n "${MAX_STEPS:-}" ]] && budget+=(--set "train.max_steps=$MAX_STEPS")
 [[ -n "${MAX_MINUTES:-}" ]] && budget+=(--set "train.max_minutes=$MAX_MINUTES")
+PHASE=${PHASE:-all}
+CHECKPOINT=${CHECKPOINT:-last}
 mkdir -p "$out"
-"$BUILD/trainer/fastdiss-train" --config "configs/$TASK.yaml" --set "train.output_dir=$out" \
-  --set "train.seed=$SEED" --set "objective.scp=$scp" --set "objective.mans=$mans" \
-  --set "train.threads=$THREADS" "${budget[@]}" "$@" 2>&1 | tee -a "$out/train.log"
+if [[ "$PHASE" != eval ]]; then
+  "$BUILD/trainer/fastdiss-train" --config "configs/$TASK.yaml" --set "train.output_dir=$out" \
+    --set "train.seed=$SEED" --set "objective.scp=$scp" --set "objective.mans=$mans" \
+    --set "train.threads=$THREADS" --set "train.device=$DEVICE" "${budget[@]}" "$@" 2>&1 | tee -a "$out/train.log"
+fi
+[[ "$PHASE" == train ]] && exit 0
 limit=()
 [[ "${TEST_LIMIT:-0}" != 0 ]] && limit=(--limit "$TEST_LIMIT")
-"$BUILD/trainer/fastdiss-eval" --checkpoint "$out/last" --source "$source" --reference "$reference" \
-  --steps "$STEPS" --gap-steps "$GAP_STEPS" --seed "$SEED" --threads "$THREADS" "${limit[@]}" --json \
+"$BUILD/trainer/fastdiss-eval" --checkpoint "$out/$CHECKPOINT" --source "$source" --reference "$reference" \
+  --steps "$STEPS" --gap-steps "$GAP_STEPS" --seed "$SEED" --threads "$THREADS" --device "$DEVICE" --max-rows "${MAX_ROWS:-256}" "${limit[@]}" --json \
   >"$out/eval.json"
 echo "ablation: $out/eval.json"
