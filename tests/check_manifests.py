@@ -235,6 +235,22 @@ def main():
     if not train_config.startswith("/opt/fastdiss/configs/") or not (ROOT / "configs" / pathlib.PurePath(train_config).name).exists():
         problem(where, f"--config {train_config} is not one of configs/, which the image holds in /opt/fastdiss/configs")
 
+    if env.get("LOCAL_RANK", {}).get("value", "0") != "0":
+        problem(where, "one worker per pod: LOCAL_RANK must be 0")
+    gpu_training = training / "gpu"
+    gk = load_all(gpu_training / "kustomization.yaml")[0]
+    if gk.get("resources") != [".."]:
+        problem("deploy/training/gpu/kustomization.yaml", "the GPU training overlay must build on deploy/training")
+    for patch in gk.get("patches", []):
+        for d in load_all(gpu_training / patch["path"]):
+            for pc in d["spec"]["template"]["spec"].get("containers", []):
+                pwhere = f"deploy/training/gpu/{patch['path']}"
+                check_keys(pwhere, pc.get("args", []), train_keys, "fastdiss-train")
+                if dict(set_args(pc.get("args", []))).get("train.device") != "cuda":
+                    problem(pwhere, "the GPU training overlay must set train.device=cuda")
+                if "nvidia.com/gpu" not in pc.get("resources", {}).get("limits", {}):
+                    problem(pwhere, "the GPU training overlay must ask for nvidia.com/gpu")
+
     # --- docker ---
     dconfig = check_server_config("docker", ROOT / "docker/server.yaml", a.server)
     dockerfile = (ROOT / "docker/Dockerfile").read_text()
