@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Tables, rows and plots from scripts/ablation.sh's runs (issue 4).
 
-    python3 scripts/ablation-report.py [RUNS_DIR] [DOCS_DIR]     (runs/ablation, docs)
+    python3 scripts/ablation-report.py [--docs DOCS_DIR] RUNS_DIR...   (docs; runs/ablation)
 
-Reads RUNS_DIR/TASK/VARIANT-sSEED/{eval.json,metrics.jsonl} and writes
-  DOCS_DIR/results.json   a list of {task, variant, seed, steps, bleu, per, gap} rows (gap: the
-                          approximation gap at that K where measured, else null), plus each run's
-                          sentences/s per K and training steps/time in "runs";
-  stdout                  Markdown tables per task: test BLEU (and PER) per variant and K, the
-                          gap at K = 5 and 20, and the decode speed per K;
-  DOCS_DIR/results-loss-TASK.png   training-loss curves per variant (needs matplotlib:
-                          Debian's python3-matplotlib, run with /usr/bin/python3).
+Each RUNS_DIR is one setting (a budget on one machine; its name labels the rows). Reads
+RUNS_DIR/TASK/VARIANT-sSEED/{eval.json,metrics.jsonl}: the test scores of eval.json, or, for a
+run whose eval.json is missing or empty, the dev scores of its last evaluation during training
+(metrics.jsonl.full, else metrics.jsonl). Writes
+  DOCS_DIR/results.json   a list of {setting, task, variant, seed, split, train_steps, steps, bleu,
+                          per, gap} rows (split: test or dev; gap: the approximation gap at that K
+                          where measured, else null), plus each run's sentences/s per K and
+                          training steps/time in "runs";
+  stdout                  Markdown tables per setting and task: BLEU (and PER) per variant and K,
+                          the gap at K = 5 and 20, and the decode speed per K;
+  DOCS_DIR/results-bleu-SETTING-TASK.png   BLEU against K per variant (mean, min-max band);
+  DOCS_DIR/results-loss-SETTING-TASK.png   training-loss curves per run (once per set of runs).
+The plots need matplotlib (Debian's python3-matplotlib; run with /usr/bin/python3).
 """
 import json
 import pathlib
@@ -21,21 +26,34 @@ import sys
 VARIANTS = ["baseline", "scp", "mans", "fastdiss"]
 
 
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def load_runs(root):
+    setting = pathlib.Path(root).name
     runs = []
-    for eval_path in sorted(pathlib.Path(root).glob("*/*/eval.json")):
-        m = re.match(r"(.+)-s(\d+)$", eval_path.parent.name)
-        if not m:
+    for run_dir in sorted(p for p in pathlib.Path(root).glob("*/*") if p.is_dir()):
+        m = re.match(r"(.+)-s(\d+)$", run_dir.name)
+        if not m or m.group(1) not in VARIANTS:
             continue
-        evaluation = json.loads(eval_path.read_text())
-        curve = []
-        metrics = eval_path.parent / "metrics.jsonl"
-        if metrics.exists():
-            for line in metrics.read_text().splitlines():
-                event = json.loads(line)
-                if event.get("event") == "train":
-                    curve.append((event["step"], event["loss"], event.get("elapsed_seconds", 0)))
-        runs.append({"task": eval_path.parent.parent.name, "variant": m.group(1), "seed": int(m.group(2)),
+        events = read_events(run_dir / "metrics.jsonl")
+        full = read_events(run_dir / "metrics.jsonl.full") or events
+        curve = [(e["step"], e["loss"], e.get("elapsed_seconds", 0)) for e in events if e.get("event") == "train"]
+        eval_path = run_dir / "eval.json"
+        if eval_path.exists() and eval_path.stat().st_size > 0:
+            evaluation, split = json.loads(eval_path.read_text()), "test"
+            train_steps = curve[-1][0] if curve else None
+        else:
+            dev = [e for e in full if e.get("event") == "eval"]
+            if not dev:
+                continue
+            evaluation, split = {"results": dev[-1]["results"], "sentences": None}, "dev"
+            train_steps = dev[-1]["step"]
+            curve = [(e["step"], e["loss"], e.get("elapsed_seconds", 0)) for e in full
+                     if e.get("event") == "train" and e["step"] <= train_steps]
+        runs.append({"setting": setting, "task": run_dir.parent.name, "variant": m.group(1),
+                     "seed": int(m.group(2)), "split": split, "train_steps": train_steps,
                      "eval": evaluation, "curve": curve})
     return runs
 
@@ -45,8 +63,9 @@ def rows(runs):
     for run in runs:
         gaps = {g["steps"]: g["gap"] for g in run["eval"].get("gap", [])}
         for r in run["eval"]["results"]:
-            out.append({"task": run["task"], "variant": run["variant"], "seed": run["seed"], "steps": r["steps"],
-                        "bleu": r["bleu"], "per": r.get("per"), "gap": gaps.get(r["steps"]),
+            out.append({"setting": run["setting"], "task": run["task"], "variant": run["variant"],
+                        "seed": run["seed"], "split": run["split"], "train_steps": run["train_steps"],
+                        "steps": r["steps"], "bleu": r["bleu"], "per": r.get("per"), "gap": gaps.get(r["steps"]),
                         "sentences_per_second": r.get("sentences_per_second")})
     return out
 
@@ -60,10 +79,15 @@ def fmt(value, digits=2):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def tables(task, task_rows):
+def tables(setting, task, task_rows):
     ks = sorted({r["steps"] for r in task_rows})
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in task_rows)]
-    lines = [f"### {task}: test BLEU (mean over seeds; seeds in brackets)\n",
+    split = "/".join(sorted({r["split"] for r in task_rows}))
+    trained = sorted({r["train_steps"] for r in task_rows if r["train_steps"] is not None})
+    has_per = task == "g2p"  # phoneme error rate means something for g2p only
+    task = f"{setting}, {task}"
+    lines = [f"### {task}: {split} BLEU after {'/'.join(map(str, trained))} training steps "
+             "(mean over seeds; seeds in brackets)\n",
              "| variant | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for v in variants:
         cells = []
@@ -71,8 +95,8 @@ def tables(task, task_rows):
             rs = [r for r in task_rows if r["variant"] == v and r["steps"] == k]
             cells.append(f"{fmt(mean(r['bleu'] for r in rs))} [{len(rs)}]")
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
-    if any(r["per"] not in (None, 0) for r in task_rows):
-        lines += ["", f"### {task}: phoneme error rate, % (mean over seeds)\n",
+    if has_per and any(r["per"] not in (None, 0) for r in task_rows):
+        lines += ["", f"### {task}: {split} phoneme error rate, % (mean over seeds)\n",
                   "| variant | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
         for v in variants:
             lines.append(f"| {v} | " + " | ".join(
@@ -85,7 +109,7 @@ def tables(task, task_rows):
         for v in variants:
             lines.append(f"| {v} | " + " | ".join(
                 fmt(mean(r["gap"] for r in task_rows if r["variant"] == v and r["steps"] == k), 4) for k in gap_ks) + " |")
-    lines += ["", f"### {task}: decode speed, sentences/s (batched, mean over runs)\n",
+    lines += ["", f"### {task}: decode speed, sentences/s ({split} set, batched, mean over runs)\n",
               "| variant | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for v in variants:
         lines.append(f"| {v} | " + " | ".join(
@@ -94,7 +118,7 @@ def tables(task, task_rows):
     return "\n".join(lines)
 
 
-def plot(task, runs, path):
+def plot(title, runs, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,32 +130,70 @@ def plot(task, runs, path):
             ax.plot(steps, losses, label=f"{run['variant']} seed {run['seed']}", linewidth=1)
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (mse + rounding CE + length CE)")
-    ax.set_title(f"{task}: training loss")
+    ax.set_title(f"{title}: training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_bleu(title, task_rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for v in VARIANTS:
+        ks = sorted({r["steps"] for r in task_rows if r["variant"] == v})
+        if not ks:
+            continue
+        per_k = [[r["bleu"] for r in task_rows if r["variant"] == v and r["steps"] == k] for k in ks]
+        line, = ax.plot(ks, [statistics.mean(b) for b in per_k], marker="o", label=f"{v} ({len(per_k[0])} seeds)")
+        ax.fill_between(ks, [min(b) for b in per_k], [max(b) for b in per_k], color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlabel("denoising steps K")
+    ax.set_ylabel("BLEU (mean; band: min-max over seeds)")
+    ax.set_title(f"{title}: BLEU against K")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "runs/ablation"
-    docs = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "docs")
-    runs = load_runs(root)
+    args = sys.argv[1:]
+    docs = pathlib.Path("docs")
+    if args[:1] == ["--docs"]:
+        docs, args = pathlib.Path(args[1]), args[2:]
+    roots = args or ["runs/ablation"]
+    runs = [run for root in roots for run in load_runs(root)]
     if not runs:
-        print(f"no runs under {root}", file=sys.stderr)
+        print(f"no runs under {', '.join(roots)}", file=sys.stderr)
         return 1
     all_rows = rows(runs)
-    summary = [{"task": r["task"], "variant": r["variant"], "seed": r["seed"],
-                "train_steps": r["curve"][-1][0] if r["curve"] else None,
+    summary = [{"setting": r["setting"], "task": r["task"], "variant": r["variant"], "seed": r["seed"],
+                "split": r["split"], "train_steps": r["train_steps"],
                 "train_seconds": r["curve"][-1][2] if r["curve"] else None,
-                "test_sentences": r["eval"]["sentences"]} for r in runs]
+                "eval_sentences": r["eval"].get("sentences")} for r in runs]
     (docs / "results.json").write_text(json.dumps({"rows": all_rows, "runs": summary}, indent=1) + "\n")
-    for task in sorted({r["task"] for r in runs}):
-        print(tables(task, [r for r in all_rows if r["task"] == task]))
-        print()
-        try:
-            plot(task, [r for r in runs if r["task"] == task], docs / f"results-loss-{task}.png")
-        except ImportError:
-            print(f"(no matplotlib: results-loss-{task}.png not drawn)", file=sys.stderr)
+    plotted = set()  # a setting that re-scores another's checkpoints has the same curves
+    for setting in dict.fromkeys(r["setting"] for r in runs):
+        for task in sorted({r["task"] for r in runs if r["setting"] == setting}):
+            print(tables(setting, task, [r for r in all_rows if r["setting"] == setting and r["task"] == task]))
+            print()
+            try:
+                plot_bleu(f"{setting}, {task}", [r for r in all_rows if r["setting"] == setting and r["task"] == task],
+                          docs / f"results-bleu-{setting}-{task}.png")
+            except ImportError:
+                print(f"(no matplotlib: results-bleu-{setting}-{task}.png not drawn)", file=sys.stderr)
+            curves = {(r["task"], r["variant"], r["seed"], tuple(r["curve"]))
+                      for r in runs if r["setting"] == setting and r["task"] == task}
+            if curves <= plotted:
+                continue
+            plotted |= curves
+            try:
+                plot(f"{setting}, {task}", [r for r in runs if r["setting"] == setting and r["task"] == task],
+                     docs / f"results-loss-{setting}-{task}.png")
+            except ImportError:
+                print(f"(no matplotlib: results-loss-{setting}-{task}.png not drawn)", file=sys.stderr)
     return 0
 
 
