@@ -133,11 +133,11 @@ Status Trainer::Initialize() {
     model_config.pad_id = tokenizer_.pad_id();
     FASTDISS_RETURN_IF_ERROR(model_config.Validate());
     model_ = FastDissModel(model_config);
-    model_->to(device_);
-    // The same seed gives the same weights everywhere, but rank 0's are made the truth.
-    if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
   }
   model_->to(device_);
+  // A fresh model: the same seed gives the same weights everywhere, but rank 0's are made the
+  // truth (on the device, as NCCL needs).
+  if (resume.empty() && comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
   config_.model = model_->config();
   model_->train();
   FASTDISS_ASSIGN_OR_RETURN(NoiseSchedule schedule,
