@@ -119,28 +119,6 @@ bool FileSize(const std::string& path, uint64_t* size) {
   return true;
 }
 
-// Deletes `path` and, for a directory, everything below it (depth-first, without following
-// symbolic links). ENOENT counts as done.
-Status RemoveTree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
-  if (!S_ISDIR(st.st_mode)) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete '" + path + "'", errno);
-    return OkStatus();
-  }
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return ErrnoError("cannot open directory '" + path + "'", errno);
-  std::vector<std::string> children;
-  while (const dirent* entry = ::readdir(dir)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") children.push_back(path + "/" + name);
-  }
-  ::closedir(dir);
-  for (const std::string& child : children) FASTDISS_RETURN_IF_ERROR(RemoveTree(child));
-  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete directory '" + path + "'", errno);
-  return OkStatus();
-}
-
 bool ValidFileName(std::string_view name) {
   if (name.empty() || name.front() == '.' || name == kManifest) return false;
   for (char c : name) {
@@ -325,6 +303,27 @@ uint64_t XxHash64(std::string_view data, uint64_t seed) {
   return h ^ (h >> 32);
 }
 
+// Depth-first, without following symbolic links; ENOENT counts as done.
+Status RemoveCheckpointDir(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete '" + path + "'", errno);
+    return OkStatus();
+  }
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return ErrnoError("cannot open directory '" + path + "'", errno);
+  std::vector<std::string> children;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") children.push_back(path + "/" + name);
+  }
+  ::closedir(dir);
+  for (const std::string& child : children) FASTDISS_RETURN_IF_ERROR(RemoveCheckpointDir(child));
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete directory '" + path + "'", errno);
+  return OkStatus();
+}
+
 Status WriteCheckpointDir(const std::string& dir_in,
                           const std::vector<std::pair<std::string, std::string>>& files,
                           const CheckpointWriteOptions& options) {
@@ -354,7 +353,7 @@ Status WriteCheckpointDir(const std::string& dir_in,
     status = SwapIntoPlace(tmp, dir, options, &old);
   }
   if (!status.ok()) {
-    (void)RemoveTree(tmp);  // best effort: the write's error is the one to report
+    (void)RemoveCheckpointDir(tmp);  // best effort: the write's error is the one to report
     return status;
   }
   // Make the rename durable before the old checkpoint goes.
@@ -362,11 +361,9 @@ Status WriteCheckpointDir(const std::string& dir_in,
   status = SyncDir(parent.empty() ? "." : parent);
   // The new checkpoint is in place; an old copy that cannot be deleted is a stale sibling (see
   // checkpoint_files.h), not a failed write.
-  if (!old.empty()) (void)RemoveTree(old);
+  if (!old.empty()) (void)RemoveCheckpointDir(old);
   return status;
 }
-
-Status RemoveCheckpointDir(const std::string& dir) { return RemoveTree(dir); }
 
 StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir) {
   struct stat st;

@@ -63,9 +63,5 @@ PY
   done
 done
 wait
-for eval in "$OUT_ROOT"/*/*/eval.json; do
-  python3 -c 'import json, sys
-e = json.load(open(sys.argv[1]))
-print(sys.argv[1], " ".join("K%d=%.2f" % (r["steps"], r["bleu"]) for r in e["results"]),
-      " ".join("gap%d=%.4f" % (g["steps"], g["gap"]) for g in e.get("gap", [])))' "$eval" || echo "$eval: unreadable"
-done
+# Tables (and, with matplotlib, plots) of what was scored, beside the runs.
+python3 scripts/ablation-report.py --docs "$OUT_ROOT" "$OUT_ROOT"
