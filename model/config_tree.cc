@@ -7,7 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
+
+#include "model/number_text.h"
 
 namespace fastdiss {
 namespace {
@@ -296,48 +297,14 @@ class BlockParser {
 
 // ---- Scalar conversions for Get() and Put(). ----
 
-bool ParseInt64(const std::string& s, int64_t* out) {
-  const char* begin = s.data() + (s.size() > 1 && s[0] == '+' && s[1] != '-' ? 1 : 0);
-  const auto r = std::from_chars(begin, s.data() + s.size(), *out);
-  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-bool ParseInt(const std::string& s, int* out) {
-  int64_t v;
-  if (!ParseInt64(s, &v) || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
-    return false;
-  *out = static_cast<int>(v);
-  return true;
-}
-
-bool ParseDouble(const std::string& s, double* out) {
-  const bool plus = s.size() > 1 && s[0] == '+' && s[1] != '-';
-  const std::string_view v = std::string_view(s).substr(plus ? 1 : 0);
-  const bool negative = !v.empty() && v[0] == '-';
-  const std::string_view magnitude = negative ? v.substr(1) : v;
-  if (magnitude == ".inf" || magnitude == ".Inf" || magnitude == ".INF") {
-    *out = negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
-    return true;
-  }
-  if (v == ".nan" || v == ".NaN" || v == ".NAN") {
-    *out = std::numeric_limits<double>::quiet_NaN();
-    return true;
-  }
-  // Leaves out what from_chars also reads but YAML does not: "inf", "nan", hex floats.
-  if (v.empty() || v.find_first_not_of("0123456789.eE+-") != std::string_view::npos || v[0] == '+')
-    return false;
-  const auto r = std::from_chars(v.data(), v.data() + v.size(), *out);
-  return r.ec == std::errc() && r.ptr == v.data() + v.size();
-}
-
-bool ParseBool(const std::string& s, bool* out) {
+bool ParseBool(std::string_view s, bool* out) {
   if (s != "true" && s != "false") return false;
   *out = s == "true";
   return true;
 }
 
-bool ParseString(const std::string& s, std::string* out) {
-  *out = s;
+bool ParseString(std::string_view s, std::string* out) {
+  *out = std::string(s);
   return true;
 }
 
@@ -504,7 +471,7 @@ std::string ConfigTree::Where(const ConfigValue& value) const {
 
 template <typename T>
 Status ConfigTree::GetScalar(std::string_view key, T* out, const char* expected,
-                             bool (*parse)(const std::string&, T*)) {
+                             bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
   if (value == nullptr) return OkStatus();
   const std::string context = std::string(key) + ": expected " + expected + ", got ";
@@ -519,7 +486,7 @@ Status ConfigTree::GetScalar(std::string_view key, T* out, const char* expected,
 
 template <typename T>
 Status ConfigTree::GetList(std::string_view key, std::vector<T>* out, const char* expected,
-                           bool (*parse)(const std::string&, T*)) {
+                           bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
   if (value == nullptr) return OkStatus();
   if (!value->is_list) {

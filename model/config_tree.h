@@ -99,10 +99,10 @@ class ConfigTree {
   // "config.yaml:12", or "--set" for values without a line.
   std::string Where(const ConfigValue& value) const;
   template <typename T>
-  Status GetScalar(std::string_view key, T* out, const char* expected, bool (*parse)(const std::string&, T*));
+  Status GetScalar(std::string_view key, T* out, const char* expected, bool (*parse)(std::string_view, T*));
   template <typename T>
   Status GetList(std::string_view key, std::vector<T>* out, const char* expected,
-                 bool (*parse)(const std::string&, T*));
+                 bool (*parse)(std::string_view, T*));
 
   std::string source_name_;
   std::vector<Entry> entries_;

@@ -11,29 +11,32 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "model/checkpoint.h"
+#include "model/command_line.h"
 #include "model/runtime.h"
 #include "model/sampler.h"
 
 namespace {
 
-std::vector<int> ParseList(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoi(item));
-  return out;
-}
+constexpr char kUsage[] =
+    "Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]\n"
+    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda]\n"
+    "                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]\n\n"
+    "Prints the latency of one batched denoising step for each row count, on a random model of the\n"
+    "given size or on --checkpoint. --iterations 0 picks a count per row count.\n";
+
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string checkpoint, device_name = "cpu";
-  std::vector<int> rows = {1, 2, 4, 8, 16, 32, 64, 128};
+  std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64, 128};
   int length = 12, source_length = 12, iterations = 0, threads = 0, blas_threads = 0;
   bool tune_allocator = true;
   fastdiss::ModelConfig config;
@@ -43,32 +46,27 @@ int main(int argc, char** argv) {
   config.ffn_dim = 512;
   config.encoder_layers = config.decoder_layers = 3;
   config.dropout = 0;
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-        return argv[++i];
-      };
-      if (arg == "--checkpoint") checkpoint = next();
-      else if (arg == "--rows") rows = ParseList(next());
-      else if (arg == "--length") length = std::stoi(next());
-      else if (arg == "--source-length") source_length = std::stoi(next());
-      else if (arg == "--iterations") iterations = std::stoi(next());
-      else if (arg == "--threads") threads = std::stoi(next());
-      else if (arg == "--blas-threads") blas_threads = std::stoi(next());
-      else if (arg == "--default-malloc") tune_allocator = false;
-      else if (arg == "--device") device_name = next();
-      else if (arg == "--d-model") config.d_model = std::stoi(next());
-      else if (arg == "--ffn") config.ffn_dim = std::stoi(next());
-      else if (arg == "--layers") config.encoder_layers = config.decoder_layers = std::stoi(next());
-      else if (arg == "--d-latent") config.d_latent = std::stoi(next());
-      else if (arg == "--vocab") config.vocab_size = std::stoi(next());
-      else throw std::invalid_argument("unknown argument '" + arg + "'");
+  fastdiss::FlagReader flags("fastdiss-step-bench", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
+      std::cout << kUsage;
+      return 0;
     }
-  } catch (const std::exception& e) {
-    std::cerr << "fastdiss-step-bench: " << e.what() << "\n";
-    return 2;
+    if (flags.Is("--checkpoint")) checkpoint = flags.String();
+    else if (flags.Is("--rows")) rows = flags.IntList(1, kMaxInt);
+    else if (flags.Is("--length")) length = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--source-length")) source_length = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--iterations")) iterations = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--threads")) threads = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--blas-threads")) blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--default-malloc")) tune_allocator = !flags.Switch();
+    else if (flags.Is("--device")) device_name = flags.String();
+    else if (flags.Is("--d-model")) config.d_model = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--ffn")) config.ffn_dim = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--layers")) config.encoder_layers = config.decoder_layers = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--d-latent")) config.d_latent = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--vocab")) config.vocab_size = static_cast<int>(flags.Int(1, kMaxInt));
+    else flags.Unknown();
   }
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = threads;

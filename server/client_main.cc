@@ -3,8 +3,8 @@
 // succeeded, 1 when one failed (each failure is reported on stderr with its gRPC code), 2 on bad flags.
 #include <grpcpp/grpcpp.h>
 
-#include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "model/command_line.h"
 #include "model/json_writer.h"
 
 namespace {
@@ -22,10 +23,12 @@ using fastdiss::v1::GenerateEvent;
 using fastdiss::v1::GenerateRequest;
 using fastdiss::v1::GenerateResponse;
 
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+
 constexpr char kUsage[] =
     "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K] [--seed S] [--length-beam N]\n"
     "                       [--noise-beam N] [--target-length N] [--deadline-seconds X] [--stream] [--json]\n"
-    "                       [TEXT ...]\n"
+    "                       [--] [TEXT ...]\n"
     "       fastdiss-client --target HOST:PORT --list-models\n"
     "       fastdiss-client --target HOST:PORT --health [SERVICE]\n\n"
     "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
@@ -67,58 +70,40 @@ int main(int argc, char** argv) {
   double deadline_seconds = 60;
   bool stream = false, json = false, list_models = false, health = false;
   std::vector<std::string> texts;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fastdiss-client: " << arg << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&]() -> long long {
-      const std::string v = value();
-      char* end = nullptr;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0') {
-        std::cerr << "fastdiss-client: " << arg << " takes an integer, got '" << v << "'\n";
-        std::exit(2);
-      }
-      return n;
-    };
-    if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-client", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << kUsage;
       return 0;
-    } else if (arg == "--target") {
-      target = value();
-    } else if (arg == "--model") {
-      base.set_model(value());
-    } else if (arg == "--steps") {
-      base.set_steps(static_cast<int>(number()));
-    } else if (arg == "--seed") {
-      base.set_seed(static_cast<uint64_t>(number()));
-    } else if (arg == "--length-beam") {
-      base.set_length_beam(static_cast<int>(number()));
-    } else if (arg == "--noise-beam") {
-      base.set_noise_beam(static_cast<int>(number()));
-    } else if (arg == "--target-length") {
-      base.set_target_length(static_cast<int>(number()));
-    } else if (arg == "--deadline-seconds") {
-      deadline_seconds = std::atof(value().c_str());
-    } else if (arg == "--stream") {
-      stream = true;
-    } else if (arg == "--json") {
-      json = true;
-    } else if (arg == "--list-models") {
-      list_models = true;
-    } else if (arg == "--health") {
+    } else if (flags.Is("--target")) {
+      target = flags.String();
+    } else if (flags.Is("--model")) {
+      base.set_model(flags.String());
+    } else if (flags.Is("--steps")) {
+      base.set_steps(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--seed")) {
+      base.set_seed(flags.Uint64());
+    } else if (flags.Is("--length-beam")) {
+      base.set_length_beam(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--noise-beam")) {
+      base.set_noise_beam(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--target-length")) {
+      base.set_target_length(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--deadline-seconds")) {
+      deadline_seconds = flags.Double(0);
+    } else if (flags.Is("--stream")) {
+      stream = flags.Switch();
+    } else if (flags.Is("--json")) {
+      json = flags.Switch();
+    } else if (flags.Is("--list-models")) {
+      list_models = flags.Switch();
+    } else if (flags.Is("--health")) {
       health = true;
-      if (i + 1 < argc && argv[i + 1][0] != '-') health_service = argv[++i];
-    } else if (arg.rfind("--", 0) == 0) {
-      std::cerr << "fastdiss-client: unknown flag '" << arg << "' (see --help)\n";
-      return 2;
+      health_service = flags.OptionalString().value_or("");
+    } else if (flags.IsPositional()) {
+      texts.push_back(flags.arg());
     } else {
-      texts.push_back(arg);
+      flags.Unknown();
     }
   }
   if (target.empty()) {

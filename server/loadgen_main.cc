@@ -2,13 +2,13 @@
 // step counts; prints throughput, latency percentiles overall and per step count, and errors by code.
 #include <grpcpp/grpcpp.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "model/command_line.h"
 #include "server/load_generator.h"
 
 namespace {
@@ -24,71 +24,46 @@ constexpr char kUsage[] =
     "client latency p50/p90/p99 overall and per K, the server's queue time, and errors by code;\n"
     "--json prints the same as one JSON object.\n";
 
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+
 }  // namespace
 
 int main(int argc, char** argv) {
   fastdiss::LoadOptions options;
   std::string target, input;
   bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fastdiss-loadgen: " << arg << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto real = [&]() -> double {
-      const std::string v = value();
-      char* end = nullptr;
-      const double x = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0') {
-        std::cerr << "fastdiss-loadgen: " << arg << " takes a number, got '" << v << "'\n";
-        std::exit(2);
-      }
-      return x;
-    };
-    if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-loadgen", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << kUsage;
       return 0;
-    } else if (arg == "--target") {
-      target = value();
-    } else if (arg == "--input") {
-      input = value();
-    } else if (arg == "--model") {
-      options.model = value();
-    } else if (arg == "--concurrency") {
-      options.concurrency = static_cast<int>(real());
-    } else if (arg == "--rate") {
-      options.rate = real();
-    } else if (arg == "--duration") {
-      options.duration = absl::Seconds(real());
-    } else if (arg == "--warmup") {
-      options.warmup = absl::Seconds(real());
-    } else if (arg == "--deadline-seconds") {
-      options.deadline = absl::Seconds(real());
-    } else if (arg == "--max-in-flight") {
-      options.max_in_flight = static_cast<int>(real());
-    } else if (arg == "--seed") {
-      options.seed = static_cast<uint64_t>(real());
-    } else if (arg == "--json") {
-      json = true;
-    } else if (arg == "--steps") {
+    } else if (flags.Is("--target")) {
+      target = flags.String();
+    } else if (flags.Is("--input")) {
+      input = flags.String();
+    } else if (flags.Is("--model")) {
+      options.model = flags.String();
+    } else if (flags.Is("--concurrency")) {
+      options.concurrency = static_cast<int>(flags.Int(1, kMaxInt));
+    } else if (flags.Is("--rate")) {
+      options.rate = flags.Double(0);
+    } else if (flags.Is("--duration")) {
+      options.duration = absl::Seconds(flags.Double(0));
+    } else if (flags.Is("--warmup")) {
+      options.warmup = absl::Seconds(flags.Double(0));
+    } else if (flags.Is("--deadline-seconds")) {
+      options.deadline = absl::Seconds(flags.Double(0));
+    } else if (flags.Is("--max-in-flight")) {
+      options.max_in_flight = static_cast<int>(flags.Int(1, kMaxInt));
+    } else if (flags.Is("--seed")) {
+      options.seed = flags.Uint64();
+    } else if (flags.Is("--json")) {
+      json = flags.Switch();
+    } else if (flags.Is("--steps")) {
       options.steps.clear();
-      std::stringstream list(value());
-      for (std::string item; std::getline(list, item, ',');) {
-        char* end = nullptr;
-        const long k = std::strtol(item.c_str(), &end, 10);
-        if (item.empty() || *end != '\0' || k < 1) {
-          std::cerr << "fastdiss-loadgen: --steps takes positive integers separated by commas, got '" << item << "'\n";
-          return 2;
-        }
-        options.steps.push_back(static_cast<int>(k));
-      }
+      for (int64_t k : flags.IntList(1, kMaxInt)) options.steps.push_back(static_cast<int>(k));
     } else {
-      std::cerr << "fastdiss-loadgen: unknown argument '" << arg << "' (see --help)\n";
-      return 2;
+      flags.Unknown();
     }
   }
   if (target.empty() || input.empty()) {

@@ -3,11 +3,11 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "model/command_line.h"
 #include "model/runtime.h"
 #include "server/model_server.h"
 #include "server/server_config.h"
@@ -34,37 +34,25 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides, model_flags;
   bool print_config = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](const std::string& flag) -> std::string {
-      if (arg.size() > flag.size() && arg.compare(0, flag.size() + 1, flag + "=") == 0) {
-        return arg.substr(flag.size() + 1);
-      }
-      if (i + 1 >= argc) {
-        std::cerr << "fastdiss-server: " << flag << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto is = [&](const std::string& flag) { return arg == flag || arg.rfind(flag + "=", 0) == 0; };
-    if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-server", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       PrintHelp();
       return 0;
-    } else if (arg == "--print-config") {
-      print_config = true;
-    } else if (is("--config")) {
-      config_path = value("--config");
-    } else if (is("--port")) {
-      overrides.push_back("server.port=" + value("--port"));
-    } else if (is("--metrics-port")) {
-      overrides.push_back("server.metrics_port=" + value("--metrics-port"));
-    } else if (is("--model")) {
-      model_flags.push_back(value("--model"));
-    } else if (is("--set")) {
-      overrides.push_back(value("--set"));
+    } else if (flags.Is("--print-config")) {
+      print_config = flags.Switch();
+    } else if (flags.Is("--config")) {
+      config_path = flags.String();
+    } else if (flags.Is("--port")) {
+      overrides.push_back("server.port=" + flags.String());
+    } else if (flags.Is("--metrics-port")) {
+      overrides.push_back("server.metrics_port=" + flags.String());
+    } else if (flags.Is("--model")) {
+      model_flags.push_back(flags.String());
+    } else if (flags.Is("--set")) {
+      overrides.push_back(flags.String());
     } else {
-      std::cerr << "fastdiss-server: unknown argument '" << arg << "' (see --help)\n";
-      return 2;
+      flags.Unknown();
     }
   }
   auto config = fastdiss::ServerConfig::Load(config_path, overrides, model_flags);

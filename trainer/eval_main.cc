@@ -6,11 +6,12 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "model/checkpoint.h"
+#include "model/command_line.h"
 #include "model/json_writer.h"
 #include "model/runtime.h"
 #include "trainer/data.h"
@@ -34,30 +35,7 @@ constexpr char kUsage[] =
     "  --device NAME        cpu, cuda or cuda:N (default cpu)\n"
     "  --hypotheses PREFIX  write PREFIX.kK.txt with the decoded lines per K\n";
 
-bool ParseList(const std::string& text, std::vector<int64_t>* out, int64_t min_value = 1) {
-  out->clear();
-  if (text == "none") return true;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      size_t used = 0;
-      const long long value = std::stoll(item, &used);
-      if (used != item.size() || value < min_value || value > INT32_MAX) return false;
-      out->push_back(value);
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool ParseInt(const std::string& text, int64_t* out) {
-  std::vector<int64_t> one;
-  if (!ParseList(text, &one, /*min_value=*/0) || one.size() != 1) return false;
-  *out = one[0];
-  return true;
-}
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 }  // namespace
 
@@ -67,65 +45,49 @@ int main(int argc, char** argv) {
   int64_t length_beam = 1, noise_beam = 1, seed = 1, max_rows = 256, limit = 0, gap_sentences = 200,
           threads = 0;
   bool json = false, ddim = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fastdiss-eval: " << arg << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto bad = [&](const std::string& value) {
-      std::cerr << "fastdiss-eval: bad value '" << value << "' for " << arg << "\n";
-      std::exit(2);
-    };
-    if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-eval", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << kUsage;
       return 0;
-    } else if (arg == "--checkpoint") {
-      checkpoint = next();
-    } else if (arg == "--source") {
-      source_path = next();
-    } else if (arg == "--reference") {
-      reference_path = next();
-    } else if (arg == "--device") {
-      device_name = next();
-    } else if (arg == "--hypotheses") {
-      hypotheses_prefix = next();
-    } else if (arg == "--json") {
-      json = true;
-    } else if (arg == "--ddim") {
-      ddim = true;
-    } else if (arg == "--steps") {
-      std::string v = next();
-      if (!ParseList(v, &steps) || steps.empty()) bad(v);
-    } else if (arg == "--gap-steps") {
-      std::string v = next();
-      if (!ParseList(v, &gap_steps)) bad(v);
+    } else if (flags.Is("--checkpoint")) {
+      checkpoint = flags.String();
+    } else if (flags.Is("--source")) {
+      source_path = flags.String();
+    } else if (flags.Is("--reference")) {
+      reference_path = flags.String();
+    } else if (flags.Is("--device")) {
+      device_name = flags.String();
+    } else if (flags.Is("--hypotheses")) {
+      hypotheses_prefix = flags.String();
+    } else if (flags.Is("--json")) {
+      json = flags.Switch();
+    } else if (flags.Is("--ddim")) {
+      ddim = flags.Switch();
+    } else if (flags.Is("--steps")) {
+      steps = flags.IntList(1, kMaxInt);
+    } else if (flags.Is("--gap-steps")) {
+      gap_steps = flags.IntList(1, kMaxInt, /*allow_none=*/true);
+    } else if (flags.Is("--length-beam")) {
+      length_beam = flags.Int(1, kMaxInt);
+    } else if (flags.Is("--noise-beam")) {
+      noise_beam = flags.Int(1, kMaxInt);
+    } else if (flags.Is("--seed")) {
+      seed = flags.Int(0);
+    } else if (flags.Is("--max-rows")) {
+      max_rows = flags.Int(1, kMaxInt);
+    } else if (flags.Is("--limit")) {
+      limit = flags.Int(0);
+    } else if (flags.Is("--gap-sentences")) {
+      gap_sentences = flags.Int(0);
+    } else if (flags.Is("--threads")) {
+      threads = flags.Int(0, kMaxInt);
     } else {
-      int64_t* target = arg == "--length-beam"     ? &length_beam
-                        : arg == "--noise-beam"    ? &noise_beam
-                        : arg == "--seed"          ? &seed
-                        : arg == "--max-rows"      ? &max_rows
-                        : arg == "--limit"         ? &limit
-                        : arg == "--gap-sentences" ? &gap_sentences
-                        : arg == "--threads"       ? &threads
-                                                   : nullptr;
-      if (target == nullptr) {
-        std::cerr << "fastdiss-eval: unknown argument '" << arg << "'\n" << kUsage;
-        return 2;
-      }
-      std::string v = next();
-      if (!ParseInt(v, target)) bad(v);
+      flags.Unknown();
     }
   }
-  if (max_rows < 1 || length_beam < 1 || noise_beam < 1) {
-    std::cerr << "fastdiss-eval: --max-rows, --length-beam and --noise-beam must be at least 1\n";
-    return 2;
-  }
   if (checkpoint.empty() || source_path.empty() || reference_path.empty()) {
-    std::cerr << kUsage;
+    std::cerr << "fastdiss-eval: --checkpoint, --source and --reference are required (see --help)\n";
     return 2;
   }
   fastdiss::RuntimeOptions runtime;

@@ -7,28 +7,28 @@
 #include <string>
 
 #include "model/checkpoint.h"
+#include "model/command_line.h"
 
 int main(int argc, char** argv) {
   std::string input, output;
   bool half = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--checkpoint" && i + 1 < argc) {
-      input = argv[++i];
-    } else if (arg == "--output" && i + 1 < argc) {
-      output = argv[++i];
-    } else if (arg == "--float16") {
-      half = true;
-    } else if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-export", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << "Usage: fastdiss-export --checkpoint DIR --output DIR [--float16]\n";
       return 0;
+    } else if (flags.Is("--checkpoint")) {
+      input = flags.String();
+    } else if (flags.Is("--output")) {
+      output = flags.String();
+    } else if (flags.Is("--float16")) {
+      half = flags.Switch();
     } else {
-      std::cerr << "fastdiss-export: unknown or incomplete argument '" << arg << "' (see --help)\n";
-      return 2;
+      flags.Unknown();
     }
   }
   if (input.empty() || output.empty()) {
-    std::cerr << "fastdiss-export: --checkpoint and --output are required\n";
+    std::cerr << "fastdiss-export: --checkpoint and --output are required (see --help)\n";
     return 2;
   }
   auto loaded = fastdiss::LoadCheckpoint(input);

@@ -1,10 +1,10 @@
 // fastdiss-train --config FILE [--set key=value ...]: parses flags and config, then runs Trainer.
 #include <chrono>
-#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "model/command_line.h"
 #include "model/runtime.h"
 #include "trainer/distributed.h"
 #include "trainer/train_config.h"
@@ -27,31 +27,19 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   bool print_config = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) {
-        std::cerr << "fastdiss-train: " << flag << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
+  fastdiss::FlagReader flags("fastdiss-train", argc, argv);
+  while (flags.Next()) {
+    if (flags.Is("--help") || flags.Is("-h")) {
       PrintHelp();
       return 0;
-    } else if (arg == "--print-config") {
-      print_config = true;
-    } else if (arg == "--config") {
-      config_path = value("--config");
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
-    } else if (arg == "--set") {
-      overrides.push_back(value("--set"));
-    } else if (arg.rfind("--set=", 0) == 0) {
-      overrides.push_back(arg.substr(6));
+    } else if (flags.Is("--print-config")) {
+      print_config = flags.Switch();
+    } else if (flags.Is("--config")) {
+      config_path = flags.String();
+    } else if (flags.Is("--set")) {
+      overrides.push_back(flags.String());
     } else {
-      std::cerr << "fastdiss-train: unknown argument '" << arg << "' (see --help)\n";
-      return 2;
+      flags.Unknown();
     }
   }
   if (config_path.empty()) {
