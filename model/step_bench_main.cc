@@ -3,7 +3,7 @@
 // given size (or loads --checkpoint), so it runs anywhere LibTorch runs, CUDA included.
 //
 //   fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
-//                       [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda]
+//                       [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
 //                       [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]
 #include <torch/torch.h>
 
@@ -25,7 +25,7 @@ namespace {
 
 constexpr char kUsage[] =
     "Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]\n"
-    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda]\n"
+    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]\n"
     "                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]\n\n"
     "Prints the latency of one batched denoising step for each row count, on a random model of the\n"
     "given size or on --checkpoint. --iterations 0 picks a count per row count.\n";
@@ -73,7 +73,12 @@ int main(int argc, char** argv) {
   runtime.blas_threads = blas_threads;
   runtime.tune_allocator = tune_allocator;
   const std::string settings = fastdiss::ConfigureRuntime(runtime);
-  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  auto resolved = fastdiss::ResolveDevice(device_name);
+  if (!resolved.ok()) {
+    std::cerr << "fastdiss-step-bench: --device: " << resolved.status() << "\n";
+    return 2;
+  }
+  const torch::Device device = *resolved;
 
   fastdiss::FastDissModel model{nullptr};
   if (!checkpoint.empty()) {
