@@ -3,7 +3,10 @@
 
     python3 scripts/ablation-report.py [--docs DOCS_DIR] RUNS_DIR...   (docs; runs/ablation)
 
-Each RUNS_DIR is one setting (a budget on one machine; its name labels the rows). Reads
+Each RUNS_DIR is one setting (a budget on one machine; its name labels the rows). A setting
+named sweep-* is one point of the knob sweep: FastDiSS with one knob changed. The sweep points
+of a task get one table and one plot together, beside FastDiSS as configured from the first
+other setting with test scores for the same seeds. Reads
 RUNS_DIR/TASK/VARIANT-sSEED/{eval.json,metrics.jsonl}: the test scores of eval.json, or, for a
 run whose eval.json is missing or empty, the dev scores of its last evaluation during training
 (metrics.jsonl.full, else metrics.jsonl). Writes
@@ -14,7 +17,8 @@ run whose eval.json is missing or empty, the dev scores of its last evaluation d
   stdout                  Markdown tables per setting and task: BLEU (and PER) per variant and K,
                           the gap at K = 5 and 20, and the decode speed per K;
   DOCS_DIR/results-bleu-SETTING-TASK.png   BLEU against K per variant (mean, min-max band);
-  DOCS_DIR/results-loss-SETTING-TASK.png   training-loss curves per run (once per set of runs).
+  DOCS_DIR/results-loss-SETTING-TASK.png   training-loss curves per run (once per set of runs);
+  DOCS_DIR/results-sweep-TASK.png          BLEU against K per sweep point and as configured.
 The plots need matplotlib (Debian's python3-matplotlib; run with /usr/bin/python3).
 """
 import json
@@ -118,12 +122,56 @@ def tables(setting, task, task_rows):
     return "\n".join(lines)
 
 
-def plot(title, runs, path):
+def is_sweep(setting):
+    return setting.startswith("sweep-")
+
+
+def sweep_series(task, all_rows):
+    """[(label, rows)]: FastDiSS as configured on the sweep's seeds, then each sweep point."""
+    sweep_rows = [r for r in all_rows if r["task"] == task and is_sweep(r["setting"])]
+    points = list(dict.fromkeys(r["setting"] for r in sweep_rows))
+    seeds = {r["seed"] for r in sweep_rows}
+    series = []
+    for setting in dict.fromkeys(r["setting"] for r in all_rows if not is_sweep(r["setting"])):
+        ref = [r for r in all_rows if r["setting"] == setting and r["task"] == task and r["variant"] == "fastdiss"
+               and r["split"] == "test" and r["seed"] in seeds]
+        if {r["seed"] for r in ref} == seeds:
+            series.append((f"fastdiss as configured ({setting})", ref))
+            break
+    return series + [(p, [r for r in sweep_rows if r["setting"] == p]) for p in points]
+
+
+def sweep_table(task, series):
+    ks = sorted({r["steps"] for _, rs in series for r in rs})
+    lines = [f"### knob sweep, {task}: FastDiSS test BLEU per setting (mean over seeds; seeds in brackets)\n",
+             "| setting | " + " | ".join(f"K={k}" for k in ks) + " | gap K=5 | gap K=20 |",
+             "|---|" + "---|" * (len(ks) + 2)]
+    for label, rs in series:
+        cells = []
+        for k in ks:
+            at_k = [r for r in rs if r["steps"] == k]
+            cells.append(f"{fmt(mean(r['bleu'] for r in at_k))} [{len(at_k)}]" if at_k else "-")
+        gaps = [fmt(mean(r["gap"] for r in rs if r["steps"] == k), 4) for k in (5, 20)]
+        lines.append(f"| {label} | " + " | ".join(cells + gaps) + " |")
+    return "\n".join(lines)
+
+
+def axes():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    return plt.subplots(figsize=(7, 4))
+
+
+def save(fig, ax, path):
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot(title, runs, path):
+    fig, ax = axes()
     for run in runs:
         if run["curve"]:
             steps, losses, _ = zip(*run["curve"])
@@ -131,31 +179,24 @@ def plot(title, runs, path):
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (mse + rounding CE + length CE)")
     ax.set_title(f"{title}: training loss")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, ax, path)
 
 
-def plot_bleu(title, task_rows, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for v in VARIANTS:
-        ks = sorted({r["steps"] for r in task_rows if r["variant"] == v})
+def plot_bleu(title, series, path):
+    """BLEU against K for each (label, rows) of series: the mean, and a min-max band over seeds."""
+    fig, ax = axes()
+    for label, rs in series:
+        ks = sorted({r["steps"] for r in rs})
         if not ks:
             continue
-        per_k = [[r["bleu"] for r in task_rows if r["variant"] == v and r["steps"] == k] for k in ks]
-        line, = ax.plot(ks, [statistics.mean(b) for b in per_k], marker="o", label=f"{v} ({len(per_k[0])} seeds)")
+        per_k = [[r["bleu"] for r in rs if r["steps"] == k] for k in ks]
+        line, = ax.plot(ks, [statistics.mean(b) for b in per_k], marker="o", label=f"{label} ({len(per_k[0])} seeds)")
         ax.fill_between(ks, [min(b) for b in per_k], [max(b) for b in per_k], color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
     ax.set_xlabel("denoising steps K")
     ax.set_ylabel("BLEU (mean; band: min-max over seeds)")
     ax.set_title(f"{title}: BLEU against K")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, ax, path)
 
 
 def main():
@@ -175,12 +216,13 @@ def main():
                 "eval_sentences": r["eval"].get("sentences")} for r in runs]
     (docs / "results.json").write_text(json.dumps({"rows": all_rows, "runs": summary}, indent=1) + "\n")
     plotted = set()  # a setting that re-scores another's checkpoints has the same curves
-    for setting in dict.fromkeys(r["setting"] for r in runs):
+    for setting in dict.fromkeys(r["setting"] for r in runs if not is_sweep(r["setting"])):
         for task in sorted({r["task"] for r in runs if r["setting"] == setting}):
             print(tables(setting, task, [r for r in all_rows if r["setting"] == setting and r["task"] == task]))
             print()
             try:
-                plot_bleu(f"{setting}, {task}", [r for r in all_rows if r["setting"] == setting and r["task"] == task],
+                task_rows = [r for r in all_rows if r["setting"] == setting and r["task"] == task]
+                plot_bleu(f"{setting}, {task}", [(v, [r for r in task_rows if r["variant"] == v]) for v in VARIANTS],
                           docs / f"results-bleu-{setting}-{task}.png")
             except ImportError:
                 print(f"(no matplotlib: results-bleu-{setting}-{task}.png not drawn)", file=sys.stderr)
@@ -194,6 +236,14 @@ def main():
                      docs / f"results-loss-{setting}-{task}.png")
             except ImportError:
                 print(f"(no matplotlib: results-loss-{setting}-{task}.png not drawn)", file=sys.stderr)
+    for task in sorted({r["task"] for r in runs if is_sweep(r["setting"])}):
+        series = sweep_series(task, all_rows)
+        print(sweep_table(task, series))
+        print()
+        try:
+            plot_bleu(f"knob sweep, {task}, FastDiSS", series, docs / f"results-sweep-{task}.png")
+        except ImportError:
+            print(f"(no matplotlib: results-sweep-{task}.png not drawn)", file=sys.stderr)
     return 0
 
 
