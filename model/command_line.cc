@@ -92,8 +92,10 @@ uint64_t FlagReader::Uint64() {
 double FlagReader::Double(double min, double max) {
   const std::string value = String();
   double v;
-  if (!ParseDouble(value, &v) || std::isnan(v) || v < min || v > max) {
-    BadValue(Range("a number", Text(min), Text(max), std::isfinite(min), std::isfinite(max)), value);
+  if (!ParseDouble(value, &v) || !std::isfinite(v) || v < min || v > max) {
+    BadValue(Range("a finite number", Text(min), Text(max), min != std::numeric_limits<double>::lowest(),
+                   max != std::numeric_limits<double>::max()),
+             value);
   }
   return v;
 }

@@ -5,8 +5,8 @@
 // positional, so "-", "-5 degrees" and every argument after a lone "--" are texts, not flags. Every typed read checks the whole value and its range. A missing or bad
 // value, a value given to a switch, or an unknown flag prints one line to stderr,
 //   PROGRAM: --steps takes integers >= 1 separated by commas, got '5x' (see --help)
-// and ends the process with exit status 2, which every program documents for bad usage. Nothing
-// is ever truncated or guessed ("2.5" is not an integer, "5x" is not 5). For main() only: library
+// and ends the process with exit status 2, the programs' status for bad usage. Nothing is ever
+// truncated or guessed ("2.5" is not an integer, "5x" is not 5). For main() only: library
 // code returns a Status instead of ending the process.
 //
 //   fastdiss::FlagReader flags("fastdiss-eval", argc, argv);
@@ -50,9 +50,9 @@ class FlagReader {
               int64_t max = std::numeric_limits<int64_t>::max());
   // An integer in [0, 2^64 - 1]: a seed.
   uint64_t Uint64();
-  // A real in [min, max]; NaN is never taken.
-  double Double(double min = -std::numeric_limits<double>::infinity(),
-                double max = std::numeric_limits<double>::infinity());
+  // A finite real in [min, max]: no flag means infinity (a duration of .inf would never end).
+  double Double(double min = std::numeric_limits<double>::lowest(),
+                double max = std::numeric_limits<double>::max());
   // Integers in [min, max] separated by commas ("1,2,5"), at least one; with allow_none, "none"
   // gives an empty list.
   std::vector<int64_t> IntList(int64_t min, int64_t max = std::numeric_limits<int64_t>::max(),

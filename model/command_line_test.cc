@@ -113,10 +113,12 @@ TEST(FlagReaderTest, OnlyDashLetterOrDoubleDashIsAFlag) {
   EXPECT_FALSE(flags.Next());
 }
 
-TEST(FlagReaderTest, SpacedValueIsTakenAsItIsEvenWithALeadingDash) {
-  Flags flags({"--offset", "-3"});
-  EXPECT_EQ(flags->Int(), -3);
+TEST(FlagReaderTest, SpacedValueIsTakenAsItIsEvenWhenItLooksLikeAFlag) {
+  Flags flags({"--target", "--json"});
+  EXPECT_EQ(flags->String(), "--json");
   EXPECT_FALSE(flags->Next());
+  Flags negative({"--offset", "-3"});
+  EXPECT_EQ(negative->Int(), -3);
 }
 
 TEST(FlagReaderTest, OptionalValueTakesOnlyAPositionalNextArgument) {
@@ -125,6 +127,11 @@ TEST(FlagReaderTest, OptionalValueTakesOnlyAPositionalNextArgument) {
   EXPECT_FALSE(with->Next());
   Flags inline_value({"--health=svc"});
   EXPECT_EQ(inline_value->OptionalString(), "svc");
+  Flags before_end({"--health", "--", "text"});
+  EXPECT_EQ(before_end->OptionalString(), std::nullopt);
+  ASSERT_TRUE(before_end->Next());
+  EXPECT_TRUE(before_end->IsPositional());
+  EXPECT_EQ(before_end->arg(), "text");
   Flags before_flag({"--health", "--json"});
   EXPECT_EQ(before_flag->OptionalString(), std::nullopt);
   ASSERT_TRUE(before_flag->Next());
@@ -152,11 +159,14 @@ TEST(FlagReaderDeathTest, BadValuesEndTheProgramWithStatus2AndSayWhy) {
   EXPECT_EXIT(Flags({"--rows=5x"})->Int(1, 100), testing::ExitedWithCode(2),
               "--rows takes an integer in \\[1, 100\\], got '5x'");
   EXPECT_EXIT(Flags({"--rows", "101"})->Int(1, 100), testing::ExitedWithCode(2), "got '101'");
+  EXPECT_EXIT(Flags({"--seed", "9223372036854775808"})->Int(), testing::ExitedWithCode(2),
+              "--seed takes an integer, got '9223372036854775808'");
   EXPECT_EXIT(Flags({"--deadline-seconds", "abc"})->Double(0), testing::ExitedWithCode(2),
-              "--deadline-seconds takes a number >= 0, got 'abc'");
-  EXPECT_EXIT(Flags({"--rate", ".nan"})->Double(), testing::ExitedWithCode(2), "takes a number, got '.nan'");
+              "--deadline-seconds takes a finite number >= 0, got 'abc'");
+  EXPECT_EXIT(Flags({"--rate", ".nan"})->Double(), testing::ExitedWithCode(2), "takes a finite number, got '.nan'");
+  EXPECT_EXIT(Flags({"--duration", ".inf"})->Double(0), testing::ExitedWithCode(2), "got '.inf'");
   EXPECT_EXIT(Flags({"--rate", "-1"})->Double(0.5, 2), testing::ExitedWithCode(2),
-              "takes a number in \\[0.5, 2\\]");
+              "takes a finite number in \\[0.5, 2\\]");
   EXPECT_EXIT(Flags({"--seed", "-1"})->Uint64(), testing::ExitedWithCode(2),
               "--seed takes an integer in \\[0, 18446744073709551615\\], got '-1'");
   EXPECT_EXIT(Flags({"--json=1"})->Switch(), testing::ExitedWithCode(2), "prog: --json takes no value, got '1'");

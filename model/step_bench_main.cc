@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     else if (flags.Is("--rows")) rows = flags.IntList(1, kMaxInt);
     else if (flags.Is("--length")) length = static_cast<int>(flags.Int(1, kMaxInt));
     else if (flags.Is("--source-length")) source_length = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--iterations")) iterations = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--iterations")) iterations = static_cast<int>(flags.Int(0, 1'000'000));
     else if (flags.Is("--threads")) threads = static_cast<int>(flags.Int(0, kMaxInt));
     else if (flags.Is("--blas-threads")) blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
     else if (flags.Is("--default-malloc")) tune_allocator = !flags.Switch();

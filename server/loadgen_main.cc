@@ -25,6 +25,7 @@ constexpr char kUsage[] =
     "--json prints the same as one JSON object.\n";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+constexpr double kMaxSeconds = 365 * 24 * 3600;  // a year: larger durations would never end
 
 }  // namespace
 
@@ -46,13 +47,13 @@ int main(int argc, char** argv) {
     } else if (flags.Is("--concurrency")) {
       options.concurrency = static_cast<int>(flags.Int(1, kMaxInt));
     } else if (flags.Is("--rate")) {
-      options.rate = flags.Double(0);
+      options.rate = flags.Double(0, 1e6);
     } else if (flags.Is("--duration")) {
-      options.duration = absl::Seconds(flags.Double(0));
+      options.duration = absl::Seconds(flags.Double(0, kMaxSeconds));
     } else if (flags.Is("--warmup")) {
-      options.warmup = absl::Seconds(flags.Double(0));
+      options.warmup = absl::Seconds(flags.Double(0, kMaxSeconds));
     } else if (flags.Is("--deadline-seconds")) {
-      options.deadline = absl::Seconds(flags.Double(0));
+      options.deadline = absl::Seconds(flags.Double(0, kMaxSeconds));
     } else if (flags.Is("--max-in-flight")) {
       options.max_in_flight = static_cast<int>(flags.Int(1, kMaxInt));
     } else if (flags.Is("--seed")) {
