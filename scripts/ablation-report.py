@@ -70,7 +70,8 @@ def rows(runs):
             out.append({"setting": run["setting"], "task": run["task"], "variant": run["variant"],
                         "seed": run["seed"], "split": run["split"], "train_steps": run["train_steps"],
                         "steps": r["steps"], "bleu": r["bleu"], "per": r.get("per"), "gap": gaps.get(r["steps"]),
-                        "sentences_per_second": r.get("sentences_per_second")})
+                        "sentences_per_second": r.get("sentences_per_second"),
+                        "sentences": run["eval"].get("sentences")})
     return out
 
 
@@ -127,32 +128,54 @@ def is_sweep(setting):
 
 
 def sweep_series(task, all_rows):
-    """[(label, rows)]: FastDiSS as configured on the sweep's seeds, then each sweep point."""
-    sweep_rows = [r for r in all_rows if r["task"] == task and is_sweep(r["setting"])]
+    """[(label, rows)]: FastDiSS as configured, then each sweep point; [] without a reference.
+
+    Only test scores count, and the reference must come from a setting scored on the same
+    number of test sentences after the same number of training steps, on every seed the sweep
+    used (the first such setting given).
+    """
+    sweep_rows = []
+    for r in all_rows:
+        if r["task"] == task and is_sweep(r["setting"]):
+            if r["split"] == "test" and r["variant"] == "fastdiss":
+                sweep_rows.append(r)
+            elif r["steps"] == 5:
+                print(f"sweep: {r['setting']} {r['variant']}-s{r['seed']} left out: it has no test scores "
+                      f"(or is not fastdiss)", file=sys.stderr)
     points = list(dict.fromkeys(r["setting"] for r in sweep_rows))
     seeds = {r["seed"] for r in sweep_rows}
-    series = []
+    budget = {(r["sentences"], r["train_steps"]) for r in sweep_rows}
     for setting in dict.fromkeys(r["setting"] for r in all_rows if not is_sweep(r["setting"])):
         ref = [r for r in all_rows if r["setting"] == setting and r["task"] == task and r["variant"] == "fastdiss"
-               and r["split"] == "test" and r["seed"] in seeds]
+               and r["split"] == "test" and r["seed"] in seeds and (r["sentences"], r["train_steps"]) in budget]
         if {r["seed"] for r in ref} == seeds:
-            series.append((f"fastdiss as configured ({setting})", ref))
-            break
-    return series + [(p, [r for r in sweep_rows if r["setting"] == p]) for p in points]
+            return [(f"fastdiss as configured ({setting})", ref)] + \
+                [(p, [r for r in sweep_rows if r["setting"] == p]) for p in points]
+    print(f"sweep, {task}: no setting scores FastDiSS as configured on seeds {sorted(seeds)} with the same "
+          "test set and budget; sweep left out", file=sys.stderr)
+    return []
+
+
+def paired_difference(rs, ref, k):
+    """Mean over rs's seeds of its BLEU at K = k minus the reference's for the same seed."""
+    by_seed = {r["seed"]: r["bleu"] for r in ref if r["steps"] == k}
+    return mean(r["bleu"] - by_seed[r["seed"]] for r in rs if r["steps"] == k and r["seed"] in by_seed)
 
 
 def sweep_table(task, series):
     ks = sorted({r["steps"] for _, rs in series for r in rs})
+    ref = series[0][1]
     lines = [f"### knob sweep, {task}: FastDiSS test BLEU per setting (mean over seeds; seeds in brackets)\n",
-             "| setting | " + " | ".join(f"K={k}" for k in ks) + " | gap K=5 | gap K=20 |",
-             "|---|" + "---|" * (len(ks) + 2)]
-    for label, rs in series:
+             "| setting | " + " | ".join(f"K={k}" for k in ks) + " | K=5 vs as configured, same seeds | gap K=5 | gap K=20 |",
+             "|---|" + "---|" * (len(ks) + 3)]
+    for i, (label, rs) in enumerate(series):
         cells = []
         for k in ks:
             at_k = [r for r in rs if r["steps"] == k]
             cells.append(f"{fmt(mean(r['bleu'] for r in at_k))} [{len(at_k)}]" if at_k else "-")
+        paired = "" if i == 0 else f"{paired_difference(rs, ref, 5):+.2f}"
         gaps = [fmt(mean(r["gap"] for r in rs if r["steps"] == k), 4) for k in (5, 20)]
-        lines.append(f"| {label} | " + " | ".join(cells + gaps) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells + [paired] + gaps) + " |")
     return "\n".join(lines)
 
 
@@ -238,6 +261,8 @@ def main():
                 print(f"(no matplotlib: results-loss-{setting}-{task}.png not drawn)", file=sys.stderr)
     for task in sorted({r["task"] for r in runs if is_sweep(r["setting"])}):
         series = sweep_series(task, all_rows)
+        if not series:
+            continue
         print(sweep_table(task, series))
         print()
         try:
