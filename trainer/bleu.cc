@@ -503,4 +503,19 @@ StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
   return static_cast<double>(edits) / ref_tokens;
 }
 
+StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
+                               const std::vector<std::string>& refs) {
+  if (hyps.size() != refs.size()) {
+    return InvalidArgumentError("WER needs one reference per hypothesis, got " +
+                                std::to_string(hyps.size()) + " hypotheses and " +
+                                std::to_string(refs.size()) + " references");
+  }
+  if (refs.empty()) return InvalidArgumentError("WER is undefined: there are no references");
+  int64_t wrong = 0;
+  for (size_t i = 0; i < hyps.size(); ++i) {
+    if (SplitPyWhitespace(hyps[i]) != SplitPyWhitespace(refs[i])) ++wrong;
+  }
+  return static_cast<double>(wrong) / static_cast<double>(refs.size());
+}
+
 }  // namespace fastdiss

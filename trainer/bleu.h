@@ -111,6 +111,11 @@ int64_t EditDistance(const std::vector<std::string_view>& hyp,
 StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
                                   const std::vector<std::string>& refs);
 
+// Share of hypotheses whose whitespace tokens differ from their reference's in any way (g2p's
+// word error rate: the whole pronunciation is wrong). A fraction, not percent.
+StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
+                               const std::vector<std::string>& refs);
+
 }  // namespace fastdiss
 
 #endif  // FASTDISS_TRAINER_BLEU_H_

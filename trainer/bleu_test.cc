@@ -366,5 +366,15 @@ TEST(PhonemeErrorRateTest, IsTotalEditsOverTotalReferenceTokens) {
   EXPECT_EQ(PhonemeErrorRate({"a"}, {" "}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(WordErrorRateTest, CountsWholeSequencesThatDifferAtAll) {
+  StatusOr<double> wer = WordErrorRate({"k eh m b ax l", "k ae t", "d  ao g", "b"},
+                                       {"k eh m b ax l", "k ae t s", "d ao g", "p"});
+  ASSERT_TRUE(wer.ok()) << wer.status();
+  EXPECT_DOUBLE_EQ(wer.value(), 2.0 / 4.0);  // extra spaces are no error; a missing or wrong token is
+
+  EXPECT_EQ(WordErrorRate({"a"}, {"a", "b"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(WordErrorRate({}, {}).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace fastdiss

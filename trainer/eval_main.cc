@@ -1,5 +1,5 @@
 // fastdiss-eval --checkpoint DIR --source FILE --reference FILE [--steps 1,2,5,10,20] [--json]:
-// BLEU (sacreBLEU-compatible), phoneme error rate and sentences/s per K, and the approximation
+// BLEU (sacreBLEU-compatible), phoneme and word error rates and sentences/s per K, and the approximation
 // gap of METHOD.md section 7.
 #include <torch/torch.h>
 
@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
           .Key("steps").Int(r.steps)
           .Key("bleu").Double(r.bleu.score)
           .Key("per").Double(r.phoneme_error_rate)
+          .Key("wer").Double(r.word_error_rate)
           .Key("sentences_per_second").Double(r.sentences_per_second)
           .Key("seconds").Double(r.seconds)
           .EndObject();
@@ -189,10 +190,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("%zu sentences, %s\n", text->source.size(), results->front().bleu.signature.c_str());
-  std::printf("%6s %8s %8s %12s\n", "steps", "BLEU", "PER", "sent/s");
+  std::printf("%6s %8s %8s %8s %12s\n", "steps", "BLEU", "PER", "WER", "sent/s");
   for (const auto& r : *results) {
-    std::printf("%6d %8.2f %8.4f %12.1f\n", r.steps, r.bleu.score, r.phoneme_error_rate,
-                r.sentences_per_second);
+    std::printf("%6d %8.2f %8.4f %8.4f %12.1f\n", r.steps, r.bleu.score, r.phoneme_error_rate,
+                r.word_error_rate, r.sentences_per_second);
   }
   for (const auto& g : gaps) {
     std::printf("approximation gap K=%d: error with inference self-conditioning %.4f, with same-level %.4f, gap %.4f\n",

@@ -42,6 +42,7 @@ StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tok
     for (const DecodeResult& result : decoded) eval.hypotheses.push_back(tokenizer.Decode(result.tokens));
     FASTDISS_ASSIGN_OR_RETURN(eval.bleu, CorpusBleu(eval.hypotheses, references));
     FASTDISS_ASSIGN_OR_RETURN(eval.phoneme_error_rate, PhonemeErrorRate(eval.hypotheses, references));
+    FASTDISS_ASSIGN_OR_RETURN(eval.word_error_rate, WordErrorRate(eval.hypotheses, references));
     results.push_back(std::move(eval));
   }
   return results;

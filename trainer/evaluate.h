@@ -19,6 +19,7 @@ struct StepsEvaluation {
   int steps = 0;
   BleuScore bleu;
   double phoneme_error_rate = 0;  // token edit distance / reference tokens
+  double word_error_rate = 0;     // share of sentences not exactly right (g2p's WER)
   double seconds = 0;
   double sentences_per_second = 0;
   std::vector<std::string> hypotheses;

@@ -362,6 +362,7 @@ Status Trainer::EvaluateAndCheckpoint(double loss) {
         .Key("steps").Int(e.steps)
         .Key("bleu").Double(e.bleu.score)
         .Key("per").Double(e.phoneme_error_rate)
+        .Key("wer").Double(e.word_error_rate)
         .Key("sentences_per_second").Double(e.sentences_per_second)
         .EndObject();
   }
