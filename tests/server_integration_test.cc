@@ -217,6 +217,38 @@ class ServerTest : public ::testing::Test {
     return answers;
   }
 
+  // 30 requests over K = 1, 2, 5, 10 and 20, with seeds from first_seed on.
+  static std::vector<GenerateRequest> MixedRequests(uint64_t first_seed) {
+    std::vector<GenerateRequest> requests;
+    const std::vector<int> steps = {1, 2, 5, 10, 20};
+    for (int i = 0; i < 30; ++i) requests.push_back(Request(Text(i), steps[i % 5], first_seed + i));
+    return requests;
+  }
+
+  // Sends each request alone, then all of them at once, and expects every answer under load to
+  // equal the one alone. Returns the token ids answered alone.
+  static std::vector<std::vector<int>> AloneThenUnderLoad(Client& client,
+                                                          const std::vector<GenerateRequest>& requests) {
+    std::vector<std::vector<int>> alone;
+    for (const GenerateRequest& request : requests) {
+      GenerateResponse response;
+      const grpc::Status status = client.Generate(request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      alone.emplace_back(response.token_ids().begin(), response.token_ids().end());
+    }
+    auto loaded = Concurrently(client, requests);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      EXPECT_TRUE(loaded[i].first.ok()) << i << ": " << loaded[i].first.error_message();
+      const GenerateResponse& r = loaded[i].second;
+      EXPECT_EQ(std::vector<int>(r.token_ids().begin(), r.token_ids().end()), alone[i]) << "request " << i;
+      EXPECT_EQ(r.steps(), requests[i].steps());
+      EXPECT_EQ(r.seed(), requests[i].seed());
+      EXPECT_EQ(r.model(), "tiny");
+      EXPECT_GE(r.timing().total_seconds(), r.timing().compute_seconds());
+    }
+    return alone;
+  }
+
   static testing::TempDir* dir_;
   static ServerProcess* shared_;
 };
@@ -280,32 +312,31 @@ TEST_F(ServerTest, ReflectionListsTheServices) {
 }
 
 TEST_F(ServerTest, SameTokensAloneAndUnderLoadUnderEveryPolicy) {
-  std::vector<GenerateRequest> requests;
-  const std::vector<int> steps = {1, 2, 5, 10, 20};
-  for (int i = 0; i < 30; ++i) requests.push_back(Request(Text(i), steps[i % 5], 1000 + i));
+  const std::vector<GenerateRequest> requests = MixedRequests(1000);
   std::vector<std::vector<int>> reference;
   for (const std::string policy : {"step", "request", "none"}) {
     SCOPED_TRACE("policy " + policy);
     auto server = policy == "step" ? nullptr : Launch({"engine.policy=" + policy});
     Client client(server ? server->target() : shared_->target());
-    std::vector<std::vector<int>> alone;
-    for (const GenerateRequest& request : requests) {
-      GenerateResponse response;
-      ASSERT_TRUE(client.Generate(request, &response).ok());
-      alone.emplace_back(response.token_ids().begin(), response.token_ids().end());
-    }
-    auto loaded = Concurrently(client, requests);
-    for (size_t i = 0; i < requests.size(); ++i) {
-      ASSERT_TRUE(loaded[i].first.ok()) << i << ": " << loaded[i].first.error_message();
-      const GenerateResponse& r = loaded[i].second;
-      EXPECT_EQ(std::vector<int>(r.token_ids().begin(), r.token_ids().end()), alone[i]) << "request " << i;
-      EXPECT_EQ(r.steps(), requests[i].steps());
-      EXPECT_EQ(r.seed(), requests[i].seed());
-      EXPECT_EQ(r.model(), "tiny");
-      EXPECT_GE(r.timing().total_seconds(), r.timing().compute_seconds());
-    }
+    const std::vector<std::vector<int>> alone = AloneThenUnderLoad(client, requests);
     if (reference.empty()) reference = alone;
     EXPECT_EQ(alone, reference) << "a policy changed the output";
+  }
+}
+
+// The same server on a CUDA GPU (scripts/gpu-check.sh runs this where LibTorch has one): the
+// model reports its device, and every answer under concurrent load equals the answer alone.
+TEST_F(ServerTest, OnCudaAnswersUnderLoadAsAlone) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU here";
+  auto server = Launch({"models.tiny.device=cuda"});
+  Client client(server->target());
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse response;
+  ASSERT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
+  ASSERT_EQ(response.models_size(), 1);
+  EXPECT_EQ(response.models(0).device().rfind("cuda", 0), 0u) << response.models(0).device();
+  for (const std::vector<int>& tokens : AloneThenUnderLoad(client, MixedRequests(2000))) {
+    EXPECT_FALSE(tokens.empty());
   }
 }
 
