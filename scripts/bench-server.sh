@@ -10,7 +10,9 @@
 # Each measurement lands in OUT_DIR as JSON (loadgen's report plus "mean_rows_per_forward");
 # scripts/bench-server-report.py turns them into docs/serving.md's tables and plot.
 # Environment: DURATION (s, default 30), WARMUP (3), CONCURRENCY (32), RATE (20), STEPS (1,2,5,10,20),
-# IDLE_STEPS (1 5 20), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1; 0 = all cores), BUILD (build).
+# IDLE_STEPS (1 5 20; empty skips), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1;
+# 0 = all cores), BUILD (build), DEVICE (cpu; the model's device), RATE=0 skips the open loop,
+# SERVER_SETS (more fastdiss-server --set overrides, space-separated, e.g. engine.max_rows_per_batch=1024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +23,12 @@ WARMUP=${WARMUP:-3}
 CONCURRENCY=${CONCURRENCY:-32}
 RATE=${RATE:-20}
 STEPS=${STEPS:-1,2,5,10,20}
-IDLE_STEPS=${IDLE_STEPS:-1 5 20}
+IDLE_STEPS=${IDLE_STEPS-1 5 20}
 INPUT=${INPUT:-data/de-en/test.de}
 THREADS=${THREADS:-1}
 BUILD=${BUILD:-build}
+DEVICE=${DEVICE:-cpu}
+read -r -a server_sets <<<"${SERVER_SETS:-}"
 
 [[ -f "$INPUT" ]] || { echo "bench-server: $INPUT is missing (run scripts/prepare-data.sh)" >&2; exit 1; }
 [[ -d "$CHECKPOINT" ]] || { echo "bench-server: no checkpoint at $CHECKPOINT" >&2; exit 1; }
@@ -44,7 +48,8 @@ start_server() {  # policy
   local log="$OUT/server-$1.log"
   "$BUILD/server/fastdiss-server" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
     --set server.host=127.0.0.1 --set "engine.policy=$1" --set "runtime.threads=$THREADS" \
-    --set server.warmup_steps="[1, 5, 20]" >"$log" 2>&1 &
+    --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" \
+    "${server_sets[@]/#/--set=}" >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do
     grep -q "ready, health SERVING" "$log" && break
@@ -92,13 +97,13 @@ for policy in step request none; do
     for k in $IDLE_STEPS; do measure "idle-k$k" --concurrency 1 --steps "$k"; done
   fi
   measure "closed-$policy" --concurrency "$CONCURRENCY" --steps "$STEPS"
-  measure "open-$policy" --rate "$RATE" --steps "$STEPS"
+  [[ "$RATE" != 0 ]] && measure "open-$policy" --rate "$RATE" --steps "$STEPS"
   stop_server
 done
 {
   echo "checkpoint: $CHECKPOINT ($(grep -o "version [^ ]*" "$OUT/server-step.log" | head -1))"
   echo "runtime: $(grep -o "runtime .*" "$OUT/server-step.log")"
-  echo "machine: $(nproc) cores, $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "machine: $(nproc) cores, $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), device $DEVICE"
   echo "load: DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY RATE=$RATE STEPS=$STEPS INPUT=$INPUT"
 } >"$OUT/setup.txt"
 cat "$OUT/setup.txt"
