@@ -21,7 +21,9 @@ BASE=localhost/debian-base:bookworm
 for tool in podman debootstrap; do
   command -v "$tool" >/dev/null || { echo "check-image: $tool is missing (apt-get install podman debootstrap)" >&2; exit 1; }
 done
-[[ -d models/de-en ]] || { echo "check-image: the bundled models/de-en is missing" >&2; exit 1; }
+for model in g2p de-en; do
+  [[ -d models/$model ]] || { echo "check-image: the bundled models/$model is missing" >&2; exit 1; }
+done
 
 if ! podman image exists "$BASE"; then
   echo "check-image: making the Debian 12 base with debootstrap"
@@ -69,7 +71,7 @@ client=(chroot --userspec="$user" "$root" /usr/local/bin/fastdiss-client --targe
 health=$("${client[@]}" --health)
 echo "check-image: health: $health"
 [[ "$health" == SERVING ]]
-answer=$("${client[@]}" --steps 5 --seed 1 --json "Ein Mann fährt Fahrrad.")
+answer=$("${client[@]}" --model de-en --steps 5 --seed 1 --json "Ein Mann fährt Fahrrad.")
 echo "check-image: Generate: $answer"
 [[ "$answer" == *'"model":"de-en"'* ]]
 metrics=$(curl -s http://127.0.0.1:9599/metrics | grep -c '^fastdiss_request_duration_seconds_count{model="de-en"} 1$' || true)

@@ -3,8 +3,8 @@
 // also documents it (--help, configs/server.yaml); the hosted models are a map under `models.`:
 //
 //   models:
-//     de-en:
-//       checkpoint: models/de-en
+//     g2p:
+//       checkpoint: models/g2p
 //       device: cpu
 //
 // Unknown keys and bad values are rejected by name, like the trainer's config.

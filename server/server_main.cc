@@ -16,6 +16,8 @@ namespace {
 
 void PrintHelp() {
   fastdiss::ServerConfig defaults;
+  defaults.server.default_model = "g2p";
+  defaults.models["g2p"].checkpoint = "models/g2p";
   defaults.models["de-en"].checkpoint = "models/de-en";
   std::cout
       << "Usage: fastdiss-server [--config FILE] [--port N] [--metrics-port N]\n"
