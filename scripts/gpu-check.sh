@@ -33,6 +33,7 @@ JOBS=${JOBS:-$(nproc)}
 BUILD_JOBS=${BUILD_JOBS:-$(( $(nproc) > 8 ? $(nproc) - 6 : 2 ))}  # beside the trainings
 BENCH_DURATION=${BENCH_DURATION:-8}
 ROOT=runs/gpu
+LOGS=$ROOT/logs   # packed into $OUT, which brings back at most 8 files
 D256=(--set model.d_model=256 --set model.ffn_dim=1024 --set model.encoder_layers=4 --set model.decoder_layers=4)
 BASELINE=(--set objective.scp=false --set objective.mans=false)
 # name | config | extra --set arguments of fastdiss-train (the configs are FastDiSS as configured)
@@ -48,7 +49,7 @@ RUNS=(
 if [[ -n "${ONLY_RUNS:-}" ]]; then  # a regular expression on the names, for a trial run
   for i in "${!RUNS[@]}"; do [[ ${RUNS[$i]%%|*} =~ $ONLY_RUNS ]] || unset "RUNS[$i]"; done
 fi
-mkdir -p "$OUT/logs" "$ROOT"
+mkdir -p "$OUT" "$LOGS"
 start=$(date +%s)
 now() { echo $(($(date +%s) - start)); }
 say() { echo "[$(now) s] $*" | tee -a "$OUT/summary.txt"; }
@@ -77,12 +78,12 @@ common_cmake=(-G Ninja -DCMAKE_BUILD_TYPE=Release ${torch_prefix:+-DCMAKE_PREFIX
 # 1. The trainer, at once, then the trainings.
 say "build model/ and trainer/ (LibTorch alone)"
 if cmake -S . -B "$BUILD_TRAIN" "${common_cmake[@]}" -DFASTDISS_BUILD_SERVER=OFF -DFASTDISS_BUILD_TESTS=OFF \
-     >"$OUT/logs/build-train.log" 2>&1 &&
+     >"$LOGS/build-train.log" 2>&1 &&
    ninja -C "$BUILD_TRAIN" -j "$JOBS" fastdiss-train fastdiss-eval fastdiss-export fastdiss-step-bench \
-     >>"$OUT/logs/build-train.log" 2>&1; then
+     >>"$LOGS/build-train.log" 2>&1; then
   say "built the trainer"
 else
-  say "TRAINER BUILD FAILED"; grep -B2 -A8 -m5 "error" "$OUT/logs/build-train.log" | tee -a "$OUT/summary.txt"
+  say "TRAINER BUILD FAILED"; grep -B2 -A8 -m5 "error" "$LOGS/build-train.log" | tee -a "$OUT/summary.txt"
 fi
 
 train_end=$((start + DEADLINE_SECONDS - RESERVE_SECONDS))
@@ -116,18 +117,18 @@ if [[ -x "$BUILD_TRAIN/trainer/fastdiss-train" ]]; then
   # GPU utilisation and memory while they train, every 15 s.
   (while (($(date +%s) < train_end)); do
      nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>&1; sleep 15
-   done >"$OUT/logs/gpu-util.log") &
+   done >"$LOGS/gpu-util.log") &
 fi
 
 # 2. Everything else, against the carried Debian libraries, while the GPU trains.
 say "build everything with $DEPS"
-if cmake -S . -B "$BUILD" "${common_cmake[@]}" -DFASTDISS_DEPS_ROOT="$DEPS" >"$OUT/logs/build.log" 2>&1 &&
-   ninja -C "$BUILD" -j "$BUILD_JOBS" -k 0 >>"$OUT/logs/build.log" 2>&1; then
+if cmake -S . -B "$BUILD" "${common_cmake[@]}" -DFASTDISS_DEPS_ROOT="$DEPS" >"$LOGS/build.log" 2>&1 &&
+   ninja -C "$BUILD" -j "$BUILD_JOBS" -k 0 >>"$LOGS/build.log" 2>&1; then
   say "built everything"
   { echo "fastdiss-server's libraries:"; ldd "$BUILD/server/fastdiss-server" | grep -E "grpc|protobuf|absl_base|torch_cpu|c10_cuda|not found"; } \
     | tee -a "$OUT/summary.txt"
 else
-  say "FULL BUILD FAILED"; grep -B2 -A8 -m8 "error\|Error" "$OUT/logs/build.log" | head -60 | tee -a "$OUT/summary.txt"
+  say "FULL BUILD FAILED"; grep -B2 -A8 -m8 "error\|Error" "$LOGS/build.log" | head -60 | tee -a "$OUT/summary.txt"
 fi
 
 if [[ -x "$BUILD_TRAIN/trainer/fastdiss-train" ]]; then
@@ -136,21 +137,21 @@ if [[ -x "$BUILD_TRAIN/trainer/fastdiss-train" ]]; then
          --set train.output_dir=runs/gpu-smoke --set eval.every=20 --set eval.dev_sentences=50 --set train.log_every=10)
   for steps in 40 60; do
     WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
-      timeout 120 "$BUILD_TRAIN/trainer/fastdiss-train" "${smoke[@]}" --set train.max_steps=$steps >>"$OUT/logs/smoke.log" 2>&1
-    echo "exit $? at max_steps=$steps" >>"$OUT/logs/smoke.log"
+      timeout 120 "$BUILD_TRAIN/trainer/fastdiss-train" "${smoke[@]}" --set train.max_steps=$steps >>"$LOGS/smoke.log" 2>&1
+    echo "exit $? at max_steps=$steps" >>"$LOGS/smoke.log"
   done
-  grep -E "NCCL|resuming|done at step|exit" "$OUT/logs/smoke.log" | tee -a "$OUT/summary.txt"
-  [[ $(grep -c "^done at step" "$OUT/logs/smoke.log") == 2 ]] && say "smoke: PASSED" || say "smoke: FAILED"
+  grep -E "NCCL|resuming|done at step|exit" "$LOGS/smoke.log" | tee -a "$OUT/summary.txt"
+  [[ $(grep -c "^done at step" "$LOGS/smoke.log") == 2 ]] && say "smoke: PASSED" || say "smoke: FAILED"
 fi
 
 if [[ -d "$BUILD" ]] && (($(left) > RESERVE_SECONDS)); then
   say "CTest cases on CUDA"
   timeout 120 ctest --test-dir "$BUILD" -R "cuda|Cuda" --output-on-failure \
-    >"$OUT/logs/ctest-cuda.log" 2>&1
-  say "ctest exit $?"; grep -E "tests passed|tests failed|Passed|Failed|Skipped|Not Run" "$OUT/logs/ctest-cuda.log" | tail -12 | tee -a "$OUT/summary.txt"
+    >"$LOGS/ctest-cuda.log" 2>&1
+  say "ctest exit $?"; grep -E "tests passed|tests failed|Passed|Failed|Skipped|Not Run" "$LOGS/ctest-cuda.log" | tail -12 | tee -a "$OUT/summary.txt"
 fi
 wait
-say "training stopped; GPU utilisation, memory: $(tr '\n' ';' <"$OUT/logs/gpu-util.log" 2>/dev/null)"
+say "training stopped; GPU utilisation, memory: $(tr '\n' ';' <"$LOGS/gpu-util.log" 2>/dev/null)"
 for name in "${names[@]}"; do
   echo "$name: $(grep -c '^exit' "$ROOT/$name/train.log") process(es), $(grep -E '^exit' "$ROOT/$name/train.log" | tr '\n' ' ')" \
     "$(grep -E '^step [0-9]+' "$ROOT/$name/train.log" | tail -1 | cut -c1-110)"
@@ -182,7 +183,7 @@ for name in "$best" fastdiss-d256-s1 baseline-d256-s1; do
   "$BUILD_TRAIN/trainer/fastdiss-export" --checkpoint "$ROOT/$name/best" --output "$OUT/$name" --float16 >/dev/null 2>&1 &&
     tar czf "$OUT/ckpt-$name.tgz" -C "$OUT" "$name" && rm -rf "${OUT:?}/$name"
 done
-tar czf "$OUT/training.tgz" "$ROOT"/*/metrics.jsonl "$ROOT"/*/train.log 2>/dev/null
+tar czf "$OUT/training.tgz" "$ROOT"/*/metrics.jsonl "$ROOT"/*/train.log "$LOGS" 2>/dev/null
 
 # 3. Every g2p run's best/ on the whole test set (2,000 words), all on the GPU at once. K = 50 and
 # 200 cost 250 more steps each, which six runs sharing the GPU do not finish in two minutes.
@@ -227,8 +228,6 @@ if [[ -x "$BUILD/server/fastdiss-server" && -f data/de-en/test.de ]]; then
 fi
 
 say "packing"
-for name in "${names[@]}"; do cp "$ROOT/$name/train.log" "$OUT/logs/$name.train.log" 2>/dev/null; done
-tar czf "$OUT/results.tgz" "$ROOT"/*/eval.json "$ROOT"/serve-* "$OUT/logs" 2>/dev/null
-rm -rf "$OUT/logs"
+tar czf "$OUT/results.tgz" "$ROOT"/*/eval.json "$ROOT"/*/train.log "$ROOT"/serve-* "$LOGS" 2>/dev/null
 ls -la "$OUT" | tee -a "$OUT/summary.txt"
 say "done"
