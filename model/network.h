@@ -1,7 +1,8 @@
-// The FastDiSS network of METHOD.md section 2: a Transformer encoder over the source, run once per
-// request, and a non-causal denoiser that maps a noisy latent z_t (a timestep per token) plus the
-// self-conditioning estimate to the clean latent z0 (x0-parameterisation). Rounding is tied to the
-// embedding table; a length predictor reads the mean-pooled encoder output.
+// The FastDiSS network of docs/method.md section 1: a Transformer encoder over the source, run
+// once per request, and a non-causal denoiser that maps a noisy latent z_t (a timestep per
+// token) plus the self-conditioning estimate to the clean latent z0 (x0-parameterisation).
+// Rounding is tied to the embedding table; a length predictor reads the mean-pooled encoder
+// output.
 //
 // A module is not thread-safe: one thread owns it (the trainer's loop or the server's engine).
 // Shapes: B batch rows, S source length, L target length, D = d_latent, H = d_model.

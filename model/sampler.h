@@ -1,4 +1,4 @@
-// Few-step sampling (METHOD.md section 6) through a step-level API that a server can batch.
+// Few-step sampling (docs/method.md section 6) through a step-level API that a server can batch.
 //
 // A DecodeState is one request's whole decoding state: its candidate rows (length beam x noise
 // beam), its respaced schedule and step index, its cached encoder output, its self-conditioning

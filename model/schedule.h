@@ -1,6 +1,6 @@
-// The diffusion process of METHOD.md section 3: sqrt noise schedule over T steps, forward noising
-// with a noise factor, respacing to K sampling steps, and the per-step update coefficients of the
-// DDPM posterior and DDIM between two kept steps.
+// The diffusion process of docs/method.md section 2: sqrt noise schedule over T steps, forward
+// noising with a noise factor, respacing to K sampling steps, and the per-step update
+// coefficients of the DDPM posterior and DDIM between two kept steps.
 //
 // Immutable after Create(); every method is const and thread-safe. Tables are kept in double so the
 // coefficients match the reference values exactly; tensors handed to the network are float32.

@@ -13,7 +13,7 @@ NoiseSchedule Make(int T = 2000, double F = 4.0) {
 }
 
 TEST(NoiseScheduleTest, MatchesReferenceValues) {
-  // METHOD.md section 3, T = 2000.
+  // docs/method.md section 2, T = 2000.
   NoiseSchedule s = Make();
   EXPECT_NEAR(s.alpha_bar(0), 0.985359, 1e-6);
   EXPECT_NEAR(s.alpha_bar(499), 0.504950, 1e-6);

@@ -109,7 +109,7 @@ def tables(setting, task, task_rows):
                 for k in ks) + " |")
     gap_ks = sorted({r["steps"] for r in task_rows if r["gap"] is not None})
     if gap_ks:
-        lines += ["", f"### {task}: approximation gap (METHOD.md section 7; lower is better)\n",
+        lines += ["", f"### {task}: approximation gap (docs/method.md section 7; lower is better)\n",
                   "| variant | " + " | ".join(f"K={k}" for k in gap_ks) + " |", "|---|" + "---|" * len(gap_ks)]
         for v in variants:
             lines.append(f"| {v} | " + " | ".join(

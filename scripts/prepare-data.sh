@@ -2,7 +2,7 @@
 # Fetches the project's two real tasks from Debian packages and writes them under DATA_DIR:
 #   de-en/{train,dev,test,phrases}.{de,en}  German->English (trans-de-en, the Ding dictionary)
 #   g2p/{train,dev,test}.{src,tgt}          spelling->phonemes (festlex-cmu, the CMU dictionary)
-# See docs METHOD.md section 9 and scripts/prepare_data.py for what is kept and how it is split.
+# See scripts/prepare_data.py for what is kept and how it is split.
 #
 # Usage: scripts/prepare-data.sh [--force] [DATA_DIR]
 #   DATA_DIR defaults to $DATA_DIR, else data/ at the repository root (git-ignored).

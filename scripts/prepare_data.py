@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the two Debian dictionaries of METHOD.md section 9 into the project's data sets.
+"""Turns the two Debian dictionaries (trans-de-en, festlex-cmu) into the project's data sets.
 
 Called by scripts/prepare-data.sh, which downloads and unpacks the packages; standard library only.
 

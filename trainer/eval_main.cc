@@ -1,6 +1,6 @@
 // fastdiss-eval --checkpoint DIR --source FILE --reference FILE [--steps 1,2,5,10,20] [--json]:
 // BLEU (sacreBLEU-compatible), phoneme and word error rates and sentences/s per K, and the approximation
-// gap of METHOD.md section 7.
+// gap of docs/method.md section 7.
 #include <torch/torch.h>
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Evaluation shared by fastdiss-train (periodic dev BLEU) and fastdiss-eval: decode a source set
-// at several step counts K and score it (sacreBLEU-compatible BLEU, phoneme error rate, speed),
-// and the approximation gap of METHOD.md section 7. Runs on the calling thread; the model must be
-// in eval mode.
+// at several step counts K and score it (sacreBLEU-compatible BLEU, phoneme and word error rates,
+// speed), and the approximation gap of docs/method.md section 7. Runs on the calling thread; the
+// model must be in eval mode.
 #ifndef FASTDISS_TRAINER_EVALUATE_H_
 #define FASTDISS_TRAINER_EVALUATE_H_
 

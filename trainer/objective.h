@@ -1,4 +1,4 @@
-// The FastDiSS training objective (METHOD.md sections 3-5) for one batch:
+// The FastDiSS training objective (docs/method.md sections 3-5) for one batch:
 //   sample t -> MANS gives per-token t_i -> z_t -> SCP gives the self-conditioning estimate from a
 //   noisier t' > t_i -> loss on f(z_t, t_i, sc): MSE to z0 + label-smoothed rounding cross-entropy
 //   + weighted length cross-entropy.

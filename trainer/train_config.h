@@ -25,7 +25,7 @@ struct DataConfig {
   std::string tokenizer;                   // an existing SentencePiece .model; empty = train one
 };
 
-// The training objective of METHOD.md sections 3-5. Baseline = scp and mans off.
+// The training objective of docs/method.md sections 3-5. Baseline = scp and mans off.
 struct ObjectiveConfig {
   double self_cond_prob = 0.5;                    // p_sc
   bool scp = true;                                // self-conditioning perturbation
