@@ -5,6 +5,8 @@
 #include <cmath>
 #include <string>
 
+#include "model/tokenizer.h"
+
 namespace fastdiss {
 namespace {
 
@@ -28,6 +30,9 @@ Status ModelConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Positive("max_target_tokens", max_target_tokens));
   FASTDISS_RETURN_IF_ERROR(Positive("length_offset", length_offset));
   FASTDISS_RETURN_IF_ERROR(Positive("noise_factor", noise_factor));
+  if (Status units = CheckSourceUnits(source_units); !units.ok()) {
+    return InvalidArgumentError("model." + units.message());
+  }
   if (d_model % num_heads != 0) {
     return InvalidArgumentError("model.d_model (" + std::to_string(d_model) +
                                 ") must be divisible by model.num_heads (" +
@@ -66,6 +71,13 @@ ConfigFields ModelConfig::Fields() {
       {"model.num_timesteps", "T, diffusion steps of the training process.", &num_timesteps},
       {"model.noise_factor", "F, scale of the forward noise.", &noise_factor},
       {"model.pad_id", "Padding token id (the tokenizer's).", &pad_id},
+      {"model.source_units",
+       "How source text is cut before tokenizing: text (as given) or characters (whitespace dropped, "
+       "every character a unit: \"hello\" and \"h e l l o\" read alike).",
+       &source_units},
+      {"model.source_lowercase",
+       "Lowercase ASCII capitals of the source first, for data without capitals (\"Hello\" reads as \"hello\").",
+       &source_lowercase},
   };
 }
 

@@ -24,6 +24,7 @@
 
 #include "model/config_fields.h"
 #include "model/status.h"
+#include "model/tokenizer.h"
 
 namespace fastdiss {
 
@@ -42,6 +43,13 @@ struct ModelConfig {
   int num_timesteps = 2000;  // T
   double noise_factor = 4.0; // F
   int pad_id = 0;
+  // How source text is cut into units before tokenizing (tokenizer.h, PrepareSource): "text"
+  // as given, or "characters" for models trained on spaced characters (g2p). Checkpoints
+  // written before this field existed load as "text".
+  std::string source_units = "text";
+  // ASCII capitals lowercased before that, for data without capitals (g2p): "Hello" = "hello".
+  bool source_lowercase = false;
+  SourceRule source_rule() const { return {source_units, source_lowercase}; }
 
   Status Validate() const;
   int length_classes() const { return 2 * length_offset + 1; }

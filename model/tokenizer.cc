@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cfloat>
 #include <cstdio>
@@ -154,6 +155,36 @@ bool IsValidUtf8(std::string_view text) {
     text.remove_prefix(len);
   }
   return true;
+}
+
+Status CheckSourceUnits(std::string_view units) {
+  if (units == kSourceUnitsText || units == kSourceUnitsCharacters) return OkStatus();
+  return InvalidArgumentError("source_units must be \"text\" or \"characters\", got \"" +
+                              std::string(units) + "\"");
+}
+
+std::string PrepareSource(std::string_view text, const SourceRule& rule) {
+  std::string lowered;
+  if (rule.lowercase) {
+    lowered.assign(text);
+    for (char& c : lowered) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    text = lowered;
+  }
+  if (rule.units != kSourceUnitsCharacters) return std::string(text);
+  std::string spaced;
+  spaced.reserve(2 * text.size());
+  while (!text.empty()) {
+    const size_t len = std::max<size_t>(1, Utf8CharLen(text));
+    const char c = text[0];
+    if (!(len == 1 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'))) {
+      if (!spaced.empty()) spaced.push_back(' ');
+      spaced.append(text.substr(0, len));
+    }
+    text.remove_prefix(len);
+  }
+  return spaced;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -107,6 +107,25 @@ class Tokenizer {
 // overlong forms, surrogates (U+D800..U+DFFF) or code points above U+10FFFF.
 bool IsValidUtf8(std::string_view text);
 
+// How a model's source text is cut into units before the tokenizer sees it: the model config's
+// `source_units` (network.h). "text" passes the text as it is. "characters" is for models trained
+// on one unit per character, such as g2p's spelled words: whitespace (space, tab, newline) is
+// dropped and the remaining characters (UTF-8 code points; a malformed byte counts as one) are
+// joined by single spaces, so "hello", "hel lo" and "h e l l o" all become "h e l l o".
+inline constexpr std::string_view kSourceUnitsText = "text";
+inline constexpr std::string_view kSourceUnitsCharacters = "characters";
+// INVALID_ARGUMENT naming the allowed values unless `units` is one of the two above.
+Status CheckSourceUnits(std::string_view units);
+// A model's whole rule for its source text (ModelConfig::source_rule()).
+struct SourceRule {
+  std::string_view units = kSourceUnitsText;  // checked with CheckSourceUnits
+  // ASCII capitals become small letters first, for models whose data has none (the CMU
+  // dictionary's spellings): "Hello" reads as "hello". Other characters are left alone.
+  bool lowercase = false;
+};
+// `text` as the tokenizer must see it under `rule`.
+std::string PrepareSource(std::string_view text, const SourceRule& rule);
+
 struct SentencePieceTrainOptions {
   std::vector<std::string> input_files;  // plain text, one sentence per line; no ',' in names
   std::string model_prefix;              // writes <model_prefix>.model and <model_prefix>.vocab

@@ -380,6 +380,42 @@ TEST(IsValidUtf8Test, RejectsMalformedText) {
   }
 }
 
+TEST(PrepareSourceTest, TextUnitsLeaveTheTextAlone) {
+  EXPECT_EQ(PrepareSource("  Ein Mann\tfährt. ", SourceRule{}), "  Ein Mann\tfährt. ");
+}
+
+constexpr SourceRule kCharacters{kSourceUnitsCharacters, false};
+
+TEST(PrepareSourceTest, CharacterUnitsSpaceEveryCharacterWhateverTheInputSpacing) {
+  for (const char* word : {"hello", "h e l l o", "hel lo", "  h\te l\nl o \r\n"}) {
+    EXPECT_EQ(PrepareSource(word, kCharacters), "h e l l o") << word;
+  }
+  // Idempotent, so spaced training data and plain requests meet in the same form.
+  const std::string once = PrepareSource("o'brien-smith", kCharacters);
+  EXPECT_EQ(once, "o ' b r i e n - s m i t h");
+  EXPECT_EQ(PrepareSource(once, kCharacters), once);
+  // A multi-byte character stays whole; a malformed byte is one unit of its own.
+  EXPECT_EQ(PrepareSource("caf\xC3\xA9", kCharacters), "c a f \xC3\xA9");
+  EXPECT_EQ(PrepareSource("a\xC3", kCharacters), "a \xC3");
+  EXPECT_EQ(PrepareSource(" \t\n", kCharacters), "");
+}
+
+TEST(PrepareSourceTest, LowercasingTouchesOnlyAsciiCapitals) {
+  const SourceRule lowered{kSourceUnitsCharacters, true};
+  EXPECT_EQ(PrepareSource("HeLLo", lowered), "h e l l o");
+  EXPECT_EQ(PrepareSource("O'Brien \xC3\x89", lowered), "o ' b r i e n \xC3\x89");  // É stays
+  EXPECT_EQ(PrepareSource("Ein Mann", SourceRule{kSourceUnitsText, true}), "ein mann");
+  EXPECT_EQ(PrepareSource("Ein Mann", SourceRule{}), "Ein Mann");
+}
+
+TEST(PrepareSourceTest, OnlyTheTwoKnownUnitsPassTheCheck) {
+  EXPECT_TRUE(CheckSourceUnits("text").ok());
+  EXPECT_TRUE(CheckSourceUnits("characters").ok());
+  const Status bad = CheckSourceUnits("letters");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("\"letters\""), std::string::npos) << bad.message();
+}
+
 TEST(TrainSentencePieceTest, RejectsBadOptions) {
   SentencePieceTrainOptions options;
   options.input_files = {"a.txt"};

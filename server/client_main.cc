@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
     for (const auto& m : response.models()) {
       std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps() << "\tsource<="
                 << m.max_source_tokens() << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<="
-                << m.max_beam() << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\n";
+                << m.max_beam() << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
+                << m.source_units() << (m.source_lowercase() ? ", lowercased" : "") << "\n";
     }
     return 0;
   }

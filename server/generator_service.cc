@@ -307,7 +307,7 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
     return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) + "], got " +
                    std::to_string(request.target_length()));
   }
-  std::vector<int> ids = (*model)->tokenizer().Encode(text);
+  std::vector<int> ids = (*model)->EncodeSource(text);
   if (ids.empty()) return invalid("text has no tokens (only whitespace?)");
   if (static_cast<int>(ids.size()) > info.max_source_tokens) {
     return invalid("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name + "' takes at most " +
@@ -365,6 +365,8 @@ grpc::ServerUnaryReactor* GeneratorService::ListModels(grpc::CallbackServerConte
       out->set_max_beam(info.max_beam);
       out->set_num_timesteps(info.num_timesteps);
       out->set_device(info.device);
+      out->set_source_units(info.source_units);
+      out->set_source_lowercase(info.source_lowercase);
     }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

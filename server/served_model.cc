@@ -57,6 +57,8 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   info.max_source_tokens = loaded->config.max_source_tokens;
   info.max_target_tokens = loaded->config.max_target_tokens;
   info.max_beam = kMaxBeam;
+  info.source_units = loaded->config.source_units;
+  info.source_lowercase = loaded->config.source_lowercase;
   model->tokenizer_ = std::move(loaded->tokenizer);
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options, Sampler(loaded->model, *schedule, *device), std::move(hooks));
@@ -66,7 +68,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
 }
 
 absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
-  std::vector<int> source = tokenizer_.Encode("This is a warm-up request.");
+  std::vector<int> source = EncodeSource("This is a warm-up request.");
   if (source.empty()) source = {tokenizer_.unk_id()};
   source.resize(std::min<size_t>(source.size(), std::max(1, info_.max_source_tokens)));
   for (int64_t k : steps) {

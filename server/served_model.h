@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,6 +27,8 @@ struct ServedModelInfo {
   int max_target_tokens = 0;
   int max_beam = 0;
   int num_timesteps = 0;
+  std::string source_units;  // model.source_units: how request text is cut before tokenizing
+  bool source_lowercase = false;  // model.source_lowercase: ASCII capitals lowercased first
 };
 
 class ServedModel {
@@ -40,6 +43,11 @@ class ServedModel {
 
   const ServedModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
+  // The token ids of a request's source text, cut by the model's source rule first (the same
+  // path the trainer and fastdiss-eval use).
+  std::vector<int> EncodeSource(std::string_view text) const {
+    return tokenizer_.Encode(PrepareSource(text, {info_.source_units, info_.source_lowercase}));
+  }
   Engine& engine() { return *engine_; }
 
  private:

@@ -546,6 +546,63 @@ TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRe
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
 
+// A model trained on spaced small letters (g2p) reads a plain or capitalized word as its spaced
+// letters: the server applies the checkpoint's model.source_units and source_lowercase before
+// tokenizing, so "Hello" is not silently read as unknown pieces. A model with the defaults reads
+// text as given.
+TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
+  auto tokenizer = Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz"));
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  ModelConfig config = testing::TinyConfig(tokenizer->vocab_size());
+  config.source_units = "characters";
+  config.source_lowercase = true;
+  torch::manual_seed(7);
+  FastDissModel model(config);
+  ASSERT_TRUE(SaveCheckpoint(dir_->File("spelled"), model, *tokenizer, ConfigTree()).ok());
+  auto server = ServerProcess::Start({"--model", "spelled=" + dir_->File("spelled"), "--model",
+                                      "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "0", "--set",
+                                      "server.host=127.0.0.1", "--set", "runtime.threads=1"},
+                                     dir_->File("spelled.log"));
+  ASSERT_TRUE(server->WaitForPorts()) << server->Log();
+  ASSERT_TRUE(server->WaitUntilReady()) << server->Log();
+  Client client(server->target());
+
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse models;
+  ASSERT_TRUE(client.stub()->ListModels(&context, {}, &models).ok());
+  std::map<std::string, std::string> units;
+  std::map<std::string, bool> lowercase;
+  for (const auto& m : models.models()) {
+    units[m.name()] = m.source_units();
+    lowercase[m.name()] = m.source_lowercase();
+  }
+  EXPECT_EQ(units["spelled"], "characters");
+  EXPECT_EQ(units["tiny"], "text");
+  EXPECT_TRUE(lowercase["spelled"]);
+  EXPECT_FALSE(lowercase["tiny"]);
+
+  std::vector<std::vector<int>> answers;
+  for (const char* text : {"hello", "h e l l o", "hel lo", " h\te l l o ", "Hello", "H E L L O"}) {
+    GenerateRequest request = Request(text, 5, 11);
+    request.set_model("spelled");
+    GenerateResponse response;
+    const grpc::Status status = client.Generate(request, &response);
+    ASSERT_TRUE(status.ok()) << text << ": " << status.error_message();
+    answers.emplace_back(response.token_ids().begin(), response.token_ids().end());
+  }
+  for (size_t i = 1; i < answers.size(); ++i) EXPECT_EQ(answers[i], answers[0]) << "spelling " << i;
+
+  // The source limit counts tokens after the cut: 30 letters exceed 24 and are refused, not cut.
+  GenerateRequest too_long = Request(std::string(30, 'a'), 1, 1);
+  too_long.set_model("spelled");
+  GenerateResponse response;
+  const grpc::Status refused = client.Generate(too_long, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("takes at most 24"), std::string::npos) << refused.error_message();
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
 TEST_F(ServerTest, BadConfigOrCheckpointStopsTheServerWithAClearMessage) {
   auto unknown_key = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "engine.max_rows=3"},
                                           dir_->File("bad-key.log"));

@@ -37,12 +37,12 @@ StatusOr<ParallelText> ReadParallelText(const std::string& source_path,
   return text;
 }
 
-TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, int max_source_tokens,
-                       int max_target_tokens) {
+TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, const SourceRule& source_rule,
+                       int max_source_tokens, int max_target_tokens) {
   TokenizedData data;
   data.examples.reserve(text.source.size());
   for (size_t i = 0; i < text.source.size(); ++i) {
-    Example example{tokenizer.Encode(text.source[i]), tokenizer.Encode(text.target[i])};
+    Example example{tokenizer.Encode(PrepareSource(text.source[i], source_rule)), tokenizer.Encode(text.target[i])};
     if (example.source.empty() || example.target.empty()) {
       ++data.skipped_empty;
     } else if (static_cast<int>(example.source.size()) > max_source_tokens ||

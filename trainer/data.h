@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/status.h"
@@ -34,8 +35,9 @@ struct TokenizedData {
   int64_t skipped_empty = 0;
 };
 
-TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, int max_source_tokens,
-                       int max_target_tokens);
+// Sources go through PrepareSource(source, source_rule) first (the model's ModelConfig::source_rule()).
+TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, const SourceRule& source_rule,
+                       int max_source_tokens, int max_target_tokens);
 
 // Batches of example indices for one epoch: examples sorted by length (ties broken by a seeded
 // shuffle), cut greedily so that rows x (longest source + longest target) <= max_tokens, and the

@@ -37,7 +37,7 @@ TEST(DataTest, ReadsAlignedFilesAndRejectsBadOnes) {
 TEST(DataTest, TokenizeSkipsAndCountsUnusablePairs) {
   Tokenizer tokenizer = std::move(Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefgh")).value());
   ParallelText text{{"abc", "", "abcdefgh abcdefgh", "a"}, {"cab", "x", "a", ""}};
-  TokenizedData data = Tokenize(text, tokenizer, 10, 10);
+  TokenizedData data = Tokenize(text, tokenizer, SourceRule(), 10, 10);
   EXPECT_EQ(data.examples.size(), 1u);
   EXPECT_EQ(data.skipped_empty, 2);
   EXPECT_EQ(data.skipped_too_long, 1);

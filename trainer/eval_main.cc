@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
       gap_text.source.resize(gap_sentences);
       gap_text.target.resize(gap_sentences);
     }
-    auto examples = fastdiss::Tokenize(gap_text, loaded->tokenizer, loaded->config.max_source_tokens,
+    auto examples = fastdiss::Tokenize(gap_text, loaded->tokenizer, loaded->config.source_rule(),
+                                       loaded->config.max_source_tokens,
                                        loaded->config.max_target_tokens).examples;
     if (examples.empty()) {
       std::cerr << "fastdiss-eval: no pair fits the model's length limits; skipping the approximation gap\n";

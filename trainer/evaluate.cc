@@ -21,7 +21,7 @@ StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tok
   std::vector<std::vector<int>> encoded;
   encoded.reserve(sources.size());
   for (const std::string& source : sources) {
-    std::vector<int> ids = tokenizer.Encode(source);
+    std::vector<int> ids = tokenizer.Encode(PrepareSource(source, sampler.model()->config().source_rule()));
     // Evaluation decodes every sentence: an over-long source is cut (and said so by the caller's
     // counts), an empty one decodes from the unknown token, so the corpus score covers all lines.
     if (static_cast<int>(ids.size()) > max_source) ids.resize(max_source);

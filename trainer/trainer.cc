@@ -152,8 +152,8 @@ Status Trainer::Initialize() {
   for (size_t i = 0; i < config_.data.train_source.size(); ++i) {
     FASTDISS_ASSIGN_OR_RETURN(ParallelText text, ReadParallelText(config_.data.train_source[i],
                                                                   config_.data.train_target[i]));
-    TokenizedData part = Tokenize(text, tokenizer_, config_.model.max_source_tokens,
-                                  config_.model.max_target_tokens);
+    TokenizedData part = Tokenize(text, tokenizer_, config_.model.source_rule(),
+                                  config_.model.max_source_tokens, config_.model.max_target_tokens);
     *log_ << "train data " << config_.data.train_source[i] << ": " << part.examples.size()
           << " pairs (skipped " << part.skipped_too_long << " too long, " << part.skipped_empty
           << " empty)\n";
@@ -167,7 +167,8 @@ Status Trainer::Initialize() {
   if (config_.eval.dev_sentences > 0) dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
   dev.source.resize(dev_count);
   dev.target.resize(dev_count);
-  dev_examples_ = Tokenize(dev, tokenizer_, config_.model.max_source_tokens, config_.model.max_target_tokens).examples;
+  dev_examples_ = Tokenize(dev, tokenizer_, config_.model.source_rule(), config_.model.max_source_tokens,
+                           config_.model.max_target_tokens).examples;
   dev_source_ = std::move(dev.source);
   dev_target_ = std::move(dev.target);
 
