@@ -148,7 +148,16 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
   }
 
   auto z0_hat = model->Denoise(z_t, t, self_cond, mask, encoded, batch.source_mask);
-  auto mse = ((z0_hat - z0).pow(2).mean(-1) * mask_f).sum() / tokens;
+  auto token_mse = (z0_hat - z0).pow(2).mean(-1);  // [B, L]
+  auto mse = (token_mse * mask_f).sum() / tokens;
+  {
+    torch::NoGradGuard no_grad;
+    auto bins = (t.to(torch::kLong) * kTimestepBins).div(T, "floor").clamp(0, kTimestepBins - 1).reshape({-1});
+    auto weights = mask_f.reshape({-1});
+    parts.timestep_tokens = torch::zeros({kTimestepBins}, weights.options()).index_add_(0, bins, weights);
+    parts.timestep_squared_error = torch::zeros({kTimestepBins}, weights.options())
+                                       .index_add_(0, bins, token_mse.detach().reshape({-1}) * weights);
+  }
   auto logits = model->Logits(z0_hat);
   auto ce = torch::nn::functional::cross_entropy(
       logits.view({B * L, -1}), batch.target.view({B * L}),

@@ -41,7 +41,14 @@ struct LossParts {
   double mean_t = 0;        // mean per-token timestep after MANS
   double mans_shift = 0;    // mean extra timesteps MANS added
   int64_t target_tokens = 0;
+  // Which timesteps the trained pass visits, and how well: per tenth of [0, T) (bin b holds
+  // t in [b T / 10, (b + 1) T / 10)), the target tokens trained there and their summed MSE.
+  // [kTimestepBins] float, detached, on the batch's device (read them without a host sync
+  // per step).
+  torch::Tensor timestep_tokens;
+  torch::Tensor timestep_squared_error;
 };
+inline constexpr int64_t kTimestepBins = 10;
 
 // The MANS per-token timesteps: t_i = t + c_i (min(T-1, t + s (T-1)) - t), with confidence
 // c_i = clamp((d_hi - d_i) / (d_hi - d_lo), 0, 1) from the per-dimension squared error d_i of a

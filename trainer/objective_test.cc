@@ -76,6 +76,13 @@ TEST(ObjectiveTest, EveryVariantGivesAFiniteLossWithGradients) {
       EXPECT_GT(loss.mse, 0);
       EXPECT_GT(loss.rounding, 0);
       EXPECT_EQ(loss.target_tokens, 6);
+      // The timestep bins hold every target token once, and their errors average to the MSE.
+      ASSERT_EQ(loss.timestep_tokens.numel(), kTimestepBins);
+      EXPECT_DOUBLE_EQ(loss.timestep_tokens.sum().item<double>(), 6.0);
+      EXPECT_NEAR(loss.timestep_squared_error.sum().item<double>() / 6.0, loss.mse, 1e-5);
+      if (!mans) {  // one t per sequence: at most two bins are used
+        EXPECT_LE((loss.timestep_tokens > 0).sum().item<int64_t>(), 2);
+      }
       loss.total.backward();
       double grad = 0;
       for (const auto& p : model->parameters()) {

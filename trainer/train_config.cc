@@ -60,6 +60,10 @@ ConfigFields TrainConfig::Fields() {
       {"train.seed", "Seed of all training randomness (data order, noise, dropout).", &train.seed},
       {"train.output_dir", "Where last/, best/ and step-N/ checkpoints and metrics.jsonl go.", &train.output_dir},
       {"train.resume", "Checkpoint to resume from exactly; 'auto' resumes output_dir/last when present.", &train.resume},
+      {"train.init_from",
+       "Checkpoint (an export will do) whose weights and tokenizer start this run, with a fresh optimizer "
+       "at step 0; its model must match model.* (source_units and source_lowercase may be set anew). Ignored when resuming.",
+       &train.init_from},
       {"train.log_every", "Steps between progress lines and metrics.jsonl records.", &train.log_every},
       {"train.threads", "LibTorch threads; 0 = every core this process may use.", &train.threads},
       {"train.device", "Where to train: cpu, cuda (under torchrun each rank takes cuda:LOCAL_RANK) or cuda:N. Ranks talk over Gloo on cpu and NCCL on cuda.", &train.device},

@@ -51,6 +51,7 @@ struct OptimConfig {
   int64_t seed = 1;
   std::string output_dir;
   std::string resume;           // checkpoint dir to resume from; "auto" = output_dir/last if present
+  std::string init_from;        // checkpoint dir whose weights and tokenizer start a fresh run
   int64_t log_every = 100;
   int64_t threads = 0;          // 0 = all cores available
   std::string device = "cpu";   // cpu, cuda (under torchrun: cuda:LOCAL_RANK) or cuda:N

@@ -102,6 +102,30 @@ Status Trainer::Initialize() {
     model_ = loaded.model;
     trainer_state = std::move(loaded.trainer_state);
     *log_ << "resuming from " << resume << "\n";
+  } else if (!config_.train.init_from.empty()) {
+    // Every rank reads the same files; only the weights and the tokenizer are taken.
+    const std::string& from = config_.train.init_from;
+    FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(from));
+    ModelConfig wanted = config_.model;
+    wanted.vocab_size = loaded.config.vocab_size;
+    wanted.pad_id = loaded.config.pad_id;
+    ModelConfig found = loaded.config;
+    found.source_units = wanted.source_units;
+    found.source_lowercase = wanted.source_lowercase;
+    found.dropout = wanted.dropout;
+    if (!SameModelConfig(wanted, found)) {
+      return FailedPreconditionError("train.init_from '" + from +
+                                     "' has another model shape than this run's model.*");
+    }
+    FASTDISS_RETURN_IF_ERROR(wanted.Validate());
+    model_ = FastDissModel(wanted);
+    {
+      torch::NoGradGuard no_grad;
+      auto source = loaded.model->named_parameters();
+      for (auto& item : model_->named_parameters()) item.value().copy_(source[item.key()]);
+    }
+    tokenizer_ = std::move(loaded.tokenizer);
+    *log_ << "starting from the weights of " << from << " (fresh optimizer, step 0)\n";
   } else {
     // Rank 0 trains it (or reads data.tokenizer); the others get its bytes (no shared filesystem
     // needed).
@@ -195,6 +219,7 @@ StatusOr<TrainSummary> Trainer::Run() {
   auto window_start = run_start;
   int64_t window_tokens = 0, window_steps = 0;
   double window_loss = 0, window_mse = 0, window_ce = 0, window_length = 0, window_shift = 0;
+  torch::Tensor window_t_tokens, window_t_error;  // on the device, summed over the window
   const int64_t first_step = step_;
   const torch::Device device = device_;
   model_->train();
@@ -292,6 +317,11 @@ StatusOr<TrainSummary> Trainer::Run() {
     window_ce += loss.rounding;
     window_length += loss.length;
     window_shift += loss.mans_shift;
+    if (loss.timestep_tokens.defined()) {
+      window_t_tokens = window_t_tokens.defined() ? window_t_tokens + loss.timestep_tokens : loss.timestep_tokens;
+      window_t_error = window_t_error.defined() ? window_t_error + loss.timestep_squared_error
+                                                : loss.timestep_squared_error;
+    }
     summary.last_loss = total;
 
     if (step_ % config_.train.log_every == 0 || step_ == config_.train.max_steps) {
@@ -299,7 +329,9 @@ StatusOr<TrainSummary> Trainer::Run() {
       const double seconds = std::chrono::duration<double>(now - window_start).count();
       const double tokens_per_second = seconds > 0 ? window_tokens / seconds : 0;
       const double run_seconds = std::chrono::duration<double>(now - run_start).count();
-      const double eta = (config_.train.max_steps - step_) * run_seconds / std::max<int64_t>(1, step_ - first_step);
+      double eta = (config_.train.max_steps - step_) * run_seconds / std::max<int64_t>(1, step_ - first_step);
+      // A run capped by train.max_minutes ends when its time is up, if that comes first.
+      if (config_.train.max_minutes > 0) eta = std::min(eta, std::max(0.0, config_.train.max_minutes * 60 - run_seconds));
       const double n = static_cast<double>(window_steps);
       *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_
             << " loss " << Format("%.4f", window_loss / n) << " (mse " << Format("%.4f", window_mse / n)
@@ -319,13 +351,32 @@ StatusOr<TrainSummary> Trainer::Run() {
           .Key("mans_shift").Double(window_shift / n)
           .Key("lr").Double(LearningRate(step_))
           .Key("tokens_per_second").Double(tokens_per_second)
-          .Key("elapsed_seconds").Double(run_seconds)
-          .EndObject();
+          .Key("elapsed_seconds").Double(run_seconds);
+      // Timesteps the trained pass visited, by tenths of [0, T): share of tokens, and their MSE.
+      if (window_t_tokens.defined()) {
+        const auto counts = window_t_tokens.to(torch::kCPU, torch::kDouble);
+        const auto errors = window_t_error.to(torch::kCPU, torch::kDouble);
+        const double all = std::max(1.0, counts.sum().item<double>());
+        json.Key("t_share").BeginArray();
+        for (int64_t b = 0; b < kTimestepBins; ++b) json.Double(counts[b].item<double>() / all);
+        json.EndArray().Key("t_mse").BeginArray();
+        for (int64_t b = 0; b < kTimestepBins; ++b) {
+          const double c = counts[b].item<double>();
+          if (c > 0) {
+            json.Double(errors[b].item<double>() / c);
+          } else {
+            json.Null();
+          }
+        }
+        json.EndArray();
+      }
+      json.EndObject();
       AppendMetrics(json.str());
       summary.tokens_per_second = tokens_per_second;
       window_start = now;
       window_tokens = window_steps = 0;
       window_loss = window_mse = window_ce = window_length = window_shift = 0;
+      window_t_tokens = window_t_error = torch::Tensor();
     }
     // Only rank 0 evaluates and writes; the others wait for it at the next all-reduce.
     if (step_ % config_.eval.every == 0 && is_chief()) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));

@@ -167,5 +167,39 @@ TEST_F(TrainerTest, ResumeFromAMismatchedModelIsRefused) {
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
 }
 
+// train.init_from starts a fresh run (step 0, fresh optimizer) from another checkpoint's weights
+// and tokenizer; source_units may be declared anew, the shape may not change.
+TEST_F(TrainerTest, InitFromStartsAFreshRunFromAnotherCheckpointsWeights) {
+  ASSERT_TRUE(Train(Config("donor", 20)).ok()) << log_.str();
+  TrainConfig config = Config("warm", 1);
+  config.train.init_from = dir_.File("donor/last");
+  config.model.source_units = "characters";
+  auto summary = Train(config);
+  ASSERT_TRUE(summary.ok()) << summary.status() << log_.str();
+  EXPECT_EQ(summary->step, 1);
+  EXPECT_NE(log_.str().find("starting from the weights of " + config.train.init_from), std::string::npos);
+
+  auto donor = LoadCheckpoint(dir_.File("donor/last"));
+  auto warm = LoadCheckpoint(dir_.File("warm/last"));
+  ASSERT_TRUE(donor.ok() && warm.ok());
+  EXPECT_EQ(warm->config.source_units, "characters");
+  EXPECT_EQ(warm->tokenizer.serialized(), donor->tokenizer.serialized());
+  // One warm-up step of Adam moves each weight by about lr / warmup_steps = 6e-5; a fresh
+  // initialization would differ by far more.
+  for (const auto& item : donor->model->named_parameters()) {
+    const double moved = (item.value() - warm->model->named_parameters()[item.key()]).abs().max().item<double>();
+    EXPECT_LT(moved, 1e-3) << item.key();
+  }
+
+  TrainConfig reshaped = Config("reshaped", 1);
+  reshaped.train.init_from = dir_.File("donor/last");
+  reshaped.model.ffn_dim = 64;
+  auto status = Train(reshaped).status();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
+  TrainConfig missing = Config("orphan", 1);
+  missing.train.init_from = dir_.File("nowhere");
+  EXPECT_FALSE(Train(missing).ok());
+}
+
 }  // namespace
 }  // namespace fastdiss
