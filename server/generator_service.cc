@@ -287,6 +287,8 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
     return invalid("text is " + std::to_string(text.size()) + " bytes; the limit is " +
                    std::to_string(options_.max_text_bytes));
   }
+  // protobuf's parser already refuses a proto3 string that is not UTF-8; the tokenizer relies on
+  // it, so this stays should a build's protobuf ever be lenient.
   if (!IsValidUtf8(text)) return invalid("text is not valid UTF-8");
   if (request.steps() < 1 || request.steps() > info.max_steps) {
     return invalid("steps must be in [1, " + std::to_string(info.max_steps) + "] for model '" + info.name +
