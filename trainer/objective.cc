@@ -37,7 +37,9 @@ torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe, 
   auto distance = (probe - z0).pow(2).mean(-1);  // d_i, per dimension
   auto confidence = ((config.mans_d_hi - distance) / (config.mans_d_hi - config.mans_d_lo)).clamp(0.0, 1.0);
   auto t_float = t.to(torch::kFloat32);
-  auto ceiling = (t_float + config.mans_scale * (num_timesteps - 1)).clamp_max(num_timesteps - 1);
+  const auto room = config.mans_shift == "proportional" ? t_float * config.mans_scale
+                                                        : torch::full_like(t_float, config.mans_scale * (num_timesteps - 1));
+  auto ceiling = (t_float + room).clamp_max(num_timesteps - 1);
   auto scaled = torch::round(t_float + confidence * (ceiling - t_float)).to(torch::kLong);
   return torch::where(target_mask, scaled, t);
 }

@@ -55,6 +55,21 @@ TEST(ObjectiveTest, MansGivesMoreNoiseToBetterPredictedTokens) {
   EXPECT_LE(high.max().item<int64_t>(), T - 1);
 }
 
+// The proportional shift moves a confident token by at most s t: low timesteps stay low.
+TEST(ObjectiveTest, ProportionalMansShiftScalesWithTheTimestep) {
+  ObjectiveConfig config;
+  config.mans_shift = "proportional";
+  config.mans_scale = 0.5;
+  const int T = 2000;
+  auto z0 = torch::randn({1, 3, 8});
+  auto mask = torch::ones({1, 3}, torch::kBool);
+  auto t = torch::tensor({100, 600, 1800}, torch::kLong).view({1, 3});
+  auto scaled = MansTimesteps(t, z0, z0, mask, config, T);  // perfect probe: the whole shift
+  EXPECT_EQ(scaled[0][0].item<int64_t>(), 150);
+  EXPECT_EQ(scaled[0][1].item<int64_t>(), 900);
+  EXPECT_EQ(scaled[0][2].item<int64_t>(), T - 1);  // 2700 capped
+}
+
 TEST(ObjectiveTest, EveryVariantGivesAFiniteLossWithGradients) {
   FastDissModel model = testing::TinyModel();
   model->train();

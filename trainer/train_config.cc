@@ -48,6 +48,10 @@ ConfigFields TrainConfig::Fields() {
       {"objective.mans_d_lo", "MANS: per-dimension squared error at or below which a token gets the most extra noise.", &objective.mans_d_lo},
       {"objective.mans_d_hi", "MANS: error at or above which a token gets no extra noise.", &objective.mans_d_hi},
       {"objective.mans_scale", "MANS: s, the most extra noise as a share of T-1.", &objective.mans_scale},
+      {"objective.mans_shift",
+       "MANS: absolute (t + c s (T-1), the method's rule) or proportional (t + c s t: a confident token "
+       "stays near its t, so low timesteps still train).",
+       &objective.mans_shift},
       {"objective.label_smoothing", "Label smoothing of the rounding cross-entropy.", &objective.label_smoothing},
       {"objective.length_loss_weight", "Weight of the length-prediction cross-entropy.", &objective.length_loss_weight},
       {"train.max_steps", "Optimizer steps to run in total.", &train.max_steps},
@@ -109,6 +113,8 @@ Status TrainConfig::Validate() const {
       " and " + Str(o.mans_d_hi)));
   FASTDISS_RETURN_IF_ERROR(Require(o.mans_scale >= 0 && o.mans_scale <= 1,
       "objective.mans_scale must be in [0, 1], got " + Str(o.mans_scale)));
+  FASTDISS_RETURN_IF_ERROR(Require(o.mans_shift == "absolute" || o.mans_shift == "proportional",
+      "objective.mans_shift must be absolute or proportional, got '" + o.mans_shift + "'"));
   FASTDISS_RETURN_IF_ERROR(Require(o.label_smoothing >= 0 && o.label_smoothing < 1,
       "objective.label_smoothing must be in [0, 1), got " + Str(o.label_smoothing)));
   FASTDISS_RETURN_IF_ERROR(Require(o.length_loss_weight >= 0, "objective.length_loss_weight must be >= 0"));

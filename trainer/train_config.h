@@ -36,6 +36,9 @@ struct ObjectiveConfig {
   double mans_d_lo = 0.1;                         // anchors of the confidence ramp
   double mans_d_hi = 1.0;
   double mans_scale = 0.5;                        // s: most extra noise, as a share of T-1
+  // "absolute": t_i = t + c s (T-1), method.md's rule. "proportional": t_i = t + c s t, which
+  // keeps confident tokens near their t, so low timesteps still train (docs/results.md).
+  std::string mans_shift = "absolute";
   double label_smoothing = 0.1;
   double length_loss_weight = 0.1;
 };

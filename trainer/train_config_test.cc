@@ -51,6 +51,9 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
   ASSERT_FALSE(bad_device.ok());
   EXPECT_NE(bad_device.status().message().find("train.device"), std::string::npos) << bad_device.status();
   EXPECT_TRUE(Load(kMinimal, {"train.device=cuda:1"}).ok());  // validity of the name, not of the machine
+  auto bad_shift = Load(kMinimal, {"objective.mans_shift=sideways"});
+  EXPECT_NE(bad_shift.status().message().find("objective.mans_shift"), std::string::npos) << bad_shift.status();
+  EXPECT_TRUE(Load(kMinimal, {"objective.mans_shift=proportional"}).ok());
   auto mismatched = Load(kMinimal, {"data.train_target=[a.tgt, b.tgt]"});
   EXPECT_NE(mismatched.status().message().find("data.train_target"), std::string::npos);
   EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(), StatusCode::kNotFound);
