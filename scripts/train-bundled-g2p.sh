@@ -7,7 +7,8 @@
 #     seed 2, 16,384-token batches, 1,001 steps in 5.3 minutes.
 #       DEVICE=cuda MINUTES=5.33 SEED=2 bash scripts/train-bundled-g2p.sh
 #  2. On from stretch 1's float16 export (train.init_from: its weights, a fresh optimizer) on the
-#     2-core CPU at one thread, 110 minutes: seed 3, 4,096-token batches, peak lr 4e-4 after 200
+#     2-core CPU, 110 minutes at one thread, then resumed from last/ for 32 minutes at two (THREADS=2,
+#     MINUTES=32, the same other settings): seed 3, 4,096-token batches, peak lr 4e-4 after 200
 #     warm-up steps.
 #       DEVICE=cpu MINUTES=110 FROM=models/g2p SEED=3 MAX_TOKENS=4096 LR=0.0004 WARMUP=200 \
 #         OUTPUT=runs/g2p-cpu-ft bash scripts/train-bundled-g2p.sh
