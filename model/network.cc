@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "model/dropout.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {
@@ -14,6 +15,12 @@ Status Positive(const char* name, double value) {
   if (value > 0) return OkStatus();
   return InvalidArgumentError(std::string("model.") + name + " must be positive, got " +
                               std::to_string(value));
+}
+
+// The module's rate and train/eval mode, applied with fastdiss::Dropout (model/dropout.h); the
+// torch::nn::Dropout modules stay as the holders of both.
+torch::Tensor Drop(const torch::nn::Dropout& dropout, const torch::Tensor& x) {
+  return Dropout(x, dropout->options.p(), dropout->is_training());
 }
 
 }  // namespace
@@ -110,7 +117,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& query, const torch::Te
   auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, heads, Lq, Lk]
   scores = scores.masked_fill(key_mask.logical_not().view({B, 1, 1, Lk}),
                               -std::numeric_limits<float>::infinity());
-  auto weights = dropout_(torch::softmax(scores, -1));
+  auto weights = Drop(dropout_, torch::softmax(scores, -1));
   auto context = torch::matmul(weights, v).transpose(1, 2).reshape({B, Lq, H});
   return out_(context);
 }
@@ -132,11 +139,11 @@ torch::Tensor TransformerBlockImpl::forward(torch::Tensor x, const torch::Tensor
                                             const torch::Tensor& memory,
                                             const torch::Tensor& memory_mask) {
   auto h = self_norm_(x);
-  x = x + dropout_(self_attention_(h, h, mask));
+  x = x + Drop(dropout_, self_attention_(h, h, mask));
   if (cross_attention_) {
-    x = x + dropout_(cross_attention_(cross_norm_(x), memory, memory_mask));
+    x = x + Drop(dropout_, cross_attention_(cross_norm_(x), memory, memory_mask));
   }
-  x = x + dropout_(ffn_out_(dropout_(torch::gelu(ffn_in_(ffn_norm_(x))))));
+  x = x + Drop(dropout_, ffn_out_(Drop(dropout_, torch::gelu(ffn_in_(ffn_norm_(x))))));
   return x;
 }
 
@@ -181,7 +188,7 @@ torch::Tensor FastDissModelImpl::Embed(const torch::Tensor& tokens) {
 
 torch::Tensor FastDissModelImpl::Encode(const torch::Tensor& source,
                                         const torch::Tensor& source_mask) {
-  auto x = dropout_(source_in_(Embed(source)) + Positions(source.size(1)));
+  auto x = Drop(dropout_, source_in_(Embed(source)) + Positions(source.size(1)));
   for (const auto& block : *encoder_) {
     x = block->as<TransformerBlock>()->forward(x, source_mask, torch::Tensor(), torch::Tensor());
   }
@@ -204,7 +211,7 @@ torch::Tensor FastDissModelImpl::Denoise(const torch::Tensor& z_t, const torch::
   auto h = merge_out_(torch::silu(merge_hidden_(merged)));
   auto time_steps = t.to(torch::kFloat32) * (1000.0 / config_.num_timesteps);
   auto time = time_out_(torch::silu(time_hidden_(SinusoidalEmbedding(time_steps, config_.d_model))));
-  auto x = dropout_(input_norm_(h + time + Positions(z_t.size(1))));
+  auto x = Drop(dropout_, input_norm_(h + time + Positions(z_t.size(1))));
   for (const auto& block : *decoder_) {
     x = block->as<TransformerBlock>()->forward(x, target_mask, encoded, source_mask);
   }
