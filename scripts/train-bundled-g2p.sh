@@ -18,7 +18,8 @@
 # ignored), so a long training can be stopped at any moment and carried on. Environment: DEVICE
 # (cpu | cuda | cuda:N), MINUTES (this stretch; 0 = until MAX_STEPS), MAX_STEPS (100000000), FROM
 # (a checkpoint to start from; empty = from scratch), SEED, MAX_TOKENS, LR, WARMUP, THREADS (1),
-# BUILD (build), OUTPUT (runs/g2p-bundled), EXPORT (models/g2p; empty skips).
+# BUILD (build), OUTPUT (runs/g2p-bundled), EXPORT (models/g2p; empty skips). Arguments are passed
+# on to fastdiss-train (e.g. --set model.source_lowercase=false to resume a run that predates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -33,7 +34,7 @@ EXPORT=${EXPORT-models/g2p}
   --set "train.seed=${SEED:-2}" --set "train.max_tokens=${MAX_TOKENS:-16384}" --set "train.lr=${LR:-0.001}" \
   --set "train.warmup_steps=${WARMUP:-400}" --set "train.threads=${THREADS:-1}" \
   --set "train.max_steps=${MAX_STEPS:-100000000}" --set "train.max_minutes=$MINUTES" --set "train.device=$DEVICE" \
-  --set eval.every=250 --set eval.dev_sentences=500 --set eval.max_rows=512 --set eval.keep_last=1
+  --set eval.every=250 --set eval.dev_sentences=500 --set eval.max_rows=512 --set eval.keep_last=1 "$@"
 if [[ -n "$EXPORT" ]]; then
   "$BUILD/trainer/fastdiss-export" --checkpoint "$OUTPUT/best" --output "$EXPORT" --float16 \
     --source-units characters --source-lowercase true

@@ -113,8 +113,12 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
   const auto mask_f = mask.to(torch::kFloat32);
   const double tokens = std::max(1.0, scale.tokens);
 
-  auto encoded = model->Encode(batch.source, batch.source_mask);
-  auto z0 = model->Embed(batch.target);
+  torch::Tensor encoded, z0;
+  {
+    RECORD_USER_SCOPE("fastdiss::encode");
+    encoded = model->Encode(batch.source, batch.source_mask);
+    z0 = model->Embed(batch.target);
+  }
   auto t = drawn.t.expand({B, L}).contiguous();
   const auto& noise = drawn.noise;
   auto zeros = torch::zeros_like(z0);
@@ -123,6 +127,7 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
   if (config.mans) {
     torch::Tensor probe;
     {
+      RECORD_USER_SCOPE("fastdiss::mans_probe");
       torch::NoGradGuard no_grad;
       probe = model->Denoise(schedule.AddNoise(z0, t, noise), t, zeros, mask, encoded, batch.source_mask);
     }
@@ -132,23 +137,27 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
   }
   auto z_t = schedule.AddNoise(z0, t, noise);
 
-  // Self-conditioning input, per sequence with probability p_sc, else zeros.
-  const auto& use_sc = drawn.use_sc;
+  // Self-conditioning input, per sequence with probability p_sc, else zeros. The estimate is
+  // computed for those sequences only: the others would multiply theirs by zero.
   torch::Tensor self_cond = zeros;
-  if (use_sc.sum().item<double>() > 0) {
+  const auto sc_rows = drawn.use_sc.reshape({-1}).nonzero().reshape({-1});
+  if (sc_rows.size(0) > 0) {
+    RECORD_USER_SCOPE("fastdiss::self_cond_pass");
     torch::NoGradGuard no_grad;
-    torch::Tensor estimate;
+    const bool every_row = sc_rows.size(0) == B;
+    auto rows = [&](const torch::Tensor& x) { return every_row ? x : x.index_select(0, sc_rows); };
+    torch::Tensor t_sc = rows(t), z_sc;
     if (config.scp) {
-      auto t_prime = ScpTimesteps(t, drawn.scp_choice, config, T);
-      const auto& noise_prime = config.scp_fresh_noise ? drawn.noise_prime : noise;
-      estimate = model->Denoise(schedule.AddNoise(z0, t_prime, noise_prime), t_prime, zeros, mask,
-                                encoded, batch.source_mask);
+      t_sc = ScpTimesteps(t_sc, rows(drawn.scp_choice), config, T);
+      z_sc = schedule.AddNoise(rows(z0), t_sc, rows(config.scp_fresh_noise ? drawn.noise_prime : noise));
     } else {
-      estimate = model->Denoise(z_t, t, zeros, mask, encoded, batch.source_mask);
+      z_sc = rows(z_t);
     }
-    self_cond = estimate.detach() * use_sc;
+    auto estimate = model->Denoise(z_sc, t_sc, rows(zeros), rows(mask), rows(encoded), rows(batch.source_mask));
+    self_cond = every_row ? estimate : zeros.index_copy(0, sc_rows, estimate);
   }
 
+  RECORD_USER_SCOPE("fastdiss::trained_pass");
   auto z0_hat = model->Denoise(z_t, t, self_cond, mask, encoded, batch.source_mask);
   auto token_mse = (z0_hat - z0).pow(2).mean(-1);  // [B, L]
   auto mse = (token_mse * mask_f).sum() / tokens;

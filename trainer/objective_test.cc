@@ -153,5 +153,34 @@ TEST(ObjectiveTest, ShardGradientsSumToTheWholeBatchGradient) {
   }
 }
 
+// The self-conditioning estimate is computed for the rows that use it only, and scattered back:
+// a batch where some rows use it and some do not gives the sum of the rows computed one by one.
+TEST(ObjectiveTest, SelfConditioningIsComputedForItsRowsOnly) {
+  FastDissModel model = testing::TinyModel();
+  model->train();  // no dropout in TinyConfig
+  NoiseSchedule schedule = testing::TinySchedule(model->config());
+  std::vector<Example> examples = {
+      {{5, 6, 7}, {8, 9}}, {{10, 11}, {12, 13, 14, 15}}, {{16, 17, 18, 19}, {20}}, {{21, 22}, {23, 24, 25}}};
+  for (bool scp : {false, true}) {
+    ObjectiveConfig config;
+    config.scp = scp;
+    config.mans = false;
+    config.scp_steps = {2, 5};
+    const Batch whole = Collate(examples, {0, 1, 2, 3}, 0, torch::kCPU);
+    LossNoise noise = LossNoise::Draw(4, 4, model->config().d_latent, config, schedule.num_timesteps(),
+                                      at::make_generator<at::CPUGeneratorImpl>(5));
+    noise.use_sc = torch::tensor({1.0f, 0.0f, 0.0f, 1.0f}).view({4, 1, 1});
+    const LossScale scale{10, 4};
+    const double all = ComputeLoss(model, schedule, config, whole, noise, scale).total.item<double>();
+    double by_row = 0;
+    for (int64_t row = 0; row < 4; ++row) {
+      const Batch one = Collate(examples, {static_cast<int>(row)}, 0, torch::kCPU);
+      by_row += ComputeLoss(model, schedule, config, one, noise.Rows(torch::tensor({row}), one.target.size(1)), scale)
+                    .total.item<double>();
+    }
+    EXPECT_NEAR(all, by_row, 1e-4) << "scp " << scp;
+  }
+}
+
 }  // namespace
 }  // namespace fastdiss

@@ -252,20 +252,34 @@ StatusOr<TrainSummary> Trainer::Run() {
     LossParts loss;
     int64_t source_tokens = 0;
     try {
+      // The RECORD_USER_SCOPE spans name a step's phases in `fastdiss-train --profile` traces
+      // (scripts/profile-summary.py); they cost nothing when no profiler runs.
+      RECORD_USER_SCOPE("fastdiss::step");
       optimizer_->zero_grad();
       if (!mine.empty()) {
-        Batch batch = Collate(train_.examples, mine, config_.model.pad_id, device);
-        // Drawn for the whole batch from (seed, step), so no rank count changes a number.
-        const LossNoise noise = LossNoise::Draw(
-            static_cast<int64_t>(global.size()), global_length, config_.model.d_latent, config_.objective,
-            schedule_->num_timesteps(),
-            at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.train.seed) * 1000003u +
-                                                     static_cast<uint64_t>(step_)));
+        Batch batch;
+        LossNoise noise;
+        {
+          RECORD_USER_SCOPE("fastdiss::batch");
+          batch = Collate(train_.examples, mine, config_.model.pad_id, device);
+          // Drawn for the whole batch from (seed, step), so no rank count changes a number.
+          noise = LossNoise::Draw(static_cast<int64_t>(global.size()), global_length, config_.model.d_latent,
+                                  config_.objective, schedule_->num_timesteps(),
+                                  at::make_generator<at::CPUGeneratorImpl>(
+                                      static_cast<uint64_t>(config_.train.seed) * 1000003u +
+                                      static_cast<uint64_t>(step_)))
+                      .Rows(torch::tensor(rows, torch::kLong), batch.target.size(1));
+        }
         const LossScale scale{static_cast<double>(std::max<int64_t>(1, global_tokens)),
                               static_cast<double>(global.size())};
-        loss = ComputeLoss(model_, *schedule_, config_.objective, batch,
-                           noise.Rows(torch::tensor(rows, torch::kLong), batch.target.size(1)), scale);
-        loss.total.backward();
+        {
+          RECORD_USER_SCOPE("fastdiss::forward");
+          loss = ComputeLoss(model_, *schedule_, config_.objective, batch, noise, scale);
+        }
+        {
+          RECORD_USER_SCOPE("fastdiss::backward");
+          loss.total.backward();
+        }
         source_tokens = batch.source_mask.sum().item<int64_t>();
       }
       const double elapsed_minutes =
@@ -283,7 +297,10 @@ StatusOr<TrainSummary> Trainer::Run() {
                                    torch::kFloat32)
                          .to(device);
       grads.push_back(numbers);
-      if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
+      if (comm_ != nullptr) {
+        RECORD_USER_SCOPE("fastdiss::all_reduce");
+        FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
+      }
       numbers = numbers.to(torch::kCPU);
       loss.mse = numbers[1].item<double>();
       loss.rounding = numbers[2].item<double>();
@@ -296,10 +313,13 @@ StatusOr<TrainSummary> Trainer::Run() {
         stop = true;
         *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
       }
-      if (config_.train.clip_norm > 0) {
-        torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
+      {
+        RECORD_USER_SCOPE("fastdiss::optimizer");
+        if (config_.train.clip_norm > 0) {
+          torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
+        }
+        optimizer_->step();
       }
-      optimizer_->step();
     } catch (const std::exception& e) {
       return InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
     }
@@ -390,6 +410,9 @@ StatusOr<TrainSummary> Trainer::Run() {
 }
 
 Status Trainer::EvaluateAndCheckpoint(double loss) {
+  // Left out of `fastdiss-train --profile` traces: they are about the training step, and a dev
+  // evaluation records millions of operator events.
+  at::RecordFunctionGuard no_profiling(false);
   model_->eval();
   Sampler sampler(model_, *schedule_, device_);
   DecodeOptions options;
