@@ -15,8 +15,8 @@ packages=(
   prometheus-cpp-dev libyaml-cpp-dev libcpp-httplib-dev
   # Allocator: glibc returns large tensors to the kernel on every free (measured 3-5x slower).
   libjemalloc-dev
-  # Tests.
-  libgtest-dev libgmock-dev
+  # Tests; the TLS tests make their certificates with openssl.
+  libgtest-dev libgmock-dev openssl
   # The tokenizer is trained by the real spm_train program; its library is never linked.
   sentencepiece
   # Data preparation fetches Debian packages of real text and parses them with Python's stdlib;

@@ -16,6 +16,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/command_line.h"
 #include "model/json_writer.h"
+#include "server/tls.h"
 
 namespace {
 
@@ -30,12 +31,13 @@ constexpr char kUsage[] =
     "                       [--noise-beam N] [--target-length N] [--deadline-seconds X] [--stream] [--json]\n"
     "                       [--] [TEXT ...]\n"
     "       fastdiss-client --target HOST:PORT --list-models\n"
-    "       fastdiss-client --target HOST:PORT --health [SERVICE]\n\n"
+    "       fastdiss-client --target HOST:PORT --health [SERVICE]\n"
+    "       (each with [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME])\n\n"
     "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
     "prints it (one line per input). --stream prints every denoising step's text as it arrives\n"
     "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
     "token ids, score, seed, model version and the server's timing. Defaults: --steps 5, a\n"
-    "random seed, beams 1, --deadline-seconds 60.\n";
+    "random seed, beams 1, --deadline-seconds 60, plaintext.\n";
 
 std::string CodeName(const grpc::Status& status) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
@@ -70,11 +72,13 @@ int main(int argc, char** argv) {
   double deadline_seconds = 60;
   bool stream = false, json = false, list_models = false, health = false;
   std::vector<std::string> texts;
+  fastdiss::ClientTlsOptions tls;
   fastdiss::FlagReader flags("fastdiss-client", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
-      std::cout << kUsage;
+      std::cout << kUsage << "\n" << fastdiss::kClientTlsUsage;
       return 0;
+    } else if (fastdiss::ReadClientTlsFlag(flags, &tls)) {
     } else if (flags.Is("--target")) {
       target = flags.String();
     } else if (flags.Is("--model")) {
@@ -110,7 +114,12 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-client: --target HOST:PORT is required (see --help)\n";
     return 2;
   }
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto made = fastdiss::MakeChannel(target, tls);
+  if (!made.ok()) {
+    std::cerr << "fastdiss-client: " << made.status().message() << "\n";
+    return 2;
+  }
+  std::shared_ptr<grpc::Channel> channel = std::move(made).value();
   auto deadline = [&] { return absl::ToChronoTime(absl::Now() + absl::Seconds(deadline_seconds)); };
 
   if (health) {

@@ -10,13 +10,15 @@
 
 #include "model/command_line.h"
 #include "server/load_generator.h"
+#include "server/tls.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "Usage: fastdiss-loadgen --target HOST:PORT --input FILE (--concurrency N | --rate R)\n"
     "                        [--steps 1,2,5,10,20] [--duration S] [--warmup S] [--model M]\n"
-    "                        [--deadline-seconds X] [--max-in-flight N] [--seed S] [--json]\n\n"
+    "                        [--deadline-seconds X] [--max-in-flight N] [--seed S] [--json]\n"
+    "                        [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n\n"
     "Closed loop (--concurrency): N calls always open. Open loop (--rate): Poisson arrivals of R\n"
     "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps; texts are\n"
     "the non-empty lines of --input in turn. Answers during --warmup (default 3 s) are not counted;\n"
@@ -33,11 +35,13 @@ int main(int argc, char** argv) {
   fastdiss::LoadOptions options;
   std::string target, input;
   bool json = false;
+  fastdiss::ClientTlsOptions tls;
   fastdiss::FlagReader flags("fastdiss-loadgen", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
-      std::cout << kUsage;
+      std::cout << kUsage << "\n" << fastdiss::kClientTlsUsage;
       return 0;
+    } else if (fastdiss::ReadClientTlsFlag(flags, &tls)) {
     } else if (flags.Is("--target")) {
       target = flags.String();
     } else if (flags.Is("--input")) {
@@ -79,7 +83,12 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) options.inputs.push_back(line);
   }
-  auto report = fastdiss::RunLoad(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), options);
+  auto channel = fastdiss::MakeChannel(target, tls);
+  if (!channel.ok()) {
+    std::cerr << "fastdiss-loadgen: " << channel.status().message() << "\n";
+    return 2;
+  }
+  auto report = fastdiss::RunLoad(*channel, options);
   if (!report.ok()) {
     std::cerr << "fastdiss-loadgen: " << report.status().message() << "\n";
     return 2;

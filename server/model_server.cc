@@ -13,6 +13,7 @@
 #include "server/generator_service.h"
 #include "server/metrics.h"
 #include "server/served_model.h"
+#include "server/tls.h"
 
 namespace fastdiss {
 namespace {
@@ -49,30 +50,36 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  const ServerTlsFiles tls{config.tls.cert, config.tls.key, config.tls.client_ca};
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeServerCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(HostPort(config.server.host, config.server.port), grpc::InsecureServerCredentials(),
-                           &server->grpc_port_);
+  builder.AddListeningPort(HostPort(config.server.host, config.server.port), *credentials, &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_message_bytes));
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
-    return absl::UnavailableError("cannot listen for gRPC on " + HostPort(config.server.host, config.server.port));
+    return absl::UnavailableError(
+        "cannot listen for gRPC on " + HostPort(config.server.host, config.server.port) +
+        (tls.cert.empty() ? "" : " with TLS (are tls.cert and tls.key a matching certificate and key?)"));
   }
   SetServing(server->grpc_server_.get(), false);
-  *log << "fastdiss-server: gRPC listening on " << HostPort(config.server.host, server->grpc_port_)
-       << " (health NOT_SERVING until the models are loaded)" << std::endl;
+  *log << "fastdiss-server: gRPC listening on " << HostPort(config.server.host, server->grpc_port_) << " ("
+       << DescribeServerTls(tls) << "; health NOT_SERVING until the models are loaded)" << std::endl;
 
   if (config.server.metrics_port >= 0) {
+    const std::string& metrics_host =
+        config.server.metrics_host.empty() ? config.server.host : config.server.metrics_host;
     GeneratorService* service = server->service_.get();
     ServerMetrics* metrics = server->metrics_.get();
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Start(config.server.host, config.server.metrics_port, [service, metrics] {
+        MetricsHttpServer::Start(metrics_host, config.server.metrics_port, [service, metrics] {
           service->UpdateLoadMetrics();
           return metrics->Serialize();
         });
     if (!http.ok()) return http.status();
     server->metrics_server_ = std::move(http).value();
-    *log << "fastdiss-server: metrics on http://" << HostPort(config.server.host, server->metrics_server_->port())
+    *log << "fastdiss-server: metrics on http://" << HostPort(metrics_host, server->metrics_server_->port())
          << "/metrics" << std::endl;
   }
 

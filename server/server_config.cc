@@ -46,6 +46,9 @@ ConfigFields ServerConfig::Fields() {
       {"server.port", "gRPC port; 0 picks a free one (the log says which)", &server.port},
       {"server.metrics_port", "Prometheus /metrics HTTP port; 0 picks a free one, -1 turns it off",
        &server.metrics_port},
+      {"server.metrics_host",
+       "address the metrics server listens on (plain HTTP even when gRPC uses TLS); empty: server.host",
+       &server.metrics_host},
       {"server.default_model", "model for requests that name none; empty: the only model, if there is one",
        &server.default_model},
       {"server.default_deadline_seconds", "deadline of requests that carry no gRPC deadline",
@@ -59,6 +62,12 @@ ConfigFields ServerConfig::Fields() {
        &server.max_message_bytes},
       {"server.warmup_steps", "one warm-up request per entry (its step count), per model, before SERVING",
        &server.warmup_steps},
+      {"tls.cert", "PEM certificate chain of the gRPC port; with tls.key turns TLS on (empty: plaintext)",
+       &tls.cert},
+      {"tls.key", "PEM private key of tls.cert", &tls.key},
+      {"tls.client_ca",
+       "PEM CA certificates; set: mutual TLS, clients without a certificate it signed are refused",
+       &tls.client_ca},
       {"engine.policy", "batching: step (rows at any step share a forward), request (classic), none",
        &engine.policy},
       {"engine.max_rows_per_batch", "most rows (requests x beams) in one denoiser forward",
@@ -98,6 +107,12 @@ absl::Status ServerConfig::Validate() const {
   if (server.max_message_bytes < server.max_text_bytes + 1024 || server.max_message_bytes > (int64_t{1} << 30)) {
     return invalid("server.max_message_bytes must be in [max_text_bytes + 1024, 2^30], got " +
                    std::to_string(server.max_message_bytes));
+  }
+  if (tls.cert.empty() != tls.key.empty()) {
+    return invalid("tls.cert and tls.key go together: set both for TLS, or neither");
+  }
+  if (!tls.client_ca.empty() && tls.cert.empty()) {
+    return invalid("tls.client_ca (mutual TLS) needs tls.cert and tls.key");
   }
   for (int64_t steps : server.warmup_steps) {
     if (steps < 1 || steps > engine.max_steps) {

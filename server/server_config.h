@@ -32,6 +32,7 @@ struct ServerConfig {
     std::string host = "0.0.0.0";
     int port = 8500;                     // gRPC; 0 picks a free port (logged)
     int metrics_port = 9090;             // Prometheus /metrics over HTTP; 0 picks one, -1 disables
+    std::string metrics_host;            // the metrics server's address; empty: `host`
     std::string default_model;           // for requests naming none; empty: the only model, if one
     double default_deadline_seconds = 60;  // bounds requests that carry no gRPC deadline
     double drain_grace_seconds = 25;     // after SIGTERM, in-flight work gets this long
@@ -39,6 +40,11 @@ struct ServerConfig {
     int64_t max_message_bytes = 1048576; // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
     std::vector<int64_t> warmup_steps = {1, 5};  // one warm-up request per entry, per model
   } server;
+  struct Tls {  // PEM files (server/tls.h); all empty: plaintext gRPC
+    std::string cert;
+    std::string key;
+    std::string client_ca;  // set: mutual TLS, every client must present a certificate it signed
+  } tls;
   struct Engine {
     std::string policy = "step";  // step | request | none
     int max_rows_per_batch = 256;

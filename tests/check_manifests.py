@@ -182,12 +182,26 @@ def main():
         problem(where, "the selector does not match the server pods")
 
     # --- overlays ---
-    for overlay in ("cpu", "gpu"):
+    for overlay in ("cpu", "gpu", "tls"):
         k = load_all(ROOT / f"deploy/overlays/{overlay}/kustomization.yaml")[0]
         for patch in k.get("patches", []):
             for d in load_all(ROOT / f"deploy/overlays/{overlay}" / patch["path"]):
-                for c in d["spec"]["template"]["spec"].get("containers", []):
-                    check_keys(f"deploy/overlays/{overlay}/{patch['path']}", c.get("args", []), server_keys, "fastdiss-server")
+                pod_spec = d["spec"]["template"]["spec"]
+                for c in pod_spec.get("containers", []):
+                    where = f"deploy/overlays/{overlay}/{patch['path']}"
+                    check_keys(where, c.get("args", []), server_keys, "fastdiss-server")
+                    # Every file a tls.* key or a probe's --tls-* flag names lies in a mounted volume.
+                    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+                    files = [v for k_, v in set_args(c.get("args", [])) if k_.startswith("tls.")]
+                    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                        command = (c.get(probe) or {}).get("exec", {}).get("command", [])
+                        files += [command[i + 1] for i, a in enumerate(command[:-1])
+                                  if a in ("--tls-ca", "--tls-cert", "--tls-key")]
+                        if command and f"127.0.0.1:{grpc_port}" not in command:
+                            problem(where, f"{probe} does not call the server's port {grpc_port}")
+                    for f in files:
+                        if not any(f.startswith(m + "/") for m in mounts):
+                            problem(where, f"{f} is in no mounted volume")
 
     # --- the training Job ---
     training = ROOT / "deploy/training"

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <regex>
@@ -22,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
+#include "server/tls.h"
 #include "tests/subprocess.h"
 #include "tests/test_models.h"
 #include "tests/test_util.h"
@@ -95,7 +97,9 @@ class ServerProcess {
 class Client {
  public:
   explicit Client(const std::string& target)
-      : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
+      : Client(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())) {}
+  explicit Client(std::shared_ptr<grpc::Channel> channel)
+      : channel_(std::move(channel)),
         stub_(fastdiss::v1::Generator::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
@@ -604,6 +608,95 @@ TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
 
+// Certificates made with openssl for the TLS tests: a CA, a server certificate for localhost and
+// a client certificate signed by it, and a second CA with its own client certificate.
+struct TestCertificates {
+  std::string ca, server_cert, server_key, client_cert, client_key, other_ca, other_client_cert, other_client_key;
+};
+
+bool MakeCertificates(const testing::TempDir& dir, TestCertificates* certs) {
+  const std::string d = dir.File("tls");
+  const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::string script =
+      "set -e; mkdir -p " + d + "; cd " + d + "\n" +
+      "openssl req -x509 " + key + " -keyout ca.key -out ca.crt -days 2 -subj /CN=fastdiss-test-ca\n" +
+      "openssl req -x509 " + key + " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca\n" +
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext\n" +
+      "openssl req " + key + " -keyout server.key -out server.csr -subj /CN=localhost\n" +
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext "
+      "-out server.crt\n" +
+      "openssl req " + key + " -keyout client.key -out client.csr -subj /CN=fastdiss-test-client\n" +
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt\n" +
+      "openssl req " + key + " -keyout other-client.key -out other-client.csr -subj /CN=other-client\n" +
+      "openssl x509 -req -in other-client.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial -days 2 "
+      "-out other-client.crt\n";
+  testing::WriteFile(dir.File("make-certs.sh"), script);
+  if (std::system(("bash " + dir.File("make-certs.sh") + " > " + dir.File("make-certs.log") + " 2>&1").c_str()) != 0) {
+    return false;
+  }
+  *certs = {d + "/ca.crt",     d + "/server.crt",   d + "/server.key",         d + "/client.crt",
+            d + "/client.key", d + "/other-ca.crt", d + "/other-client.crt", d + "/other-client.key"};
+  return true;
+}
+
+// A client over TLS trusting `ca`, with a client certificate when `cert` is given.
+Client TlsClient(const std::string& target, const std::string& ca, const std::string& cert = "",
+                 const std::string& key = "") {
+  ClientTlsOptions tls;
+  tls.enabled = true;
+  tls.ca = ca;
+  tls.cert = cert;
+  tls.key = key;
+  tls.server_name = "localhost";
+  auto channel = MakeChannel(target, tls);
+  EXPECT_TRUE(channel.ok()) << channel.status();
+  return Client(channel.ok() ? *channel : grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+}
+
+TEST_F(ServerTest, TlsAnswersTlsClientsAndRefusesPlaintextAndUntrustingOnes) {
+  TestCertificates certs;
+  ASSERT_TRUE(MakeCertificates(*dir_, &certs)) << "openssl failed (scripts/install-deps.sh installs it): "
+                                               << testing::ReadFile(dir_->File("make-certs.log"));
+  auto server = Launch({"tls.cert=" + certs.server_cert, "tls.key=" + certs.server_key});
+  EXPECT_NE(server->Log().find("(TLS;"), std::string::npos) << server->Log();
+  GenerateResponse plain, secure;
+  ASSERT_TRUE(Client(shared_->target()).Generate(Request("the cat", 5, 3), &plain).ok());
+  Client tls = TlsClient(server->target(), certs.ca);
+  const grpc::Status ok = tls.Generate(Request("the cat", 5, 3), &secure);
+  ASSERT_TRUE(ok.ok()) << ok.error_message() << "\n" << server->Log();
+  EXPECT_EQ(secure.text(), plain.text());
+  EXPECT_EQ(tls.Health("fastdiss.v1.Generator"), HealthCheckResponse::SERVING);
+
+  // Plaintext to the TLS port, and TLS trusting another CA: refused at the handshake, at once.
+  GenerateResponse response;
+  const grpc::Status plaintext = Client(server->target()).Generate(Request("the cat", 5, 3), &response);
+  EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE) << plaintext.error_message();
+  const grpc::Status untrusted = TlsClient(server->target(), certs.other_ca).Generate(Request("the cat", 5, 3), &response);
+  EXPECT_EQ(untrusted.error_code(), grpc::StatusCode::UNAVAILABLE) << untrusted.error_message();
+  // The metrics port stays plain HTTP.
+  EXPECT_NE(HttpGet(server->metrics_port(), "/metrics").find("fastdiss_"), std::string::npos);
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
+TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
+  TestCertificates certs;
+  ASSERT_TRUE(MakeCertificates(*dir_, &certs)) << testing::ReadFile(dir_->File("make-certs.log"));
+  auto server = Launch({"tls.cert=" + certs.server_cert, "tls.key=" + certs.server_key, "tls.client_ca=" + certs.ca});
+  EXPECT_NE(server->Log().find("mutual TLS"), std::string::npos) << server->Log();
+  GenerateResponse response;
+  const grpc::Status with_cert =
+      TlsClient(server->target(), certs.ca, certs.client_cert, certs.client_key).Generate(Request("the", 2, 1), &response);
+  EXPECT_TRUE(with_cert.ok()) << with_cert.error_message() << "\n" << server->Log();
+  const grpc::Status without = TlsClient(server->target(), certs.ca).Generate(Request("the", 2, 1), &response);
+  EXPECT_EQ(without.error_code(), grpc::StatusCode::UNAVAILABLE) << without.error_message();
+  const grpc::Status foreign = TlsClient(server->target(), certs.ca, certs.other_client_cert, certs.other_client_key)
+                                   .Generate(Request("the", 2, 1), &response);
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::UNAVAILABLE) << foreign.error_message();
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
 TEST_F(ServerTest, BadConfigOrCheckpointStopsTheServerWithAClearMessage) {
   auto unknown_key = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "engine.max_rows=3"},
                                           dir_->File("bad-key.log"));
@@ -613,6 +706,19 @@ TEST_F(ServerTest, BadConfigOrCheckpointStopsTheServerWithAClearMessage) {
                                       dir_->File("missing.log"));
   EXPECT_EQ(missing->Wait(), 1);
   EXPECT_NE(missing->Log().find("model 'tiny'"), std::string::npos) << missing->Log();
+  // TLS: a key without its certificate is bad config; an unreadable or non-PEM file stops the start.
+  auto half = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "tls.key=/x.key"},
+                                   dir_->File("tls-half.log"));
+  EXPECT_EQ(half->Wait(), 2);
+  EXPECT_NE(half->Log().find("tls.cert and tls.key go together"), std::string::npos) << half->Log();
+  testing::WriteFile(dir_->File("not-pem.crt"), "not a certificate");
+  auto not_pem = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "-1",
+                                       "--set", "tls.cert=" + dir_->File("not-pem.crt"), "--set",
+                                       "tls.key=" + dir_->File("no-such.key")},
+                                      dir_->File("tls-bad.log"));
+  EXPECT_EQ(not_pem->Wait(), 1);
+  EXPECT_NE(not_pem->Log().find("tls.cert: '" + dir_->File("not-pem.crt") + "' is not a PEM file"), std::string::npos)
+      << not_pem->Log();
 }
 
 }  // namespace
