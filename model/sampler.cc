@@ -78,6 +78,10 @@ StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source
                                 std::to_string(config.max_target_tokens) + "], got " +
                                 std::to_string(options.target_length));
   }
+  if (options.early_exit_steps < 0 || options.early_exit_steps > schedule_.num_timesteps()) {
+    return InvalidArgumentError("early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
+                                "] (0: off), got " + std::to_string(options.early_exit_steps));
+  }
   std::unique_ptr<DecodeState> state(new DecodeState());
   FASTDISS_ASSIGN_OR_RETURN(state->schedule_, schedule_.Respace(options.steps));
   state->source_.assign(source_ids.begin(), source_ids.end());
@@ -168,10 +172,25 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
     auto z0_hat = model_->Denoise(torch::cat(z), torch::cat(timesteps).to(device_),
                                   torch::cat(self_cond), LengthMask(row_lengths, max_length, device_),
                                   torch::cat(encoded), LengthMask(source_lengths, max_source, device_));
+    // Early exit: the rounding of every row, in one output projection, when any state asks.
+    torch::Tensor rounded;
+    for (DecodeState* s : states) {
+      if (s->options_.early_exit_steps > 0) {
+        rounded = model_->Logits(z0_hat).argmax(-1).to(torch::kCPU);  // [rows, max_length]
+        break;
+      }
+    }
     int64_t row = 0;
     for (DecodeState* s : states) {
       const int64_t rows = s->rows();
       auto estimate = z0_hat.narrow(0, row, rows).narrow(1, 0, s->max_length_);
+      if (s->options_.early_exit_steps > 0) {
+        auto tokens = rounded.narrow(0, row, rows).narrow(1, 0, s->max_length_).clone();
+        tokens.masked_fill_(LengthMask(s->lengths_, s->max_length_, torch::kCPU).logical_not(), -1);
+        s->unchanged_steps_ = s->rounded_.defined() && tokens.equal(s->rounded_) ? s->unchanged_steps_ + 1 : 0;
+        s->rounded_ = tokens;
+        s->exited_early_ = s->unchanged_steps_ >= s->options_.early_exit_steps;
+      }
       row += rows;
       const int t = s->schedule_[s->step_];
       ++s->step_;
@@ -239,7 +258,11 @@ StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<std::ve
       owned.push_back(std::move(state));
     }
     FASTDISS_RETURN_IF_ERROR(Start(batch));
-    for (int k = 0; k < options.steps; ++k) FASTDISS_RETURN_IF_ERROR(Step(batch));
+    for (std::vector<DecodeState*> running = batch; !running.empty();) {
+      FASTDISS_RETURN_IF_ERROR(Step(running));
+      running.erase(std::remove_if(running.begin(), running.end(), [](DecodeState* s) { return s->finished(); }),
+                    running.end());
+    }
     for (size_t j = begin; j < end; ++j) {
       FASTDISS_ASSIGN_OR_RETURN(results[order[j]], Result(*batch[j - begin]));
     }

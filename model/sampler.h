@@ -38,6 +38,9 @@ struct DecodeOptions {
   uint64_t seed = 0;
   int target_length = 0;          // > 0 fixes the length instead of predicting it
   UpdateRule rule = UpdateRule::kDdpm;
+  // Early exit: > 0 stops the request once the rounded tokens of all its rows have stayed the
+  // same for this many steps in a row (the answer is then that rounding); 0 runs all K steps.
+  int early_exit_steps = 0;
 };
 
 struct DecodeResult {
@@ -53,7 +56,9 @@ class DecodeState {
   // Steps taken so far, in [0, options().steps].
   int steps_done() const { return step_; }
   bool started() const { return started_; }
-  bool finished() const { return step_ == options_.steps; }
+  // After the last step, or an early exit.
+  bool finished() const { return step_ == options_.steps || exited_early_; }
+  bool exited_early() const { return exited_early_; }
   // Target tokens of this request's rows summed (its share of a batch's work), 0 before Start.
   int64_t target_tokens() const;
   int source_length() const { return static_cast<int>(source_.size()); }
@@ -73,6 +78,11 @@ class DecodeState {
   torch::Tensor encoded_;      // [rows, S, H], the encoder output repeated per row
   torch::Tensor z_;            // [rows, max_length, D]
   torch::Tensor z0_hat_;       // latest estimate, also the next step's self-conditioning input
+  // Early exit: the latest rounding ([rows, max_length] int64 on the CPU, -1 past each row's
+  // length) and for how many steps in a row it has not changed.
+  torch::Tensor rounded_;
+  int unchanged_steps_ = 0;
+  bool exited_early_ = false;
 };
 
 class Sampler {
@@ -91,7 +101,9 @@ class Sampler {
   // starting noise.
   Status Start(const std::vector<DecodeState*>& states);
 
-  // One denoising step for every given started, unfinished state, in one batched forward.
+  // One denoising step for every given started, unfinished state, in one batched forward. States
+  // with early exit also get their estimate rounded (one batched output projection), and finish
+  // once it has stopped changing.
   Status Step(const std::vector<DecodeState*>& states);
 
   // The best candidate so far (rounding the latest z0 estimate); after the last step this is the

@@ -142,6 +142,56 @@ TEST_P(SamplerTest, RejectsBadRequests) {
   model_->eval();
 }
 
+// Early exit stops the trajectory, it does not change it: the state with early exit follows the
+// same steps as one without, and stops at the first step whose rounding has not changed for N
+// steps, answering with that rounding. Batched with others, it stops alone.
+TEST_P(SamplerTest, EarlyExitStopsWhereTheRoundingSettles) {
+  int exits_seen = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    for (int patience : {1, 3}) {
+      const std::vector<int> source = {5, 6, 7, 8};
+      // The whole trajectory, the rounding after every step.
+      auto full = New(source, Options(40, seed));
+      ASSERT_TRUE(sampler_.Start({full.get()}).ok());
+      std::vector<std::vector<int>> rounding;
+      while (!full->finished()) {
+        ASSERT_TRUE(sampler_.Step({full.get()}).ok());
+        rounding.push_back(sampler_.Result(*full)->tokens);
+      }
+      int expected = 40, unchanged = 0;
+      for (int k = 1; k < 40; ++k) {
+        unchanged = rounding[k] == rounding[k - 1] ? unchanged + 1 : 0;
+        if (unchanged >= patience) {
+          expected = k + 1;
+          break;
+        }
+      }
+      DecodeOptions options = Options(40, seed);
+      options.early_exit_steps = patience;
+      auto early = New(source, options);
+      auto other = New({9, 10}, Options(40, 77));  // a neighbour without early exit
+      ASSERT_TRUE(sampler_.Start({early.get(), other.get()}).ok());
+      while (!early->finished()) ASSERT_TRUE(sampler_.Step({early.get(), other.get()}).ok());
+      const DecodeResult result = *sampler_.Result(*early);
+      EXPECT_EQ(result.steps, expected) << "seed " << seed << " patience " << patience;
+      EXPECT_EQ(result.tokens, rounding[expected - 1]) << "seed " << seed;
+      EXPECT_EQ(early->exited_early(), expected < 40);
+      EXPECT_EQ(other->finished(), expected == 40);  // the neighbour runs on after an early exit
+      exits_seen += expected < 40;
+    }
+  }
+  EXPECT_GT(exits_seen, 0) << "no trajectory settled before its last step: the case tests nothing";
+}
+
+TEST_P(SamplerTest, EarlyExitOffRunsEveryStepAndBadValuesAreRefused) {
+  DecodeOptions options = Options(20, 3);
+  EXPECT_EQ(Alone({5, 6}, options).steps, 20);
+  options.early_exit_steps = -1;
+  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), StatusCode::kInvalidArgument);
+  options.early_exit_steps = sampler_.schedule().num_timesteps() + 1;
+  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(SamplerTest, DecodeAllMatchesOneByOne) {
   std::vector<std::vector<int>> sources = {{5, 6}, {7, 8, 9, 10}, {11}};
   auto all = sampler_.DecodeAll(sources, Options(3, 100), /*max_rows=*/2);

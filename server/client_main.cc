@@ -28,7 +28,8 @@ constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 constexpr char kUsage[] =
     "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K] [--seed S] [--length-beam N]\n"
-    "                       [--noise-beam N] [--target-length N] [--deadline-seconds X] [--stream] [--json]\n"
+    "                       [--noise-beam N] [--target-length N] [--early-exit-steps N] [--deadline-seconds X]\n"
+    "                       [--stream] [--json]\n"
     "                       [--] [TEXT ...]\n"
     "       fastdiss-client --target HOST:PORT --list-models\n"
     "       fastdiss-client --target HOST:PORT --health [SERVICE]\n"
@@ -36,7 +37,9 @@ constexpr char kUsage[] =
     "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
     "prints it (one line per input). --stream prints every denoising step's text as it arrives\n"
     "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
-    "token ids, score, seed, model version and the server's timing. Defaults: --steps 5, a\n"
+    "token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps N\n"
+    "stops once the answer has not changed for N steps (0: every step; unset: the server's default).\n"
+    "Defaults: --steps 5, a\n"
     "random seed, beams 1, --deadline-seconds 60, plaintext.\n";
 
 std::string CodeName(const grpc::Status& status) {
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
       base.set_noise_beam(static_cast<int>(flags.Int(1, kMaxInt)));
     } else if (flags.Is("--target-length")) {
       base.set_target_length(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--early-exit-steps")) {
+      base.set_early_exit_steps(static_cast<int>(flags.Int(0, kMaxInt)));
     } else if (flags.Is("--deadline-seconds")) {
       deadline_seconds = flags.Double(0);
     } else if (flags.Is("--stream")) {

@@ -61,7 +61,13 @@ class CallState {
   void Record(const absl::Status& status) {
     service_->metrics()->RecordRequest(ModelLabel(), status.code(), absl::Now() - arrival_);
   }
-  void RecordQueue(absl::Duration waited) { service_->metrics()->RecordQueueTime(ModelLabel(), waited); }
+  // A request answered: its queue time, and the steps early exit saved it.
+  void RecordAnswer(const GenerateTask& task, const GenerateOutcome& outcome) {
+    service_->metrics()->RecordQueueTime(ModelLabel(), outcome.queue_time);
+    if (outcome.result.steps < task.options.steps) {
+      service_->metrics()->RecordStepsSaved(ModelLabel(), task.options.steps - outcome.result.steps);
+    }
+  }
 
  private:
   GeneratorService* const service_;
@@ -85,7 +91,7 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
     task->on_done = [this, task, response](absl::StatusOr<GenerateOutcome> outcome) {
       if (outcome.ok()) {
         FillResponse(*call_.model(), *task, *outcome, call_.arrival(), response);
-        call_.RecordQueue(outcome->queue_time);
+        call_.RecordAnswer(*task, *outcome);
       }
       FinishWith(outcome.status());
     };
@@ -127,7 +133,7 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
       if (!outcome.ok()) return PushFinal(outcome.status(), std::nullopt);
       GenerateEvent event;
       FillResponse(*call_.model(), *task, *outcome, call_.arrival(), event.mutable_result());
-      call_.RecordQueue(outcome->queue_time);
+      call_.RecordAnswer(*task, *outcome);
       PushFinal(absl::OkStatus(), std::move(event));
     };
     if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok()) {
@@ -309,6 +315,12 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
     return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) + "], got " +
                    std::to_string(request.target_length()));
   }
+  const int early_exit_steps =
+      request.has_early_exit_steps() ? request.early_exit_steps() : options_.default_early_exit_steps;
+  if (early_exit_steps < 0 || early_exit_steps > info.max_steps) {
+    return invalid("early_exit_steps must be in [0, " + std::to_string(info.max_steps) + "] (0: off), got " +
+                   std::to_string(early_exit_steps));
+  }
   std::vector<int> ids = (*model)->EncodeSource(text);
   if (ids.empty()) return invalid("text has no tokens (only whitespace?)");
   if (static_cast<int>(ids.size()) > info.max_source_tokens) {
@@ -326,6 +338,7 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   task.options.noise_beam = noise_beam;
   task.options.seed = request.has_seed() ? request.seed() : RandomSeed();
   task.options.target_length = request.has_target_length() ? request.target_length() : 0;
+  task.options.early_exit_steps = early_exit_steps;
   task.deadline = deadline;
   return prepared;
 }

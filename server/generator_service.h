@@ -30,6 +30,7 @@ struct GeneratorServiceOptions {
   std::string default_model;  // empty: the only model, when there is exactly one
   absl::Duration default_deadline = absl::Seconds(60);
   int64_t max_text_bytes = 65536;
+  int default_early_exit_steps = 0;  // for requests that leave early_exit_steps unset
 };
 
 // What a valid request becomes before it is scheduled (exposed for tests of the validation).

@@ -58,6 +58,10 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
                      .Name("fastdiss_denoised_tokens_total")
                      .Help("Target tokens denoised, summed over the rows of every forward")
                      .Register(*registry_);
+  auto& steps_saved = prometheus::BuildCounter()
+                          .Name("fastdiss_early_exit_steps_saved_total")
+                          .Help("Denoising steps requests did not run because early exit stopped them")
+                          .Register(*registry_);
   auto& requests = prometheus::BuildCounter()
                        .Name("fastdiss_requests_total")
                        .Help("Generate and GenerateStream calls answered, by model and gRPC code")
@@ -75,6 +79,7 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
     m.running = &running.Add(labels);
     m.steps = &steps.Add(labels);
     m.tokens = &tokens.Add(labels);
+    m.steps_saved = &steps_saved.Add(labels);
     for (size_t code = 0; code < m.requests.size(); ++code) {
       const std::string code_name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
       m.requests[code] = &requests.Add({{"model", name}, {"code", code_name}});
@@ -99,6 +104,10 @@ void ServerMetrics::RecordRequest(const std::string& model, absl::StatusCode cod
 
 void ServerMetrics::RecordQueueTime(const std::string& model, absl::Duration waited) {
   For(model).queue_seconds->Observe(absl::ToDoubleSeconds(waited));
+}
+
+void ServerMetrics::RecordStepsSaved(const std::string& model, int steps) {
+  For(model).steps_saved->Increment(steps);
 }
 
 void ServerMetrics::RecordStep(const std::string& model, const StepStats& stats) {

@@ -49,6 +49,8 @@ class ServerMetrics {
   void RecordRequest(const std::string& model, absl::StatusCode code, absl::Duration latency);
   // A request admitted after waiting this long.
   void RecordQueueTime(const std::string& model, absl::Duration waited);
+  // Steps a request did not run because early exit stopped it.
+  void RecordStepsSaved(const std::string& model, int steps);
   // One denoiser forward of the model's engine.
   void RecordStep(const std::string& model, const StepStats& stats);
   void SetLoad(const std::string& model, int waiting, int running);
@@ -66,6 +68,7 @@ class ServerMetrics {
     prometheus::Gauge* running = nullptr;
     prometheus::Counter* steps = nullptr;
     prometheus::Counter* tokens = nullptr;
+    prometheus::Counter* steps_saved = nullptr;
     std::array<prometheus::Counter*, 17> requests{};  // by absl::StatusCode 0..16
   };
   const ModelMetrics& For(const std::string& model) const;

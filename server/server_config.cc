@@ -62,6 +62,10 @@ ConfigFields ServerConfig::Fields() {
        &server.max_message_bytes},
       {"server.warmup_steps", "one warm-up request per entry (its step count), per model, before SERVING",
        &server.warmup_steps},
+      {"server.default_early_exit_steps",
+       "early exit for requests that leave early_exit_steps unset: stop once the rounded tokens have not "
+       "changed for this many steps; 0 runs every step",
+       &server.default_early_exit_steps},
       {"tls.cert", "PEM certificate chain of the gRPC port; with tls.key turns TLS on (empty: plaintext)",
        &tls.cert},
       {"tls.key", "PEM private key of tls.cert", &tls.key},
@@ -107,6 +111,10 @@ absl::Status ServerConfig::Validate() const {
   if (server.max_message_bytes < server.max_text_bytes + 1024 || server.max_message_bytes > (int64_t{1} << 30)) {
     return invalid("server.max_message_bytes must be in [max_text_bytes + 1024, 2^30], got " +
                    std::to_string(server.max_message_bytes));
+  }
+  if (server.default_early_exit_steps < 0 || server.default_early_exit_steps > engine.max_steps) {
+    return invalid("server.default_early_exit_steps must be in [0, engine.max_steps] (0: off), got " +
+                   std::to_string(server.default_early_exit_steps));
   }
   if (tls.cert.empty() != tls.key.empty()) {
     return invalid("tls.cert and tls.key go together: set both for TLS, or neither");

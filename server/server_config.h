@@ -39,6 +39,7 @@ struct ServerConfig {
     int64_t max_text_bytes = 65536;      // longer source text: INVALID_ARGUMENT
     int64_t max_message_bytes = 1048576; // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
     std::vector<int64_t> warmup_steps = {1, 5};  // one warm-up request per entry, per model
+    int default_early_exit_steps = 0;    // for requests that leave early_exit_steps unset; 0 = off
   } server;
   struct Tls {  // PEM files (server/tls.h); all empty: plaintext gRPC
     std::string cert;

@@ -466,7 +466,7 @@ TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
         "fastdiss_step_duration_seconds_count{model=\"tiny\"}", "fastdiss_batch_rows_count{model=\"tiny\"}",
         "fastdiss_requests_running{model=\"tiny\"}", "fastdiss_requests_waiting{model=\"tiny\"}",
         "fastdiss_denoising_steps_total{model=\"tiny\"}", "fastdiss_denoised_tokens_total{model=\"tiny\"}",
-        "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
+        "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}", "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
         "fastdiss_requests_total{code=\"NOT_FOUND\",model=\"unknown\"}"}) {
     EXPECT_GE(Sample(metrics, family), 0) << family << " missing from\n" << metrics.substr(0, 2000);
   }
@@ -693,6 +693,42 @@ TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
   const grpc::Status foreign = TlsClient(server->target(), certs.ca, certs.other_client_cert, certs.other_client_key)
                                    .Generate(Request("the", 2, 1), &response);
   EXPECT_EQ(foreign.error_code(), grpc::StatusCode::UNAVAILABLE) << foreign.error_message();
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
+// Early exit: the response says how many steps ran, the metric counts the ones saved, the
+// server's default applies to requests that leave the field unset, and 0 turns it off.
+TEST_F(ServerTest, EarlyExitAnswersWithTheStepsItRanAndCountsTheRest) {
+  auto server = Launch({"server.default_early_exit_steps=2"});
+  Client client(server->target());
+  int saved = 0, exited = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    GenerateResponse by_default, explicit_off, explicit_on;
+    ASSERT_TRUE(client.Generate(Request(Text(static_cast<int>(seed)), 50, seed), &by_default).ok());
+    GenerateRequest off = Request(Text(static_cast<int>(seed)), 50, seed);
+    off.set_early_exit_steps(0);
+    ASSERT_TRUE(client.Generate(off, &explicit_off).ok());
+    GenerateRequest on = off;
+    on.set_early_exit_steps(2);
+    ASSERT_TRUE(client.Generate(on, &explicit_on).ok());
+    EXPECT_EQ(explicit_off.steps(), 50);
+    EXPECT_LE(by_default.steps(), 50);
+    EXPECT_EQ(by_default.steps(), explicit_on.steps());
+    EXPECT_EQ(by_default.text(), explicit_on.text());
+    saved += 2 * (50 - by_default.steps());
+    exited += by_default.steps() < 50;
+  }
+  EXPECT_GT(exited, 0) << "no request settled before step 50: the case tests nothing";
+  const std::string series = "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}";
+  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == saved; }))
+      << HttpGet(server->metrics_port(), "/metrics");
+  GenerateRequest bad = Request("the cat", 5, 1);
+  bad.set_early_exit_steps(-1);
+  GenerateResponse response;
+  const grpc::Status refused = client.Generate(bad, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("early_exit_steps must be in [0, "), std::string::npos) << refused.error_message();
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }

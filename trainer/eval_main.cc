@@ -26,6 +26,7 @@ constexpr char kUsage[] =
     "  --length-beam N      length candidates (default 1)\n"
     "  --noise-beam N       noise candidates per length (default 1)\n"
     "  --ddim               DDIM updates instead of the DDPM posterior\n"
+    "  --early-exit-steps N stop a sentence once its rounding has not changed for N steps (default 0: off)\n"
     "  --seed S             seed of sentence i is S + i (default 1)\n"
     "  --max-rows N         rows per decoding batch (default 256)\n"
     "  --limit N            evaluate the first N lines only (default all)\n"
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, source_path, reference_path, hypotheses_prefix, device_name = "cpu";
   std::vector<int64_t> steps = {1, 2, 5, 10, 20}, gap_steps = {5};
   int64_t length_beam = 1, noise_beam = 1, seed = 1, max_rows = 256, limit = 0, gap_sentences = 200,
-          threads = 0;
+          threads = 0, early_exit_steps = 0;
   bool json = false, ddim = false;
   fastdiss::FlagReader flags("fastdiss-eval", argc, argv);
   while (flags.Next()) {
@@ -64,6 +65,8 @@ int main(int argc, char** argv) {
       json = flags.Switch();
     } else if (flags.Is("--ddim")) {
       ddim = flags.Switch();
+    } else if (flags.Is("--early-exit-steps")) {
+      early_exit_steps = flags.Int(0, kMaxInt);
     } else if (flags.Is("--steps")) {
       steps = flags.IntList(1, kMaxInt);
     } else if (flags.Is("--gap-steps")) {
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
   options.noise_beam = static_cast<int>(noise_beam);
   options.seed = static_cast<uint64_t>(seed);
   options.rule = ddim ? fastdiss::UpdateRule::kDdim : fastdiss::UpdateRule::kDdpm;
+  options.early_exit_steps = static_cast<int>(early_exit_steps);
   auto results = fastdiss::EvaluateSteps(sampler, loaded->tokenizer, text->source, text->target, steps,
                                          options, static_cast<int>(max_rows));
   if (!results.ok()) {
@@ -174,6 +178,7 @@ int main(int argc, char** argv) {
           .Key("per").Double(r.phoneme_error_rate)
           .Key("wer").Double(r.word_error_rate)
           .Key("sentences_per_second").Double(r.sentences_per_second)
+          .Key("mean_steps_run").Double(r.mean_steps_run)
           .Key("seconds").Double(r.seconds)
           .EndObject();
     }
@@ -191,10 +196,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("%zu sentences, %s\n", text->source.size(), results->front().bleu.signature.c_str());
-  std::printf("%6s %8s %8s %8s %12s\n", "steps", "BLEU", "PER", "WER", "sent/s");
+  std::printf("%6s %8s %8s %8s %12s %10s\n", "steps", "BLEU", "PER", "WER", "sent/s", "steps run");
   for (const auto& r : *results) {
-    std::printf("%6d %8.2f %8.4f %8.4f %12.1f\n", r.steps, r.bleu.score, r.phoneme_error_rate,
-                r.word_error_rate, r.sentences_per_second);
+    std::printf("%6d %8.2f %8.4f %8.4f %12.1f %10.2f\n", r.steps, r.bleu.score, r.phoneme_error_rate,
+                r.word_error_rate, r.sentences_per_second, r.mean_steps_run);
   }
   for (const auto& g : gaps) {
     std::printf("approximation gap K=%d: error with inference self-conditioning %.4f, with same-level %.4f, gap %.4f\n",

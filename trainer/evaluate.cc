@@ -39,7 +39,12 @@ StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tok
     eval.steps = static_cast<int>(k);
     eval.seconds = seconds;
     eval.sentences_per_second = seconds > 0 ? sources.size() / seconds : 0;
-    for (const DecodeResult& result : decoded) eval.hypotheses.push_back(tokenizer.Decode(result.tokens));
+    double steps_run = 0;
+    for (const DecodeResult& result : decoded) {
+      eval.hypotheses.push_back(tokenizer.Decode(result.tokens));
+      steps_run += result.steps;
+    }
+    eval.mean_steps_run = decoded.empty() ? 0 : steps_run / static_cast<double>(decoded.size());
     FASTDISS_ASSIGN_OR_RETURN(eval.bleu, CorpusBleu(eval.hypotheses, references));
     FASTDISS_ASSIGN_OR_RETURN(eval.phoneme_error_rate, PhonemeErrorRate(eval.hypotheses, references));
     FASTDISS_ASSIGN_OR_RETURN(eval.word_error_rate, WordErrorRate(eval.hypotheses, references));

@@ -22,6 +22,7 @@ struct StepsEvaluation {
   double word_error_rate = 0;     // share of sentences not exactly right (g2p's WER)
   double seconds = 0;
   double sentences_per_second = 0;
+  double mean_steps_run = 0;  // below `steps` when early exit (DecodeOptions) stopped sentences
   std::vector<std::string> hypotheses;
 };
 
