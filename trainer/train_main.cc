@@ -1,5 +1,8 @@
 // fastdiss-train --config FILE [--set key=value ...] [--profile TRACE [--profile-operators]]:
 // parses flags and config, then runs Trainer.
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -15,6 +18,15 @@
 
 namespace {
 
+// SIGTERM or SIGINT: the trainer finishes its step, saves last/ and exits 0 (a second signal kills
+// at once). The handler only sets the trainer's atomic flag.
+std::atomic<fastdiss::Trainer*> running_trainer{nullptr};
+
+void OnStopSignal(int signal) {
+  if (fastdiss::Trainer* trainer = running_trainer.load()) trainer->RequestStop();
+  ::signal(signal, SIG_DFL);
+}
+
 void PrintHelp() {
   fastdiss::TrainConfig defaults;
   std::cout << "Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]\n"
@@ -25,7 +37,9 @@ void PrintHelp() {
                "--profile writes a Chrome trace of the training steps' phases (batch, encode, the denoiser\n"
                "passes, backward, all-reduce, optimizer) to TRACE at the end; it costs a clock read per\n"
                "phase. --profile-operators adds every LibTorch operator, which slows the run: keep it short\n"
-               "(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and operator.\n\n"
+               "(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and operator.\n"
+               "SIGTERM or SIGINT ends the run after the current step with last/ saved (no dev evaluation);\n"
+               "train.resume: auto continues it exactly. A second signal stops it at once.\n\n"
             << fastdiss::DescribeFields(defaults.Fields());
 }
 
@@ -102,7 +116,14 @@ int main(int argc, char** argv) {
     }
     profile = std::move(recorder).value();
   }
+  running_trainer.store(trainer->get());
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   auto summary = (*trainer)->Run();
+  running_trainer.store(nullptr);
   if (profile != nullptr) {
     const fastdiss::Status written = profile->WriteChromeTrace(profile_path);
     if (!written.ok()) {
@@ -115,6 +136,7 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-train: " << summary.status() << "\n";
     return 1;
   }
-  std::cerr << "done at step " << summary->step << ", best dev BLEU " << summary->best_bleu << "\n";
+  std::cerr << (summary->stopped ? "stopped" : "done") << " at step " << summary->step << ", best dev BLEU "
+            << summary->best_bleu << "\n";
   return 0;
 }

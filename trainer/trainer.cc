@@ -223,7 +223,7 @@ StatusOr<TrainSummary> Trainer::Run() {
   const int64_t first_step = step_;
   const torch::Device device = device_;
   model_->train();
-  bool stop = false;
+  bool stop = false, stop_requested = false;
   while (step_ < config_.train.max_steps && !stop) {
     if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
       ++epoch_;
@@ -293,7 +293,8 @@ StatusOr<TrainSummary> Trainer::Run() {
       // This rank's shares of the numbers the log shows, summed with the gradients in one message.
       auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0, loss.mse, loss.rounding,
                                     loss.length, loss.mans_shift, static_cast<double>(loss.target_tokens),
-                                    static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0},
+                                    static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0,
+                                    stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0},
                                    torch::kFloat32)
                          .to(device);
       grads.push_back(numbers);
@@ -309,7 +310,10 @@ StatusOr<TrainSummary> Trainer::Run() {
       loss.target_tokens = static_cast<int64_t>(std::llround(numbers[5].item<double>()));
       source_tokens = static_cast<int64_t>(std::llround(numbers[6].item<double>()));
       loss.total = numbers[0];
-      if (numbers[7].item<double>() > 0) {
+      if (numbers[8].item<double>() > 0) {  // any rank asked: all stop after this step
+        stop = stop_requested = true;
+        *log_ << "stop requested at step " << step_ << "; saving last/ without a dev evaluation\n";
+      } else if (numbers[7].item<double>() > 0) {
         stop = true;
         *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
       }
@@ -401,7 +405,10 @@ StatusOr<TrainSummary> Trainer::Run() {
     // Only rank 0 evaluates and writes; the others wait for it at the next all-reduce.
     if (step_ % config_.eval.every == 0 && is_chief()) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
   }
-  if ((step_ % config_.eval.every != 0 || step_ == first_step) && is_chief()) {
+  if (stop_requested) {
+    if (is_chief()) FASTDISS_RETURN_IF_ERROR(SaveTo((fs::path(config_.train.output_dir) / "last").string(), {}));
+    summary.stopped = true;
+  } else if ((step_ % config_.eval.every != 0 || step_ == first_step) && is_chief()) {
     FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(summary.last_loss));
   }
   summary.step = step_;

@@ -24,6 +24,7 @@
 
 #include <torch/optim/adam.h>
 
+#include <atomic>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -43,6 +44,7 @@ struct TrainSummary {
   double last_loss = 0;
   double tokens_per_second = 0;
   double best_bleu = -1;
+  bool stopped = false;  // by RequestStop: last/ holds the state at `step`, without an evaluation
 };
 
 class Trainer {
@@ -53,6 +55,11 @@ class Trainer {
                                                    Communicator* comm = nullptr);
 
   StatusOr<TrainSummary> Run();
+
+  // Ends Run at the end of the current step, at the same step on every rank: rank 0 saves last/
+  // (no dev evaluation, so it is quick) and Run returns; resuming continues exactly. Callable
+  // from any thread and from a signal handler (it only sets a lock-free atomic flag).
+  void RequestStop() { stop_requested_.store(true, std::memory_order_relaxed); }
 
   // Optimizer steps taken so far (including those of the run it resumed).
   int64_t step() const { return step_; }
@@ -74,6 +81,7 @@ class Trainer {
   torch::Device device_{torch::kCPU};
   std::ostream null_log_{nullptr};  // what ranks other than 0 log to
   std::ostream* log_;
+  std::atomic<bool> stop_requested_{false};
   Communicator* comm_;
   Tokenizer tokenizer_;
   FastDissModel model_{nullptr};

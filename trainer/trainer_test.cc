@@ -130,6 +130,37 @@ TEST_F(TrainerTest, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   EXPECT_EQ(actual, expected);
 }
 
+// A stop request (SIGTERM in fastdiss-train) ends the run after the current step with last/
+// saved and no dev evaluation; resuming then gives the uninterrupted run's weights.
+TEST_F(TrainerTest, AStopRequestSavesLastAndTheRunResumesExactly) {
+  TrainConfig straight = Config("straight", 12);
+  ASSERT_TRUE(Train(straight).ok()) << log_.str();
+
+  TrainConfig stopped = Config("stopped", 12);
+  auto trainer = Trainer::Create(stopped, &log_);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  (*trainer)->RequestStop();  // before Run: it stops after its first step
+  auto summary = (*trainer)->Run();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->stopped);
+  EXPECT_EQ(summary->step, 1);
+  auto saved = LoadCheckpoint(stopped.train.output_dir + "/last");
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(testing::ReadFile(stopped.train.output_dir + "/metrics.jsonl").find("\"event\":\"eval\""),
+            std::string::npos);
+
+  auto resumed = Train(stopped);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_FALSE(resumed->stopped);
+  EXPECT_EQ(resumed->step, 12);
+  auto a = LoadCheckpoint(straight.train.output_dir + "/last");
+  auto b = LoadCheckpoint(stopped.train.output_dir + "/last");
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const auto& item : a->model->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()])) << item.key();
+  }
+}
+
 TEST_F(TrainerTest, AGivenTokenizerIsUsedAsIs) {
   ASSERT_TRUE(Train(Config("first", 1)).ok());
   TrainConfig config = Config("second", 1);
