@@ -57,6 +57,16 @@ class TrainerTest : public ::testing::Test {
     return c;
   }
 
+  // The two checkpoints hold bit-identical weights.
+  static void ExpectSameWeights(const std::string& dir_a, const std::string& dir_b) {
+    auto a = LoadCheckpoint(dir_a);
+    auto b = LoadCheckpoint(dir_b);
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (const auto& item : a->model->named_parameters()) {
+      EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()])) << item.key();
+    }
+  }
+
   StatusOr<TrainSummary> Train(const TrainConfig& config) {
     FASTDISS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, &log_));
     return trainer->Run();
@@ -107,12 +117,7 @@ TEST_F(TrainerTest, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->step, 30);
 
-  auto a = LoadCheckpoint(straight.train.output_dir + "/last");
-  auto b = LoadCheckpoint(interrupted.train.output_dir + "/last");
-  ASSERT_TRUE(a.ok() && b.ok());
-  for (const auto& item : a->model->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()])) << item.key();
-  }
+  ExpectSameWeights(straight.train.output_dir + "/last", interrupted.train.output_dir + "/last");
   // The training losses logged at the same steps agree exactly.
   auto losses = [](const std::string& path) {
     std::ifstream in(path);
@@ -153,12 +158,7 @@ TEST_F(TrainerTest, AStopRequestSavesLastAndTheRunResumesExactly) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_FALSE(resumed->stopped);
   EXPECT_EQ(resumed->step, 12);
-  auto a = LoadCheckpoint(straight.train.output_dir + "/last");
-  auto b = LoadCheckpoint(stopped.train.output_dir + "/last");
-  ASSERT_TRUE(a.ok() && b.ok());
-  for (const auto& item : a->model->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()])) << item.key();
-  }
+  ExpectSameWeights(straight.train.output_dir + "/last", stopped.train.output_dir + "/last");
 }
 
 TEST_F(TrainerTest, AGivenTokenizerIsUsedAsIs) {
