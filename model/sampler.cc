@@ -172,23 +172,33 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
     auto z0_hat = model_->Denoise(torch::cat(z), torch::cat(timesteps).to(device_),
                                   torch::cat(self_cond), LengthMask(row_lengths, max_length, device_),
                                   torch::cat(encoded), LengthMask(source_lengths, max_source, device_));
-    // Early exit: the rounding of every row, in one output projection, when any state asks.
-    torch::Tensor rounded;
+    // Early exit: the rounding of the rows whose states ask for it, in one output projection.
+    std::vector<int64_t> exit_rows;
+    int64_t first_row = 0;
     for (DecodeState* s : states) {
-      if (s->options_.early_exit_steps > 0) {
-        rounded = model_->Logits(z0_hat).argmax(-1).to(torch::kCPU);  // [rows, max_length]
-        break;
+      for (int r = 0; r < s->rows(); ++r, ++first_row) {
+        if (s->options_.early_exit_steps > 0) exit_rows.push_back(first_row);
       }
     }
-    int64_t row = 0;
+    torch::Tensor rounded;  // [exit_rows, max_length] int64 on the CPU
+    if (!exit_rows.empty()) {
+      auto z = static_cast<int64_t>(exit_rows.size()) == z0_hat.size(0)
+                   ? z0_hat
+                   : z0_hat.index_select(0, torch::tensor(exit_rows, torch::kLong).to(device_));
+      rounded = model_->Logits(z).argmax(-1).to(torch::kCPU);
+    }
+    int64_t row = 0, exit_row = 0;
     for (DecodeState* s : states) {
       const int64_t rows = s->rows();
       auto estimate = z0_hat.narrow(0, row, rows).narrow(1, 0, s->max_length_);
       if (s->options_.early_exit_steps > 0) {
-        auto tokens = rounded.narrow(0, row, rows).narrow(1, 0, s->max_length_).clone();
-        tokens.masked_fill_(LengthMask(s->lengths_, s->max_length_, torch::kCPU).logical_not(), -1);
-        s->unchanged_steps_ = s->rounded_.defined() && tokens.equal(s->rounded_) ? s->unchanged_steps_ + 1 : 0;
-        s->rounded_ = tokens;
+        const auto tokens = rounded.accessor<int64_t, 2>();
+        std::vector<int64_t> rounding;
+        for (int r = 0; r < rows; ++r, ++exit_row) {
+          for (int j = 0; j < s->lengths_[r]; ++j) rounding.push_back(tokens[exit_row][j]);
+        }
+        s->unchanged_steps_ = rounding == s->rounded_ ? s->unchanged_steps_ + 1 : 0;
+        s->rounded_ = std::move(rounding);
         s->exited_early_ = s->unchanged_steps_ >= s->options_.early_exit_steps;
       }
       row += rows;

@@ -78,9 +78,9 @@ class DecodeState {
   torch::Tensor encoded_;      // [rows, S, H], the encoder output repeated per row
   torch::Tensor z_;            // [rows, max_length, D]
   torch::Tensor z0_hat_;       // latest estimate, also the next step's self-conditioning input
-  // Early exit: the latest rounding ([rows, max_length] int64 on the CPU, -1 past each row's
-  // length) and for how many steps in a row it has not changed.
-  torch::Tensor rounded_;
+  // Early exit: the latest rounding (every row's tokens within its length, row after row) and
+  // for how many steps in a row it has not changed.
+  std::vector<int64_t> rounded_;
   int unchanged_steps_ = 0;
   bool exited_early_ = false;
 };

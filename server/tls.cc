@@ -52,7 +52,7 @@ const char kClientTlsUsage[] =
 
 bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options) {
   if (flags.Is("--tls")) {
-    options->enabled = flags.Switch();
+    flags.Switch();
   } else if (flags.Is("--tls-ca")) {
     options->ca = flags.String();
   } else if (flags.Is("--tls-cert")) {
@@ -64,9 +64,7 @@ bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options) {
   } else {
     return false;
   }
-  if (flags.Is("--tls-ca") || flags.Is("--tls-cert") || flags.Is("--tls-key") || flags.Is("--tls-server-name")) {
-    options->enabled = true;
-  }
+  options->enabled = true;  // any --tls* flag
   return true;
 }
 

@@ -30,7 +30,7 @@ struct ServerTlsFiles {
 // Insecure credentials when `files.cert` is empty, else TLS (and mTLS with a client CA).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerTlsFiles& files);
 
-// "TLS", "mutual TLS (client certificates required)" or "plaintext", for the server's log.
+// "plaintext", "TLS" or "mutual TLS, client certificates required", for the server's log.
 std::string DescribeServerTls(const ServerTlsFiles& files);
 
 struct ClientTlsOptions {

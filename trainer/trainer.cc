@@ -403,7 +403,10 @@ StatusOr<TrainSummary> Trainer::Run() {
       window_t_tokens = window_t_error = torch::Tensor();
     }
     // Only rank 0 evaluates and writes; the others wait for it at the next all-reduce.
-    if (step_ % config_.eval.every == 0 && is_chief()) FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
+    // A stop request skips the evaluation: last/ is saved below, at once.
+    if (step_ % config_.eval.every == 0 && is_chief() && !stop_requested) {
+      FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
+    }
   }
   if (stop_requested) {
     if (is_chief()) FASTDISS_RETURN_IF_ERROR(SaveTo((fs::path(config_.train.output_dir) / "last").string(), {}));
