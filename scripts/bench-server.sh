@@ -33,31 +33,12 @@ read -r -a server_sets <<<"${SERVER_SETS:-}"
 [[ -f "$INPUT" ]] || { echo "bench-server: $INPUT is missing (run scripts/prepare-data.sh)" >&2; exit 1; }
 [[ -d "$CHECKPOINT" ]] || { echo "bench-server: no checkpoint at $CHECKPOINT" >&2; exit 1; }
 mkdir -p "$OUT"
-SERVER_PID=
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" || true
-    SERVER_PID=
-  fi
-}
-trap stop_server EXIT
+source scripts/server-process.sh
 
 start_server() {  # policy
-  local log="$OUT/server-$1.log"
-  "$BUILD/server/fastdiss-server" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
+  launch_server "$OUT/server-$1.log" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
     --set server.host=127.0.0.1 --set "engine.policy=$1" --set "runtime.threads=$THREADS" \
-    --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" \
-    "${server_sets[@]/#/--set=}" >"$log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 600); do
-    grep -q "ready, health SERVING" "$log" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.1
-  done
-  GRPC_PORT=$(grep -o "gRPC listening on [^ ]*" "$log" | grep -o "[0-9]*$")
-  METRICS_PORT=$(grep -o "metrics on http://[^ ]*" "$log" | sed 's/.*:\([0-9]*\)\/metrics/\1/')
+    --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" "${server_sets[@]/#/--set=}"
 }
 
 rows() {  # prints "rows-sum forwards step-seconds-sum" from the server's histograms

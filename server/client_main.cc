@@ -27,7 +27,8 @@ using fastdiss::v1::GenerateResponse;
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K] [--seed S] [--length-beam N]\n"
+    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] [--seed S]\n"
+    "                       [--length-beam N]\n"
     "                       [--noise-beam N] [--target-length N] [--early-exit-steps N] [--deadline-seconds X]\n"
     "                       [--stream] [--json]\n"
     "                       [--] [TEXT ...]\n"
@@ -39,6 +40,7 @@ constexpr char kUsage[] =
     "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
     "token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps N\n"
     "stops once the answer has not changed for N steps (0: every step; unset: the server's default).\n"
+    "--step-range lets the server choose K in MIN..MAX by its load (the answer's planned_steps).\n"
     "Defaults: --steps 5, a\n"
     "random seed, beams 1, --deadline-seconds 60, plaintext.\n";
 
@@ -56,6 +58,7 @@ std::string ResponseJson(const std::string& source, const GenerateResponse& r) {
   json.EndArray();
   json.Key("score").Double(r.score());
   json.Key("steps").Int(r.steps());
+  json.Key("planned_steps").Int(r.planned_steps());
   json.Key("seed").Uint(r.seed());
   json.Key("model").String(r.model());
   json.Key("model_version").String(r.model_version());
@@ -88,6 +91,15 @@ int main(int argc, char** argv) {
       base.set_model(flags.String());
     } else if (flags.Is("--steps")) {
       base.set_steps(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--step-range")) {
+      std::vector<int64_t> range = flags.IntList(1, kMaxInt);
+      if (range.size() != 2) {
+        std::cerr << "fastdiss-client: --step-range takes MIN,MAX\n";
+        return 2;
+      }
+      base.set_steps(0);
+      base.set_min_steps(static_cast<int>(range[0]));
+      base.set_max_steps(static_cast<int>(range[1]));
     } else if (flags.Is("--seed")) {
       base.set_seed(flags.Uint64());
     } else if (flags.Is("--length-beam")) {

@@ -7,6 +7,15 @@
 #include "server/status_util.h"
 
 namespace fastdiss {
+namespace {
+
+// The finish-time calibration tracks this quantile of actual over predicted time: predictions
+// then hold for 95% of requests, which is what a latency target or a deadline asks of them.
+constexpr double kCalibrationQuantile = 0.95;
+// How far one answer moves the calibration (multiplicatively).
+constexpr double kCalibrationRate = 0.05;
+
+}  // namespace
 
 struct Engine::Entry {
   uint64_t id = 0;
@@ -16,6 +25,7 @@ struct Engine::Entry {
   int64_t tokens = 0;  // an estimate until started, then the real target tokens of its rows
   absl::Time enqueued;
   absl::Time admitted;
+  absl::Duration predicted;  // at arrival, time to finish; zero when none was made
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, Sampler sampler,
@@ -52,22 +62,37 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
     return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(options_.max_steps) +
                                       "], got " + std::to_string(t.options.steps));
   }
+  if (t.min_steps < 0 || t.min_steps > t.options.steps) {
+    return absl::InvalidArgumentError("min_steps must be in [0, steps = " + std::to_string(t.options.steps) +
+                                      "], got " + std::to_string(t.min_steps));
+  }
   const int64_t rows = static_cast<int64_t>(t.options.length_beam) * t.options.noise_beam;
   if (rows > options_.max_rows_per_batch) {
     return absl::InvalidArgumentError("length_beam x noise_beam = " + std::to_string(rows) +
                                       " rows, more than max_rows_per_batch (" +
                                       std::to_string(options_.max_rows_per_batch) + ")");
   }
+  const int length = t.options.target_length > 0 ? t.options.target_length
+                                                  : static_cast<int>(t.source_ids.size());
+  const int64_t tokens = rows * length;
+  const absl::Time arrival = Now();
+  absl::StatusOr<Plan> plan;
+  {
+    absl::MutexLock lock(&mu_);
+    plan = PlanSteps(t, static_cast<int>(rows), tokens, arrival);
+  }
+  if (!plan.ok()) return plan.status();
+  DecodeOptions options = t.options;
+  options.steps = plan->steps;
   // NewState only reads the immutable config and schedule, so it is safe off the engine thread.
-  auto state = sampler_.NewState(t.source_ids, t.options);
+  auto state = sampler_.NewState(t.source_ids, options);
   if (!state.ok()) return ToAbslStatus(state.status());
   auto entry = std::make_unique<Entry>();
   entry->rows = static_cast<int>(rows);
-  const int length = t.options.target_length > 0 ? t.options.target_length
-                                                  : static_cast<int>(t.source_ids.size());
-  entry->tokens = static_cast<int64_t>(rows) * length;
+  entry->tokens = tokens;
   entry->state = std::move(state).value();
-  entry->enqueued = Now();
+  entry->enqueued = arrival;
+  entry->predicted = plan->predicted;
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
   if (static_cast<int>(waiting_.size()) >= options_.max_queued_requests) {
@@ -75,10 +100,52 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
                                         " requests waiting)");
   }
   entry->id = next_id_++;
+  t.planned_steps = plan->steps;
   entry->task = std::move(*task);
   if (id != nullptr) *id = entry->id;
   waiting_.push_back(std::move(entry));
   return absl::OkStatus();
+}
+
+absl::Duration Engine::PredictFinishLocked(int rows, int64_t tokens, int steps) const {
+  std::vector<PlannedWork> waiting;
+  waiting.reserve(waiting_.size());
+  for (const auto& e : waiting_) waiting.push_back({e->rows, e->tokens, e->state->options().steps});
+  return calibration_ * PredictFinish(active_work_, waiting, {rows, tokens, steps},
+                                      {options_.max_rows_per_batch, options_.max_tokens_per_batch},
+                                      options_.admission_order, step_time_);
+}
+
+absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int rows, int64_t tokens, absl::Time now) {
+  const int most = task.options.steps;
+  const bool adaptive = task.min_steps > 0 && task.min_steps < most;
+  if (!step_time_.ready() || (!adaptive && !options_.deadline_aware)) return Plan{most, absl::ZeroDuration()};
+  int steps = most;
+  if (adaptive) {
+    // The finish time grows with K, so a binary search finds the most steps within the budget.
+    const absl::Duration budget = std::min(options_.adaptive_latency_target, task.deadline - now);
+    int lo = task.min_steps, hi = most;
+    while (lo < hi) {
+      const int mid = lo + (hi - lo + 1) / 2;
+      if (PredictFinishLocked(rows, tokens, mid) <= budget) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    steps = lo;
+  }
+  const absl::Duration finish = PredictFinishLocked(rows, tokens, steps);
+  if (options_.deadline_aware) {
+    if (now + finish > task.deadline) {
+      return absl::DeadlineExceededError(
+          "refused at once: predicted to finish in " + absl::FormatDuration(absl::Ceil(finish, absl::Milliseconds(1))) +
+          " (" + std::to_string(steps) + " steps behind " + std::to_string(waiting_.size()) + " waiting and " +
+          std::to_string(active_work_.size()) + " running requests), after its deadline in " +
+          absl::FormatDuration(absl::Ceil(task.deadline - now, absl::Milliseconds(1))));
+    }
+  }
+  return Plan{steps, finish};
 }
 
 void Engine::Cancel(uint64_t id) {
@@ -111,19 +178,35 @@ bool Engine::ShouldWake() const { return stopping_ || !waiting_.empty() || !canc
 
 void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected) {
   const absl::Time now = Now();
-  // Cancelled or expired waiting requests are answered at once, whatever the policy.
+  // Cancelled or expired waiting requests are answered at once, whatever the policy; so are
+  // those that could no longer finish in time even if they started now.
+  const bool predict = options_.deadline_aware && step_time_.ready();
   for (auto it = waiting_.begin(); it != waiting_.end();) {
-    auto cancelled = std::find(cancelled_.begin(), cancelled_.end(), (*it)->id);
+    Entry& e = **it;
+    auto cancelled = std::find(cancelled_.begin(), cancelled_.end(), e.id);
     const bool was_cancelled = cancelled != cancelled_.end();
     if (was_cancelled) cancelled_.erase(cancelled);
-    if (was_cancelled || (*it)->task->deadline <= now) {
-      rejected->emplace_back(std::move(*it),
-                             was_cancelled ? absl::CancelledError("the request was cancelled")
-                                           : absl::DeadlineExceededError("the deadline passed while the request waited"));
+    absl::Status reason;
+    if (was_cancelled) {
+      reason = absl::CancelledError("the request was cancelled");
+    } else if (e.task->deadline <= now) {
+      reason = absl::DeadlineExceededError("the deadline passed while the request waited");
+    } else if (predict && now + e.state->options().steps * step_time_.Predict(active_tokens_ + e.tokens) >
+                              e.task->deadline) {
+      reason = absl::DeadlineExceededError("stopped while waiting: its " + std::to_string(e.state->options().steps) +
+                                           " steps could no longer finish before its deadline");
+    }
+    if (!reason.ok()) {
+      rejected->emplace_back(std::move(*it), std::move(reason));
       it = waiting_.erase(it);
     } else {
       ++it;
     }
+  }
+  if (options_.admission_order == AdmissionOrder::kShortestFirst) {
+    std::stable_sort(waiting_.begin(), waiting_.end(), [](const auto& a, const auto& b) {
+      return a->state->options().steps < b->state->options().steps;
+    });
   }
   if (options_.policy != BatchPolicy::kStep && running_ > 0) return;  // no one joins a batch
   int rows = active_rows_;
@@ -194,14 +277,30 @@ void Engine::Loop() {
         active.push_back(std::move(entry));
       }
     }
-    // Requests cancelled or out of time (the just admitted too) leave before the next step.
+    // Requests cancelled or out of time (the just admitted too) leave before the next step; so do
+    // those whose remaining steps would end past their deadline.
     const absl::Time now = Now();
+    absl::Duration step_time;
+    if (options_.deadline_aware) {
+      int64_t tokens = 0;
+      for (const auto& entry : active) tokens += entry->tokens;
+      absl::MutexLock lock(&mu_);
+      step_time = step_time_.Predict(tokens);  // zero until known
+    }
     for (auto& entry : active) {
       const bool is_cancelled = std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
+      const DecodeState& state = *entry->state;
+      const int remaining = state.options().steps - state.steps_done();
       if (is_cancelled) {
         entry->task->on_done(absl::CancelledError("the request was cancelled"));
       } else if (entry->task->deadline <= now) {
+        if (hooks_.on_late) hooks_.on_late(state.steps_done());
         entry->task->on_done(absl::DeadlineExceededError("the deadline passed while the request ran"));
+      } else if (now + remaining * step_time > entry->task->deadline) {
+        if (hooks_.on_late) hooks_.on_late(state.steps_done());
+        entry->task->on_done(absl::DeadlineExceededError(
+            "stopped after " + std::to_string(state.steps_done()) + " of " + std::to_string(state.options().steps) +
+            " steps: the rest could no longer finish before its deadline"));
       } else {
         continue;
       }
@@ -222,6 +321,10 @@ void Engine::Loop() {
       const absl::Time step_start = Now();
       Status stepped = sampler_.Step(states);
       stats.duration = Now() - step_start;
+      if (stepped.ok()) {
+        absl::MutexLock lock(&mu_);
+        step_time_.Observe(stats.tokens, stats.duration);
+      }
       if (hooks_.on_step) hooks_.on_step(stats);
       for (auto& entry : active) {
         if (!stepped.ok()) {
@@ -240,6 +343,16 @@ void Engine::Loop() {
         if (entry->task->on_step) entry->task->on_step(*result);
         if (done) {
           const absl::Time end = Now();
+          if (entry->predicted > absl::ZeroDuration() && entry->state->steps_done() == entry->state->options().steps) {
+            // Early exit ends a request before its plan; only full runs say how good the plan was.
+            // A stochastic quantile estimate: up by q when the answer came later than the
+            // calibration, down by 1 - q when sooner; it settles where a share 1 - q comes later.
+            const double ratio = absl::FDivDuration(end - entry->enqueued, entry->predicted);
+            absl::MutexLock lock(&mu_);
+            calibration_ *= ratio > calibration_ ? 1 + kCalibrationRate * kCalibrationQuantile
+                                                 : 1 - kCalibrationRate * (1 - kCalibrationQuantile);
+            calibration_ = std::clamp(calibration_, 0.25, 20.0);
+          }
           GenerateOutcome outcome{std::move(result).value(), entry->admitted - entry->enqueued,
                                   end - entry->admitted, end - entry->enqueued};
           entry->task->on_done(std::move(outcome));
@@ -252,9 +365,12 @@ void Engine::Loop() {
     running_ -= static_cast<int>(rejected.size() + leaving.size() + finished.size());
     active_rows_ = 0;
     active_tokens_ = 0;
+    active_work_.clear();
     for (const auto& entry : active) {
       active_rows_ += entry->rows;
       active_tokens_ += entry->tokens;
+      const DecodeState& state = *entry->state;
+      active_work_.push_back({entry->rows, entry->tokens, state.options().steps - state.steps_done()});
     }
   }
 }

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "model/sampler.h"
 #include "server/engine_options.h"
+#include "server/finish_predictor.h"
 
 namespace fastdiss {
 
@@ -43,6 +44,11 @@ struct GenerateOutcome {
 struct GenerateTask {
   std::vector<int> source_ids;
   DecodeOptions options;
+  // Load-adaptive steps: > 0 lets the engine run any K in [min_steps, options.steps], the most
+  // whose predicted finish is within the engine's adaptive_latency_target and the deadline.
+  int min_steps = 0;
+  // Set by Schedule: the K this request runs with (options.steps unless adapted).
+  int planned_steps = 0;
   absl::Time deadline = absl::InfiniteFuture();
   // Streaming: called after each step with the best candidate so far. May be empty.
   std::function<void(const DecodeResult& current)> on_step;
@@ -55,6 +61,9 @@ class Engine {
   struct Hooks {
     std::function<void(const StepStats&)> on_step;  // after every denoiser forward; may be empty
     std::function<absl::Time()> now;                // test seam; empty = absl::Now
+    // A running request was stopped at its deadline after this many steps (work that bought no
+    // answer); may be empty.
+    std::function<void(int steps_run)> on_late;
   };
 
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options, Sampler sampler,
@@ -64,7 +73,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Validates and enqueues the task, taking ownership only on OK. Never blocks:
-  // INVALID_ARGUMENT bad request, RESOURCE_EXHAUSTED queue full, UNAVAILABLE draining.
+  // INVALID_ARGUMENT bad request, RESOURCE_EXHAUSTED queue full, UNAVAILABLE draining,
+  // DEADLINE_EXCEEDED when deadline_aware and its predicted finish is past its deadline. Chooses
+  // the task's K (planned_steps) first when it gives a step range.
   // `id` (optional) receives the handle Cancel takes.
   absl::Status Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id = nullptr);
 
@@ -91,6 +102,16 @@ class Engine {
   void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The time from now until a request of this size and K would finish, given the work the engine
+  // has and scaled by the calibration (zero until the step time is known).
+  absl::Duration PredictFinishLocked(int rows, int64_t tokens, int steps) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct Plan {
+    int steps = 0;             // the K the task runs with (its range's choice, or its fixed K)
+    absl::Duration predicted;  // its predicted time to finish; zero when none was made
+  };
+  // The task's plan, or DEADLINE_EXCEEDED.
+  absl::StatusOr<Plan> PlanSteps(const GenerateTask& task, int rows, int64_t tokens, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EngineOptions options_;
   Sampler sampler_;  // only the engine thread touches it
@@ -102,6 +123,12 @@ class Engine {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int active_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t active_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<PlannedWork> active_work_ ABSL_GUARDED_BY(mu_);  // the running requests, after the last step
+  StepTimeModel step_time_ ABSL_GUARDED_BY(mu_);
+  // The 95th percentile of actual over predicted time to finish, over recent answers: the replay
+  // of the queue cannot know the requests that will arrive and join the batch later, and this
+  // measures how much they slow it under the present load.
+  double calibration_ ABSL_GUARDED_BY(mu_) = 1.0;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

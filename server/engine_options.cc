@@ -18,6 +18,20 @@ const char* BatchPolicyName(BatchPolicy policy) {
   return "?";
 }
 
+absl::StatusOr<AdmissionOrder> ParseAdmissionOrder(const std::string& name) {
+  if (name == "fifo") return AdmissionOrder::kFifo;
+  if (name == "shortest_first") return AdmissionOrder::kShortestFirst;
+  return absl::InvalidArgumentError("admission order must be fifo or shortest_first, got '" + name + "'");
+}
+
+const char* AdmissionOrderName(AdmissionOrder order) {
+  switch (order) {
+    case AdmissionOrder::kFifo: return "fifo";
+    case AdmissionOrder::kShortestFirst: return "shortest_first";
+  }
+  return "?";
+}
+
 absl::Status ValidateEngineOptions(const EngineOptions& options) {
   if (options.max_rows_per_batch < 1) {
     return absl::InvalidArgumentError("max_rows_per_batch must be positive, got " +
@@ -33,6 +47,9 @@ absl::Status ValidateEngineOptions(const EngineOptions& options) {
   }
   if (options.max_queue_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_queue_delay must not be negative");
+  }
+  if (options.adaptive_latency_target <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("adaptive_latency_target must be positive");
   }
   if (options.max_steps < 1) {
     return absl::InvalidArgumentError("max_steps must be positive, got " + std::to_string(options.max_steps));

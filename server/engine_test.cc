@@ -197,6 +197,132 @@ TEST_F(EngineTest, DeadlinesAnswerWaitingAtOnceAndRunningAtTheNextStep) {
   EXPECT_EQ(running.Code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+// Runs a few requests so the engine has measured its step time.
+void WarmUp(Engine& engine) {
+  for (int i = 0; i < 2; ++i) {
+    Reply reply;
+    auto task = reply.Task(Source(i), 3, i);
+    ASSERT_TRUE(engine.Schedule(&task).ok());
+    ASSERT_EQ(reply.Code(), absl::StatusCode::kOk);
+  }
+}
+
+TEST_F(EngineTest, ARequestThatCannotMeetItsDeadlineIsRefusedAtOnceWhenDeadlineAware) {
+  for (bool aware : {true, false}) {
+    EngineOptions options;
+    options.deadline_aware = aware;
+    int late_steps = -1;
+    Engine::Hooks hooks;
+    hooks.on_late = [&](int steps) { late_steps = steps; };  // engine thread; read after Code()
+    auto engine = Make(options, hooks);
+    WarmUp(*engine);
+    Reply reply;
+    auto task = reply.Task(Source(1), 200, 1);  // 200 steps cannot finish within 1 us
+    task->deadline = absl::Now() + absl::Microseconds(1);
+    absl::Status scheduled = engine->Schedule(&task);
+    if (aware) {
+      EXPECT_EQ(scheduled.code(), absl::StatusCode::kDeadlineExceeded) << scheduled;
+      EXPECT_NE(scheduled.message().find("predicted to finish"), std::string::npos) << scheduled;
+      EXPECT_NE(task, nullptr);  // refused: the caller keeps it
+    } else {
+      ASSERT_TRUE(scheduled.ok()) << scheduled;
+      EXPECT_EQ(reply.Code(), absl::StatusCode::kDeadlineExceeded);
+    }
+    EXPECT_TRUE(engine->WaitIdle(absl::Seconds(10)));
+  }
+}
+
+TEST_F(EngineTest, ARunningRequestThatCanNoLongerFinishInTimeStopsAtOnceWhenDeadlineAware) {
+  for (bool aware : {true, false}) {
+    // A clock that moves 10 ms at every reading: each forward measures 10 ms, and the engine's
+    // step time is unknown until its third forward, so the request is admitted.
+    absl::Mutex clock_mu;
+    absl::Time now = absl::UnixEpoch() + absl::Hours(1);
+    Engine::Hooks hooks;
+    hooks.now = [&] {
+      absl::MutexLock lock(&clock_mu);
+      return now += absl::Milliseconds(10);
+    };
+    int late_steps = -1;
+    hooks.on_late = [&](int steps) { late_steps = steps; };
+    EngineOptions options;
+    options.deadline_aware = aware;
+    auto engine = Make(options, hooks);
+    Reply reply;
+    auto task = reply.Task(Source(1), 100, 1);
+    task->deadline = hooks.now() + absl::Milliseconds(500);  // 100 steps need about 1 s
+    ASSERT_TRUE(engine->Schedule(&task).ok());
+    ASSERT_EQ(reply.Code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_TRUE(engine->WaitIdle(absl::Seconds(10)));
+    if (aware) {
+      EXPECT_NE(reply.outcome.status().message().find("could no longer finish"), std::string::npos)
+          << reply.outcome.status();
+      EXPECT_GE(late_steps, 3);  // stopped once the step time was known
+      EXPECT_LE(late_steps, 4);
+    } else {
+      EXPECT_GE(late_steps, 10);  // ran until the deadline itself passed
+    }
+  }
+}
+
+TEST_F(EngineTest, AStepRangeRunsTheMostStepsTheLatencyTargetAllows) {
+  for (double target_seconds : {1e-6, 3600.0}) {
+    EngineOptions options;
+    options.adaptive_latency_target = absl::Seconds(target_seconds);
+    auto engine = Make(options);
+    WarmUp(*engine);
+    Reply reply;
+    auto task = reply.Task(Source(3), 40, 7);
+    task->min_steps = 4;
+    GenerateTask* scheduled = task.get();
+    ASSERT_TRUE(engine->Schedule(&task).ok());
+    const int planned = scheduled->planned_steps;  // set before Schedule returns
+    ASSERT_EQ(reply.Code(), absl::StatusCode::kOk);
+    EXPECT_EQ(planned, target_seconds < 1 ? 4 : 40);
+    EXPECT_EQ(reply.outcome->result.steps, planned);
+    EXPECT_EQ(reply.outcome->result.tokens, Reference(Source(3), planned, 7));
+  }
+}
+
+TEST_F(EngineTest, ShortestFirstAdmitsFewerStepsAheadOfMoreWhenTheBatchIsFull) {
+  for (AdmissionOrder order : {AdmissionOrder::kFifo, AdmissionOrder::kShortestFirst}) {
+    EngineOptions options;
+    options.max_rows_per_batch = 1;
+    options.admission_order = order;
+    auto engine = Make(options);
+    Gate gate;
+    Reply blocker, many, few;
+    absl::Mutex order_mu;
+    std::vector<int> finished;  // steps of the requests in the order they finished
+    auto record = [&](Reply* reply, int steps) {
+      return [&, reply, steps](absl::StatusOr<GenerateOutcome> o) {
+        {
+          absl::MutexLock lock(&order_mu);
+          finished.push_back(steps);
+        }
+        reply->outcome = std::move(o);
+        reply->done.Notify();
+      };
+    };
+    auto first = blocker.Task(Source(1), 3, 1);
+    first->on_step = [&gate](const DecodeResult& r) { gate(r); };
+    ASSERT_TRUE(engine->Schedule(&first).ok());
+    gate.entered.WaitForNotification();
+    auto a = many.Task(Source(2), 12, 2);
+    a->on_done = record(&many, 12);
+    ASSERT_TRUE(engine->Schedule(&a).ok());
+    auto b = few.Task(Source(3), 2, 3);
+    b->on_done = record(&few, 2);
+    ASSERT_TRUE(engine->Schedule(&b).ok());
+    gate.release.Notify();
+    ASSERT_EQ(many.Code(), absl::StatusCode::kOk);
+    ASSERT_EQ(few.Code(), absl::StatusCode::kOk);
+    absl::MutexLock lock(&order_mu);
+    EXPECT_EQ(finished, (order == AdmissionOrder::kFifo ? std::vector<int>{12, 2} : std::vector<int>{2, 12}))
+        << AdmissionOrderName(order);
+  }
+}
+
 TEST_F(EngineTest, BadRequestsAreRejectedWithTheReason) {
   EngineOptions options;
   options.max_steps = 50;
@@ -220,6 +346,9 @@ TEST_F(EngineTest, BadRequestsAreRejectedWithTheReason) {
   auto no_callback = reply.Task(Source(1), 5, 1);
   no_callback->on_done = nullptr;
   EXPECT_EQ(engine->Schedule(&no_callback).code(), absl::StatusCode::kInvalidArgument);
+  auto bad_range = reply.Task(Source(1), 5, 1);
+  bad_range->min_steps = 6;
+  EXPECT_EQ(engine->Schedule(&bad_range).code(), absl::StatusCode::kInvalidArgument);
   auto long_source = reply.Task(std::vector<int>(100, 5), 5, 1);
   EXPECT_EQ(engine->Schedule(&long_source).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(Engine::Create({.max_rows_per_batch = 0}, Sampler(model_, testing::TinySchedule(model_->config()),

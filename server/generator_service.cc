@@ -32,6 +32,7 @@ void FillResponse(const ServedModel& model, const GenerateTask& task, const Gene
   response->mutable_token_ids()->Assign(outcome.result.tokens.begin(), outcome.result.tokens.end());
   response->set_score(outcome.result.score);
   response->set_steps(outcome.result.steps);
+  response->set_planned_steps(task.planned_steps);
   response->set_seed(task.options.seed);
   response->set_model(model.info().name);
   response->set_model_version(model.info().version);
@@ -61,11 +62,15 @@ class CallState {
   void Record(const absl::Status& status) {
     service_->metrics()->RecordRequest(ModelLabel(), status.code(), absl::Now() - arrival_);
   }
-  // A request answered: its queue time, and the steps early exit saved it.
+  // A request answered: its queue time, the steps early exit saved it and those load adaptation
+  // gave up.
   void RecordAnswer(const GenerateTask& task, const GenerateOutcome& outcome) {
     service_->metrics()->RecordQueueTime(ModelLabel(), outcome.queue_time);
-    if (outcome.result.steps < task.options.steps) {
-      service_->metrics()->RecordStepsSaved(ModelLabel(), task.options.steps - outcome.result.steps);
+    if (outcome.result.steps < task.planned_steps) {
+      service_->metrics()->RecordStepsSaved(ModelLabel(), task.planned_steps - outcome.result.steps);
+    }
+    if (task.planned_steps < task.options.steps) {
+      service_->metrics()->RecordAdaptiveStepsGivenUp(ModelLabel(), task.options.steps - task.planned_steps);
     }
   }
 
@@ -120,12 +125,11 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
     call_.Bind(resolved);
     if (!prepared.ok()) return PushFinal(prepared.status(), std::nullopt);
     GenerateTask* task = prepared->task.get();
-    const int steps = task->options.steps;
-    task->on_step = [this, steps](const DecodeResult& current) {
+    task->on_step = [this, task](const DecodeResult& current) {
       GenerateEvent event;
       fastdiss::v1::StepUpdate* update = event.mutable_step();
       update->set_step(current.steps);
-      update->set_steps(steps);
+      update->set_steps(task->planned_steps);
       update->set_text(call_.model()->tokenizer().Decode(current.tokens));
       PushStep(std::move(event));
     };
@@ -296,9 +300,24 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   // protobuf's parser already refuses a proto3 string that is not UTF-8; the tokenizer relies on
   // it, so this stays should a build's protobuf ever be lenient.
   if (!IsValidUtf8(text)) return invalid("text is not valid UTF-8");
-  if (request.steps() < 1 || request.steps() > info.max_steps) {
-    return invalid("steps must be in [1, " + std::to_string(info.max_steps) + "] for model '" + info.name +
-                   "', got " + std::to_string(request.steps()));
+  const std::string max_steps = std::to_string(info.max_steps);
+  if (request.has_min_steps() || request.has_max_steps()) {
+    if (!request.has_min_steps() || !request.has_max_steps()) {
+      return invalid("a step range needs both min_steps and max_steps");
+    }
+    if (request.steps() != 0) {
+      return invalid("give either steps or min_steps..max_steps, not both (steps = " +
+                     std::to_string(request.steps()) + ")");
+    }
+    if (request.min_steps() < 1 || request.min_steps() > request.max_steps() ||
+        request.max_steps() > info.max_steps) {
+      return invalid("the step range must have 1 <= min_steps <= max_steps <= " + max_steps + " for model '" +
+                     info.name + "', got " + std::to_string(request.min_steps()) + ".." +
+                     std::to_string(request.max_steps()));
+    }
+  } else if (request.steps() < 1 || request.steps() > info.max_steps) {
+    return invalid("steps must be in [1, " + max_steps + "] for model '" + info.name + "', got " +
+                   std::to_string(request.steps()) + " (or give min_steps and max_steps)");
   }
   const int length_beam = request.length_beam() == 0 ? 1 : request.length_beam();
   const int noise_beam = request.noise_beam() == 0 ? 1 : request.noise_beam();
@@ -333,7 +352,8 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   prepared.task = std::make_unique<GenerateTask>();
   GenerateTask& task = *prepared.task;
   task.source_ids = std::move(ids);
-  task.options.steps = request.steps();
+  task.options.steps = request.has_max_steps() ? request.max_steps() : request.steps();
+  task.min_steps = request.has_min_steps() ? request.min_steps() : 0;
   task.options.length_beam = length_beam;
   task.options.noise_beam = noise_beam;
   task.options.seed = request.has_seed() ? request.seed() : RandomSeed();

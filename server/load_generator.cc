@@ -22,6 +22,7 @@ struct Call {
   fastdiss::v1::GenerateRequest request;
   fastdiss::v1::GenerateResponse response;
   absl::Time start;
+  uint64_t index = 0;
 };
 
 class Driver {
@@ -68,16 +69,24 @@ class Driver {
   // Starts one call already counted in in_flight_.
   void Launch() {
     auto* call = new Call();
+    absl::Duration deadline;
     {
       absl::MutexLock lock(&mu_);
       const uint64_t index = next_index_++;
+      call->index = index;
       call->request.set_model(options_.model);
       call->request.set_text(options_.inputs[index % options_.inputs.size()]);
-      call->request.set_steps(options_.steps[std::uniform_int_distribution<size_t>(0, options_.steps.size() - 1)(rng_)]);
+      if (options_.max_steps > 0) {
+        call->request.set_min_steps(options_.min_steps);
+        call->request.set_max_steps(options_.max_steps);
+      } else {
+        call->request.set_steps(options_.steps[Draw(options_.steps.size())]);
+      }
       call->request.set_seed(index);
+      deadline = options_.deadlines[Draw(options_.deadlines.size())];
     }
     call->start = absl::Now();
-    call->context.set_deadline(absl::ToChronoTime(call->start + options_.deadline));
+    call->context.set_deadline(absl::ToChronoTime(call->start + deadline));
     stub_->async()->Generate(&call->context, &call->request, &call->response,
                              [this, call](grpc::Status status) { Finished(call, status); });
   }
@@ -92,7 +101,9 @@ class Driver {
         if (status.ok()) {
           const double seconds = absl::ToDoubleSeconds(end - call->start);
           latencies_.push_back(seconds);
-          by_steps_[call->request.steps()].push_back(seconds);
+          by_steps_[call->response.planned_steps()].push_back(seconds);
+          answers_.push_back({call->index, call->response.planned_steps(), call->response.steps(), seconds,
+                              call->response.text()});
           queue_.push_back(call->response.timing().queue_seconds());
           if (model_version_.empty()) model_version_ = call->response.model_version();
         } else {
@@ -107,12 +118,18 @@ class Driver {
     if (again) Launch();
   }
 
+  size_t Draw(size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
+  }
+
   LoadReport Report() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     LoadReport report;
     report.mode = options_.concurrency > 0 ? "closed" : "open";
     report.concurrency = options_.concurrency;
     report.rate = options_.rate;
     report.steps = options_.steps;
+    report.min_steps = options_.min_steps;
+    report.max_steps = options_.max_steps;
     report.measured_seconds = absl::ToDoubleSeconds(options_.duration);
     report.errors = errors_;
     report.ok = static_cast<int64_t>(latencies_.size());
@@ -122,6 +139,10 @@ class Driver {
     report.server_queue = Summarize(&queue_);
     report.model_version = model_version_;
     report.first_error = first_error_;
+    double planned = 0;
+    for (const Answer& a : answers_) planned += a.planned_steps;
+    report.mean_planned_steps = answers_.empty() ? 0 : planned / static_cast<double>(answers_.size());
+    report.answers = std::move(answers_);
     return report;
   }
 
@@ -139,6 +160,7 @@ class Driver {
   std::map<std::string, int64_t> errors_ ABSL_GUARDED_BY(mu_);
   std::string first_error_ ABSL_GUARDED_BY(mu_);
   std::string model_version_ ABSL_GUARDED_BY(mu_);
+  std::vector<Answer> answers_ ABSL_GUARDED_BY(mu_);
 };
 
 void WriteSummary(const LatencySummary& s, JsonWriter* json) {
@@ -187,18 +209,22 @@ std::string LoadReport::ToText() const {
   char line[256];
   std::string mix;
   for (int k : steps) mix += (mix.empty() ? "" : ",") + std::to_string(k);
+  mix = max_steps > 0 ? "K chosen by the server in " + std::to_string(min_steps) + ".." + std::to_string(max_steps)
+                      : "K uniform over {" + mix + "}";
   if (mode == "closed") {
-    std::snprintf(line, sizeof(line), "closed loop, concurrency %d, K uniform over {%s}, %.0f s measured\n",
-                  concurrency, mix.c_str(), measured_seconds);
+    std::snprintf(line, sizeof(line), "closed loop, concurrency %d, %s, %.0f s measured\n", concurrency, mix.c_str(),
+                  measured_seconds);
   } else {
-    std::snprintf(line, sizeof(line), "open loop, %.1f calls/s (Poisson), K uniform over {%s}, %.0f s measured\n",
-                  rate, mix.c_str(), measured_seconds);
+    std::snprintf(line, sizeof(line), "open loop, %.1f calls/s (Poisson), %s, %.0f s measured\n", rate, mix.c_str(),
+                  measured_seconds);
   }
   text += line;
   int64_t failed = 0;
   for (const auto& [code, n] : errors) failed += n;
-  std::snprintf(line, sizeof(line), "answers: %lld OK, %lld failed; throughput %.2f requests/s; model %s\n",
-                static_cast<long long>(ok), static_cast<long long>(failed), throughput, model_version.c_str());
+  std::snprintf(line, sizeof(line),
+                "answers: %lld OK, %lld failed; throughput %.2f requests/s; mean K %.2f; model %s\n",
+                static_cast<long long>(ok), static_cast<long long>(failed), throughput, mean_planned_steps,
+                model_version.c_str());
   text += line;
   text += "latency (ms)   count      mean       p50       p90       p99       max\n";
   text += SummaryRow("all", overall);
@@ -218,6 +244,9 @@ std::string LoadReport::ToJson() const {
   json.Key("steps").BeginArray();
   for (int k : steps) json.Int(k);
   json.EndArray();
+  json.Key("min_steps").Int(min_steps);
+  json.Key("max_steps").Int(max_steps);
+  json.Key("mean_planned_steps").Double(mean_planned_steps);
   json.Key("measured_seconds").Double(measured_seconds);
   json.Key("ok").Int(ok);
   json.Key("errors").BeginObject();
@@ -242,7 +271,14 @@ std::string LoadReport::ToJson() const {
 
 absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& options) {
   if (options.inputs.empty()) return absl::InvalidArgumentError("no input texts");
-  if (options.steps.empty()) return absl::InvalidArgumentError("no step counts");
+  if (options.steps.empty() && options.max_steps <= 0) return absl::InvalidArgumentError("no step counts");
+  if (options.max_steps > 0 && (options.min_steps < 1 || options.min_steps > options.max_steps)) {
+    return absl::InvalidArgumentError("the step range needs 1 <= min_steps <= max_steps");
+  }
+  if (options.deadlines.empty()) return absl::InvalidArgumentError("no deadlines");
+  for (absl::Duration d : options.deadlines) {
+    if (d <= absl::ZeroDuration()) return absl::InvalidArgumentError("deadlines must be positive");
+  }
   if ((options.concurrency > 0) == (options.rate > 0)) {
     return absl::InvalidArgumentError("give exactly one of concurrency (closed loop) and rate (open loop)");
   }

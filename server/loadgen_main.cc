@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "model/command_line.h"
 #include "server/load_generator.h"
 #include "server/tls.h"
@@ -16,12 +18,16 @@ namespace {
 
 constexpr char kUsage[] =
     "Usage: fastdiss-loadgen --target HOST:PORT --input FILE (--concurrency N | --rate R)\n"
-    "                        [--steps 1,2,5,10,20] [--duration S] [--warmup S] [--model M]\n"
-    "                        [--deadline-seconds X] [--max-in-flight N] [--seed S] [--json]\n"
+    "                        [--steps 1,2,5,10,20 | --step-range MIN,MAX] [--duration S] [--warmup S]\n"
+    "                        [--model M] [--deadline-seconds X[,Y...]] [--max-in-flight N] [--seed S]\n"
+    "                        [--output FILE] [--json]\n"
     "                        [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n\n"
     "Closed loop (--concurrency): N calls always open. Open loop (--rate): Poisson arrivals of R\n"
-    "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps; texts are\n"
-    "the non-empty lines of --input in turn. Answers during --warmup (default 3 s) are not counted;\n"
+    "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps, or each call\n"
+    "asks for the range --step-range and the server chooses K by its load; each call's deadline is\n"
+    "drawn uniformly from --deadline-seconds (default 60); texts are the non-empty lines of --input\n"
+    "in turn. --output writes each counted answer as a line: input number (1-based), planned K,\n"
+    "steps run, latency in ms, text (tab-separated); the number counts non-empty lines only. Answers during --warmup (default 3 s) are not counted;\n"
     "counting lasts --duration seconds (default 30). Prints throughput (OK answers per second),\n"
     "client latency p50/p90/p99 overall and per K, the server's queue time, and errors by code;\n"
     "--json prints the same as one JSON object.\n";
@@ -33,7 +39,7 @@ constexpr double kMaxSeconds = 365 * 24 * 3600;  // a year: larger durations wou
 
 int main(int argc, char** argv) {
   fastdiss::LoadOptions options;
-  std::string target, input;
+  std::string target, input, output;
   bool json = false;
   fastdiss::ClientTlsOptions tls;
   fastdiss::FlagReader flags("fastdiss-loadgen", argc, argv);
@@ -57,7 +63,26 @@ int main(int argc, char** argv) {
     } else if (flags.Is("--warmup")) {
       options.warmup = absl::Seconds(flags.Double(0, kMaxSeconds));
     } else if (flags.Is("--deadline-seconds")) {
-      options.deadline = absl::Seconds(flags.Double(0, kMaxSeconds));
+      options.deadlines.clear();
+      const std::string list = flags.String();
+      for (absl::string_view item : absl::StrSplit(list, ',')) {
+        double seconds = 0;
+        if (!absl::SimpleAtod(item, &seconds) || !(seconds > 0) || seconds > kMaxSeconds) {
+          std::cerr << "fastdiss-loadgen: --deadline-seconds takes positive seconds, got '" << item << "'\n";
+          return 2;
+        }
+        options.deadlines.push_back(absl::Seconds(seconds));
+      }
+    } else if (flags.Is("--step-range")) {
+      std::vector<int64_t> range = flags.IntList(1, kMaxInt);
+      if (range.size() != 2 || range[0] > range[1]) {
+        std::cerr << "fastdiss-loadgen: --step-range takes MIN,MAX with MIN <= MAX\n";
+        return 2;
+      }
+      options.min_steps = static_cast<int>(range[0]);
+      options.max_steps = static_cast<int>(range[1]);
+    } else if (flags.Is("--output")) {
+      output = flags.String();
     } else if (flags.Is("--max-in-flight")) {
       options.max_in_flight = static_cast<int>(flags.Int(1, kMaxInt));
     } else if (flags.Is("--seed")) {
@@ -92,6 +117,17 @@ int main(int argc, char** argv) {
   if (!report.ok()) {
     std::cerr << "fastdiss-loadgen: " << report.status().message() << "\n";
     return 2;
+  }
+  if (!output.empty()) {
+    std::ofstream out(output);
+    for (const fastdiss::Answer& a : report->answers) {
+      out << a.index % options.inputs.size() + 1 << '\t' << a.planned_steps << '\t' << a.steps_run << '\t'
+          << a.seconds * 1e3 << '\t' << a.text << '\n';
+    }
+    if (!out) {
+      std::cerr << "fastdiss-loadgen: cannot write " << output << "\n";
+      return 2;
+    }
   }
   std::cout << (json ? report->ToJson() + "\n" : report->ToText());
   return 0;

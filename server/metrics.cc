@@ -62,6 +62,18 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
                           .Name("fastdiss_early_exit_steps_saved_total")
                           .Help("Denoising steps requests did not run because early exit stopped them")
                           .Register(*registry_);
+  auto& steps_given_up = prometheus::BuildCounter()
+                             .Name("fastdiss_adaptive_steps_given_up_total")
+                             .Help("Steps below max_steps that load-adaptive requests were planned without")
+                             .Register(*registry_);
+  auto& request_steps = prometheus::BuildCounter()
+                            .Name("fastdiss_request_steps_total")
+                            .Help("Denoising steps run, counted once per request in each forward")
+                            .Register(*registry_);
+  auto& late_steps = prometheus::BuildCounter()
+                         .Name("fastdiss_late_request_steps_total")
+                         .Help("Steps run by requests then stopped at their deadline (no answer came of them)")
+                         .Register(*registry_);
   auto& requests = prometheus::BuildCounter()
                        .Name("fastdiss_requests_total")
                        .Help("Generate and GenerateStream calls answered, by model and gRPC code")
@@ -80,6 +92,9 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
     m.steps = &steps.Add(labels);
     m.tokens = &tokens.Add(labels);
     m.steps_saved = &steps_saved.Add(labels);
+    m.steps_given_up = &steps_given_up.Add(labels);
+    m.request_steps = &request_steps.Add(labels);
+    m.late_steps = &late_steps.Add(labels);
     for (size_t code = 0; code < m.requests.size(); ++code) {
       const std::string code_name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
       m.requests[code] = &requests.Add({{"model", name}, {"code", code_name}});
@@ -110,11 +125,20 @@ void ServerMetrics::RecordStepsSaved(const std::string& model, int steps) {
   For(model).steps_saved->Increment(steps);
 }
 
+void ServerMetrics::RecordAdaptiveStepsGivenUp(const std::string& model, int steps) {
+  For(model).steps_given_up->Increment(steps);
+}
+
+void ServerMetrics::RecordLateSteps(const std::string& model, int steps) {
+  For(model).late_steps->Increment(steps);
+}
+
 void ServerMetrics::RecordStep(const std::string& model, const StepStats& stats) {
   const ModelMetrics& m = For(model);
   m.step_seconds->Observe(absl::ToDoubleSeconds(stats.duration));
   m.rows_per_forward->Observe(stats.rows);
   m.steps->Increment();
+  m.request_steps->Increment(stats.requests);
   m.tokens->Increment(static_cast<double>(stats.tokens));
 }
 

@@ -51,6 +51,10 @@ class ServerMetrics {
   void RecordQueueTime(const std::string& model, absl::Duration waited);
   // Steps a request did not run because early exit stopped it.
   void RecordStepsSaved(const std::string& model, int steps);
+  // Steps below its max_steps that a load-adaptive request was planned without.
+  void RecordAdaptiveStepsGivenUp(const std::string& model, int steps);
+  // Steps a running request had run when it was stopped at its deadline.
+  void RecordLateSteps(const std::string& model, int steps);
   // One denoiser forward of the model's engine.
   void RecordStep(const std::string& model, const StepStats& stats);
   void SetLoad(const std::string& model, int waiting, int running);
@@ -69,6 +73,9 @@ class ServerMetrics {
     prometheus::Counter* steps = nullptr;
     prometheus::Counter* tokens = nullptr;
     prometheus::Counter* steps_saved = nullptr;
+    prometheus::Counter* steps_given_up = nullptr;
+    prometheus::Counter* request_steps = nullptr;
+    prometheus::Counter* late_steps = nullptr;
     std::array<prometheus::Counter*, 17> requests{};  // by absl::StatusCode 0..16
   };
   const ModelMetrics& For(const std::string& model) const;

@@ -99,6 +99,7 @@ absl::Status ModelServer::LoadModels(const ServerConfig& config) {
     Engine::Hooks hooks;
     ServerMetrics* metrics = metrics_.get();
     hooks.on_step = [metrics, name = name](const StepStats& stats) { metrics->RecordStep(name, stats); };
+    hooks.on_late = [metrics, name = name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
     absl::StatusOr<std::unique_ptr<ServedModel>> model = ServedModel::Load(name, spec, *engine_options, hooks);
     if (!model.ok()) return model.status();
     const absl::Time loaded = absl::Now();

@@ -83,6 +83,15 @@ ConfigFields ServerConfig::Fields() {
        &engine.max_queue_delay_seconds},
       {"engine.max_steps", "most denoising steps a request may ask for (capped at the model's T)",
        &engine.max_steps},
+      {"engine.admission_order", "when the batch is full: fifo, or shortest_first (fewest steps first)",
+       &engine.admission_order},
+      {"engine.deadline_aware",
+       "refuse a request at once when its predicted finish is past its deadline, and stop one that can no "
+       "longer make it",
+       &engine.deadline_aware},
+      {"engine.adaptive_latency_target_seconds",
+       "a request giving min_steps..max_steps runs the most steps predicted to finish within this",
+       &engine.adaptive_latency_target_seconds},
       {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use (docs/serving.md)",
        &runtime.threads},
       {"runtime.blas_threads", "OpenBLAS threads (1: see docs/performance.md)", &runtime.blas_threads},
@@ -165,6 +174,15 @@ absl::StatusOr<EngineOptions> ServerConfig::ToEngineOptions() const {
   }
   options.max_queue_delay = absl::Seconds(engine.max_queue_delay_seconds);
   options.max_steps = engine.max_steps;
+  absl::StatusOr<AdmissionOrder> order = ParseAdmissionOrder(engine.admission_order);
+  if (!order.ok()) return absl::InvalidArgumentError("engine.admission_order: " + std::string(order.status().message()));
+  options.admission_order = *order;
+  options.deadline_aware = engine.deadline_aware;
+  if (!(engine.adaptive_latency_target_seconds > 0) || engine.adaptive_latency_target_seconds > 3600) {
+    return absl::InvalidArgumentError("engine.adaptive_latency_target_seconds must be in (0, 3600], got " +
+                                      std::to_string(engine.adaptive_latency_target_seconds));
+  }
+  options.adaptive_latency_target = absl::Seconds(engine.adaptive_latency_target_seconds);
   if (absl::Status valid = ValidateEngineOptions(options); !valid.ok()) {
     return absl::InvalidArgumentError("engine." + std::string(valid.message()));
   }

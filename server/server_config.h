@@ -53,6 +53,9 @@ struct ServerConfig {
     int max_queued_requests = 256;
     double max_queue_delay_seconds = 0;
     int max_steps = 200;
+    std::string admission_order = "fifo";  // fifo | shortest_first
+    bool deadline_aware = true;
+    double adaptive_latency_target_seconds = 1.0;
   } engine;
   struct Runtime {
     // LibTorch intra-op threads; 0 = the cores this process may use. 1 by default: on 2 cores a

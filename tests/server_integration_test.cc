@@ -443,6 +443,14 @@ TEST_F(ServerTest, BadInputGetsTheRightCodeAndAClearMessage) {
        grpc::StatusCode::INVALID_ARGUMENT, "target_length"},
       {"negative early exit", with([](auto* r) { r->set_early_exit_steps(-1); }), grpc::StatusCode::INVALID_ARGUMENT,
        "early_exit_steps must be in [0, 200]"},
+      {"steps and a range", with([](auto* r) { r->set_min_steps(2); r->set_max_steps(4); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "give either steps or min_steps..max_steps"},
+      {"half a range", with([](auto* r) { r->set_steps(0); r->set_max_steps(4); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "needs both min_steps and max_steps"},
+      {"range upside down", with([](auto* r) { r->set_steps(0); r->set_min_steps(5); r->set_max_steps(4); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "1 <= min_steps <= max_steps <= 200"},
+      {"range too long", with([](auto* r) { r->set_steps(0); r->set_min_steps(5); r->set_max_steps(201); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "got 5..201"},
       {"oversized message", with([](auto* r) { r->set_text(std::string(2 << 20, 'q')); }),
        grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
   };
@@ -469,6 +477,8 @@ TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
         "fastdiss_requests_running{model=\"tiny\"}", "fastdiss_requests_waiting{model=\"tiny\"}",
         "fastdiss_denoising_steps_total{model=\"tiny\"}", "fastdiss_denoised_tokens_total{model=\"tiny\"}",
         "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}", "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
+        "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}", "fastdiss_request_steps_total{model=\"tiny\"}",
+        "fastdiss_late_request_steps_total{model=\"tiny\"}",
         "fastdiss_requests_total{code=\"NOT_FOUND\",model=\"unknown\"}"}) {
     EXPECT_GE(Sample(metrics, family), 0) << family << " missing from\n" << metrics.substr(0, 2000);
   }
@@ -725,6 +735,46 @@ TEST_F(ServerTest, EarlyExitAnswersWithTheStepsItRanAndCountsTheRest) {
   EXPECT_GT(exited, 0) << "no request settled before step 50: the case tests nothing";
   const std::string series = "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}";
   EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == saved; }))
+      << HttpGet(server->metrics_port(), "/metrics");
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
+// Load-adaptive steps: with room to spare a range runs its most steps; when the latency target
+// cannot be met it runs its fewest, says so in planned_steps and the stream, and the metric counts
+// the steps given up.
+TEST_F(ServerTest, AStepRangeRunsAsManyStepsAsTheLatencyTargetAllows) {
+  GenerateRequest range = Request(Text(3), 5, 3);
+  range.set_steps(0);
+  range.set_min_steps(2);
+  range.set_max_steps(10);
+  {
+    Client client(shared_->target());
+    GenerateResponse response;
+    ASSERT_TRUE(client.Generate(range, &response).ok());
+    EXPECT_EQ(response.planned_steps(), 10);
+    EXPECT_EQ(response.steps(), 10);
+  }
+  auto server = Launch({"engine.adaptive_latency_target_seconds=0.000001"});
+  Client client(server->target());
+  GenerateResponse reduced, fixed;
+  ASSERT_TRUE(client.Generate(range, &reduced).ok());
+  EXPECT_EQ(reduced.planned_steps(), 2);
+  EXPECT_EQ(reduced.steps(), 2);
+  ASSERT_TRUE(client.Generate(Request(Text(3), 2, 3), &fixed).ok());
+  EXPECT_EQ(reduced.text(), fixed.text());  // the same as asking for K = 2
+  EXPECT_EQ(fixed.planned_steps(), 2);
+  grpc::ClientContext context;
+  auto reader = client.stub()->GenerateStream(&context, range);
+  GenerateEvent event;
+  std::vector<int> planned;
+  while (reader->Read(&event)) {
+    planned.push_back(event.has_step() ? event.step().steps() : event.result().planned_steps());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(planned, std::vector<int>(planned.size(), 2));
+  const std::string series = "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}";
+  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == 16; }))
       << HttpGet(server->metrics_port(), "/metrics");
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
