@@ -7,6 +7,7 @@
 
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
+#include "server/raw_request.h"
 
 namespace fastdiss {
 namespace {
@@ -85,8 +86,10 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
  public:
   GenerateReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, absl::Time deadline, const GenerateRequest& request,
-             GenerateResponse* response) {
+  void Begin(GeneratorService* service, absl::Time deadline, const grpc::ByteBuffer& bytes,
+             grpc::ByteBuffer* response) {
+    GenerateRequest request;
+    if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) return FinishWith(parsed);
     ServedModel* resolved = nullptr;
     absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
     call_.Bind(resolved);
@@ -94,11 +97,14 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
     GenerateTask* task = prepared->task.get();
     // The engine calls this exactly once; after Finish the reactor may be gone, so nothing follows it.
     task->on_done = [this, task, response](absl::StatusOr<GenerateOutcome> outcome) {
+      absl::Status status = outcome.status();
       if (outcome.ok()) {
-        FillResponse(*call_.model(), *task, *outcome, call_.arrival(), response);
+        GenerateResponse answer;
+        FillResponse(*call_.model(), *task, *outcome, call_.arrival(), &answer);
         call_.RecordAnswer(*task, *outcome);
+        status = SerializeToByteBuffer(answer, response);
       }
-      FinishWith(outcome.status());
+      FinishWith(status);
     };
     if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok()) FinishWith(scheduled);
   }
@@ -115,11 +121,15 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
   CallState call_;
 };
 
-class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
+class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   StreamReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, absl::Time deadline, const GenerateRequest& request) {
+  void Begin(GeneratorService* service, absl::Time deadline, const grpc::ByteBuffer& bytes) {
+    GenerateRequest request;
+    if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) {
+      return PushFinal(parsed, std::nullopt);
+    }
     ServedModel* resolved = nullptr;
     absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
     call_.Bind(resolved);
@@ -215,10 +225,15 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
   }
 
   void Perform(const Action& action) {
+    if (action.next == Next::kStep || action.next == Next::kFinalEvent) {
+      if (absl::Status serialized = SerializeToByteBuffer(current_, &current_bytes_); !serialized.ok()) {
+        return Finish(ToGrpcStatus(serialized));
+      }
+    }
     switch (action.next) {
       case Next::kNothing: break;
-      case Next::kStep: StartWrite(&current_); break;
-      case Next::kFinalEvent: StartWriteAndFinish(&current_, grpc::WriteOptions(), action.status); break;
+      case Next::kStep: StartWrite(&current_bytes_); break;
+      case Next::kFinalEvent: StartWriteAndFinish(&current_bytes_, grpc::WriteOptions(), action.status); break;
       case Next::kFinishOnly: Finish(action.status); break;
     }
   }
@@ -231,6 +246,7 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateEvent> {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   GenerateEvent current_;  // the event being written; only touched by the writer of the moment
+  grpc::ByteBuffer current_bytes_;  // current_, serialized
 };
 
 }  // namespace
@@ -297,8 +313,8 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
     return invalid("text is " + std::to_string(text.size()) + " bytes; the limit is " +
                    std::to_string(options_.max_text_bytes));
   }
-  // protobuf's parser already refuses a proto3 string that is not UTF-8; the tokenizer relies on
-  // it, so this stays should a build's protobuf ever be lenient.
+  // ParseGenerateRequest has refused a string field that is not UTF-8 already; the tokenizer
+  // relies on it, so Prepare (public, for tests) keeps its own check.
   if (!IsValidUtf8(text)) return invalid("text is not valid UTF-8");
   const std::string max_steps = std::to_string(info.max_steps);
   if (request.has_min_steps() || request.has_max_steps()) {
@@ -371,14 +387,14 @@ absl::Time GeneratorService::Deadline(const grpc::CallbackServerContext& context
 }
 
 grpc::ServerUnaryReactor* GeneratorService::Generate(grpc::CallbackServerContext* context,
-                                                     const GenerateRequest* request, GenerateResponse* response) {
+                                                     const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   auto* reactor = new GenerateReactor(this, absl::Now());
   reactor->Begin(this, Deadline(*context), *request, response);
   return reactor;
 }
 
-grpc::ServerWriteReactor<GenerateEvent>* GeneratorService::GenerateStream(grpc::CallbackServerContext* context,
-                                                                          const GenerateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* GeneratorService::GenerateStream(grpc::CallbackServerContext* context,
+                                                                             const grpc::ByteBuffer* request) {
   auto* reactor = new StreamReactor(this, absl::Now());
   reactor->Begin(this, Deadline(*context), *request);
   return reactor;

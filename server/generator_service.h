@@ -39,7 +39,11 @@ struct PreparedRequest {
   std::unique_ptr<GenerateTask> task;
 };
 
-class GeneratorService final : public fastdiss::v1::Generator::CallbackService {
+// Generate and GenerateStream take raw bytes (server/raw_request.h); ListModels is typed.
+using GeneratorServiceBase = fastdiss::v1::Generator::WithRawCallbackMethod_Generate<
+    fastdiss::v1::Generator::WithRawCallbackMethod_GenerateStream<fastdiss::v1::Generator::CallbackService>>;
+
+class GeneratorService final : public GeneratorServiceBase {
  public:
   GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics);
 
@@ -56,11 +60,12 @@ class GeneratorService final : public fastdiss::v1::Generator::CallbackService {
   absl::StatusOr<PreparedRequest> Prepare(const fastdiss::v1::GenerateRequest& request, absl::Time deadline,
                                           ServedModel** resolved = nullptr);
 
-  grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
-                                     const fastdiss::v1::GenerateRequest* request,
-                                     fastdiss::v1::GenerateResponse* response) override;
-  grpc::ServerWriteReactor<fastdiss::v1::GenerateEvent>* GenerateStream(
-      grpc::CallbackServerContext* context, const fastdiss::v1::GenerateRequest* request) override;
+  // A GenerateRequest in, a GenerateResponse out, as bytes.
+  grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  // A GenerateRequest in, GenerateEvents out, as bytes.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerateStream(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const fastdiss::v1::ListModelsRequest* request,
                                        fastdiss::v1::ListModelsResponse* response) override;
