@@ -170,6 +170,10 @@ int main(int argc, char** argv) {
                 << m.max_source_tokens() << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<="
                 << m.max_beam() << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
                 << m.source_units() << (m.source_lowercase() ? ", lowercased" : "") << "\n";
+      for (const auto& v : m.versions()) {
+        std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t" << v.path()
+                  << (v.error().empty() ? "" : "\t" + v.error()) << "\n";
+      }
     }
     return 0;
   }

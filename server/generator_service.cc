@@ -48,8 +48,8 @@ class CallState {
  public:
   CallState(GeneratorService* service, absl::Time arrival) : service_(service), arrival_(arrival) {}
 
-  void Bind(ServedModel* model) { model_ = model; }
-  ServedModel* model() const { return model_; }
+  void Bind(std::shared_ptr<ServedModel> model) { model_ = std::move(model); }
+  ServedModel* model() const { return model_.get(); }
   absl::Time arrival() const { return arrival_; }
   std::string ModelLabel() const { return model_ != nullptr ? model_->info().name : ServerMetrics::kUnknownModel; }
 
@@ -78,7 +78,7 @@ class CallState {
  private:
   GeneratorService* const service_;
   const absl::Time arrival_;
-  ServedModel* model_ = nullptr;
+  std::shared_ptr<ServedModel> model_;  // the version this call runs on, alive until the call ends
   uint64_t id_ = 0;  // 0 names no task
 };
 
@@ -90,9 +90,9 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
              grpc::ByteBuffer* response) {
     GenerateRequest request;
     if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) return FinishWith(parsed);
-    ServedModel* resolved = nullptr;
+    std::shared_ptr<ServedModel> resolved;
     absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
-    call_.Bind(resolved);
+    call_.Bind(std::move(resolved));
     if (!prepared.ok()) return FinishWith(prepared.status());
     GenerateTask* task = prepared->task.get();
     // The engine calls this exactly once; after Finish the reactor may be gone, so nothing follows it.
@@ -130,9 +130,9 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) {
       return PushFinal(parsed, std::nullopt);
     }
-    ServedModel* resolved = nullptr;
+    std::shared_ptr<ServedModel> resolved;
     absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
-    call_.Bind(resolved);
+    call_.Bind(std::move(resolved));
     if (!prepared.ok()) return PushFinal(prepared.status(), std::nullopt);
     GenerateTask* task = prepared->task.get();
     task->on_step = [this, task](const DecodeResult& current) {
@@ -254,9 +254,59 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 GeneratorService::GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {}
 
-void GeneratorService::AddModel(ServedModel* model) {
+void GeneratorService::AddModel(std::shared_ptr<ServedModel> model) {
   absl::MutexLock lock(&mu_);
-  models_[model->info().name] = model;
+  const std::string name = model->info().name;
+  models_[name].current = std::move(model);
+}
+
+std::shared_ptr<ServedModel> GeneratorService::ReplaceModel(std::shared_ptr<ServedModel> model) {
+  absl::MutexLock lock(&mu_);
+  Hosted& hosted = models_[model->info().name];
+  std::shared_ptr<ServedModel> old = std::move(hosted.current);
+  hosted.current = std::move(model);
+  hosted.pending.reset();
+  // Versions nobody holds any more are gone; the one replaced now retires.
+  hosted.retiring.erase(std::remove_if(hosted.retiring.begin(), hosted.retiring.end(),
+                                       [](const std::weak_ptr<ServedModel>& w) { return w.expired(); }),
+                        hosted.retiring.end());
+  if (old != nullptr) hosted.retiring.push_back(old);
+  return old;
+}
+
+void GeneratorService::SetLoading(const std::string& name, const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  models_[name].pending = VersionState{"", path, "LOADING", ""};
+}
+
+void GeneratorService::SetLoadFailed(const std::string& name, const std::string& path, const std::string& error) {
+  absl::MutexLock lock(&mu_);
+  models_[name].pending = VersionState{"", path, "FAILED", error};
+}
+
+std::shared_ptr<ServedModel> GeneratorService::Current(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  return it != models_.end() ? it->second.current : nullptr;
+}
+
+std::vector<VersionState> GeneratorService::Versions(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  return it != models_.end() ? VersionsLocked(it->second) : std::vector<VersionState>{};
+}
+
+std::vector<VersionState> GeneratorService::VersionsLocked(const Hosted& hosted) const {
+  std::vector<VersionState> versions;
+  auto describe = [](const ServedModel& model, const char* state) {
+    return VersionState{model.info().version, model.info().checkpoint_dir, state, ""};
+  };
+  if (hosted.current != nullptr) versions.push_back(describe(*hosted.current, "AVAILABLE"));
+  for (const std::weak_ptr<ServedModel>& weak : hosted.retiring) {
+    if (std::shared_ptr<ServedModel> old = weak.lock()) versions.push_back(describe(*old, "RETIRING"));
+  }
+  if (hosted.pending.has_value()) versions.push_back(*hosted.pending);
+  return versions;
 }
 
 void GeneratorService::SetReady() {
@@ -271,8 +321,17 @@ void GeneratorService::StartDraining() {
 
 void GeneratorService::UpdateLoadMetrics() {
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, model] : models_) {
-    metrics_->SetLoad(name, model->engine().waiting(), model->engine().running());
+  for (const auto& [name, hosted] : models_) {
+    int waiting = 0, running = 0;
+    auto add = [&](ServedModel& model) {
+      waiting += model.engine().waiting();
+      running += model.engine().running();
+    };
+    if (hosted.current != nullptr) add(*hosted.current);
+    for (const std::weak_ptr<ServedModel>& weak : hosted.retiring) {
+      if (std::shared_ptr<ServedModel> old = weak.lock()) add(*old);
+    }
+    metrics_->SetLoad(name, waiting, running);
   }
 }
 
@@ -282,13 +341,13 @@ std::string GeneratorService::ModelNamesLocked() const {
   return names;
 }
 
-absl::StatusOr<ServedModel*> GeneratorService::FindModel(const std::string& requested) {
+absl::StatusOr<std::shared_ptr<ServedModel>> GeneratorService::FindModel(const std::string& requested) {
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
   if (!ready_) return absl::UnavailableError("the server is still loading its models");
   std::string name = requested.empty() ? options_.default_model : requested;
   if (name.empty()) {
-    if (models_.size() == 1) return models_.begin()->second;
+    if (models_.size() == 1 && models_.begin()->second.current != nullptr) return models_.begin()->second.current;
     return absl::InvalidArgumentError("the request names no model and this server has several: " +
                                       ModelNamesLocked());
   }
@@ -296,12 +355,13 @@ absl::StatusOr<ServedModel*> GeneratorService::FindModel(const std::string& requ
   if (it == models_.end()) {
     return absl::NotFoundError("unknown model '" + name.substr(0, 200) + "'; this server has: " + ModelNamesLocked());
   }
-  return it->second;
+  if (it->second.current == nullptr) return absl::UnavailableError("model '" + name + "' is still loading");
+  return it->second.current;
 }
 
 absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest& request, absl::Time deadline,
-                                                          ServedModel** resolved) {
-  absl::StatusOr<ServedModel*> model = FindModel(request.model());
+                                                          std::shared_ptr<ServedModel>* resolved) {
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = FindModel(request.model());
   if (!model.ok()) return model.status();
   if (resolved != nullptr) *resolved = *model;
   const ServedModelInfo& info = (*model)->info();
@@ -405,8 +465,9 @@ grpc::ServerUnaryReactor* GeneratorService::ListModels(grpc::CallbackServerConte
                                                        fastdiss::v1::ListModelsResponse* response) {
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [name, model] : models_) {
-      const ServedModelInfo& info = model->info();
+    for (const auto& [name, hosted] : models_) {
+      if (hosted.current == nullptr) continue;
+      const ServedModelInfo& info = hosted.current->info();
       fastdiss::v1::ModelInfo* out = response->add_models();
       out->set_name(info.name);
       out->set_version(info.version);
@@ -418,6 +479,13 @@ grpc::ServerUnaryReactor* GeneratorService::ListModels(grpc::CallbackServerConte
       out->set_device(info.device);
       out->set_source_units(info.source_units);
       out->set_source_lowercase(info.source_lowercase);
+      for (const VersionState& v : VersionsLocked(hosted)) {
+        fastdiss::v1::ModelVersionStatus* version = out->add_versions();
+        version->set_version(v.version);
+        version->set_path(v.path);
+        version->set_state(v.state);
+        version->set_error(v.error);
+      }
     }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

@@ -6,13 +6,16 @@
 // (intermediate ones are dropped, never queued without bound) and always the final result.
 //
 // Models are added while the gRPC server already answers health checks (calls before they are all
-// in get UNAVAILABLE); StartDraining turns new calls away with UNAVAILABLE. Thread-safe. The
-// service must outlive the grpc::Server it is registered with, and the models every call.
+// in get UNAVAILABLE); StartDraining turns new calls away with UNAVAILABLE. A model's version can
+// be replaced while it serves: new calls go to the new one, and each call holds the version it
+// started on until it ends, so in-flight work finishes there. Thread-safe. The service must
+// outlive the grpc::Server it is registered with.
 #ifndef FASTDISS_SERVER_GENERATOR_SERVICE_H_
 #define FASTDISS_SERVER_GENERATOR_SERVICE_H_
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,8 +38,16 @@ struct GeneratorServiceOptions {
 
 // What a valid request becomes before it is scheduled (exposed for tests of the validation).
 struct PreparedRequest {
-  ServedModel* model = nullptr;
+  std::shared_ptr<ServedModel> model;
   std::unique_ptr<GenerateTask> task;
+};
+
+// A model version's place in its model's life, for ListModels.
+struct VersionState {
+  std::string version;  // empty while a load has not read it yet
+  std::string path;     // the checkpoint directory
+  std::string state;    // "LOADING", "AVAILABLE", "RETIRING" (finishing its calls), "FAILED"
+  std::string error;    // why a FAILED load was refused
 };
 
 // Generate and GenerateStream take raw bytes (server/raw_request.h); ListModels is typed.
@@ -47,8 +58,20 @@ class GeneratorService final : public GeneratorServiceBase {
  public:
   GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics);
 
-  // Not owned; each must outlive the service's calls. Call SetReady once all are added.
-  void AddModel(ServedModel* model);
+  // Call SetReady once all are added.
+  void AddModel(std::shared_ptr<ServedModel> model);
+  // Makes `model` the version new calls of its name get; the one it replaces (returned) keeps
+  // its calls and shows as RETIRING while any other holder keeps it alive.
+  std::shared_ptr<ServedModel> ReplaceModel(std::shared_ptr<ServedModel> model);
+  // A load of a new version of `name` begins (`path`), or failed (`error`); both clear on
+  // ReplaceModel. ListModels shows them.
+  void SetLoading(const std::string& name, const std::string& path);
+  void SetLoadFailed(const std::string& name, const std::string& path, const std::string& error);
+  // The version of `name` new calls get (null when there is no such model).
+  std::shared_ptr<ServedModel> Current(const std::string& name) const;
+  // Every version of `name` the service knows of: the available one, those retiring, and a load
+  // under way or refused.
+  std::vector<VersionState> Versions(const std::string& name) const;
   void SetReady();
   // New calls are answered UNAVAILABLE from now on; calls already taken run to the end.
   void StartDraining();
@@ -58,7 +81,7 @@ class GeneratorService final : public GeneratorServiceBase {
   // Validates `request` and builds its task (callbacks left empty). `resolved` (optional) receives
   // the model the request was found to name, also when a later check fails (for metrics labels).
   absl::StatusOr<PreparedRequest> Prepare(const fastdiss::v1::GenerateRequest& request, absl::Time deadline,
-                                          ServedModel** resolved = nullptr);
+                                          std::shared_ptr<ServedModel>* resolved = nullptr);
 
   // A GenerateRequest in, a GenerateResponse out, as bytes.
   grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
@@ -73,8 +96,14 @@ class GeneratorService final : public GeneratorServiceBase {
   ServerMetrics* metrics() const { return metrics_; }
 
  private:
+  struct Hosted {
+    std::shared_ptr<ServedModel> current;
+    std::vector<std::weak_ptr<ServedModel>> retiring;
+    std::optional<VersionState> pending;  // a load under way or refused
+  };
   // The model a request names (or the default), NOT_FOUND / INVALID_ARGUMENT / UNAVAILABLE.
-  absl::StatusOr<ServedModel*> FindModel(const std::string& name);
+  absl::StatusOr<std::shared_ptr<ServedModel>> FindModel(const std::string& name);
+  std::vector<VersionState> VersionsLocked(const Hosted& hosted) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time Deadline(const grpc::CallbackServerContext& context) const;
   // "a, b": the hosted models' names, for error messages.
   std::string ModelNamesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -83,7 +112,7 @@ class GeneratorService final : public GeneratorServiceBase {
   ServerMetrics* const metrics_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, ServedModel*> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Hosted> models_ ABSL_GUARDED_BY(mu_);
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };

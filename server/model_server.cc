@@ -8,10 +8,12 @@
 #include <thread>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/generator_service.h"
 #include "server/metrics.h"
+#include "server/model_versions.h"
 #include "server/served_model.h"
 #include "server/tls.h"
 
@@ -34,10 +36,57 @@ void SetServing(grpc::Server* server, bool serving) {
 
 }  // namespace
 
-ModelServer::ModelServer(std::ostream* log) : log_(log) {}
+// Destroys model versions on its own thread. The last holder of a version may be an engine
+// callback or a gRPC callback thread, and an engine must not be destroyed (joined) from its own
+// thread nor slowly inside a gRPC callback.
+class ModelServer::Reaper {
+ public:
+  Reaper() : thread_([this] { Run(); }) {}
+  ~Reaper() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  // Shared ownership of `model` whose last release hands it to this thread.
+  std::shared_ptr<ServedModel> Adopt(std::unique_ptr<ServedModel> model) {
+    return std::shared_ptr<ServedModel>(model.release(), [this](ServedModel* m) {
+      absl::MutexLock lock(&mu_);
+      dead_.push_back(m);
+    });
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::vector<ServedModel*> dead;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Reaper* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->stopping_ || !r->dead_.empty(); }, this));
+        dead.swap(dead_);
+        if (dead.empty() && stopping_) return;
+      }
+      for (ServedModel* m : dead) delete m;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::vector<ServedModel*> dead_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+ModelServer::ModelServer(const ServerConfig& config, std::ostream* log)
+    : config_(config), log_(log), reaper_(std::make_unique<Reaper>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConfig& config, std::ostream* log) {
-  std::unique_ptr<ModelServer> server(new ModelServer(log));
+  absl::StatusOr<EngineOptions> engine_options = config.ToEngineOptions();
+  if (!engine_options.ok()) return engine_options.status();
+  std::unique_ptr<ModelServer> server(new ModelServer(config, log));
+  server->engine_options_ = *engine_options;
   std::vector<std::string> names;
   for (const auto& [name, spec] : config.models) names.push_back(name);
   server->metrics_ = std::make_unique<ServerMetrics>(names);
@@ -84,35 +133,80 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
          << "/metrics" << std::endl;
   }
 
-  if (absl::Status loaded = server->LoadModels(config); !loaded.ok()) return loaded;
+  if (absl::Status loaded = server->LoadModels(); !loaded.ok()) return loaded;
   server->service_->SetReady();
   SetServing(server->grpc_server_.get(), true);
   *log << "fastdiss-server: ready, health SERVING" << std::endl;
   return server;
 }
 
-absl::Status ModelServer::LoadModels(const ServerConfig& config) {
-  absl::StatusOr<EngineOptions> engine_options = config.ToEngineOptions();
-  if (!engine_options.ok()) return engine_options.status();
-  for (const auto& [name, spec] : config.models) {
-    const absl::Time start = absl::Now();
-    Engine::Hooks hooks;
-    ServerMetrics* metrics = metrics_.get();
-    hooks.on_step = [metrics, name = name](const StepStats& stats) { metrics->RecordStep(name, stats); };
-    hooks.on_late = [metrics, name = name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
-    absl::StatusOr<std::unique_ptr<ServedModel>> model = ServedModel::Load(name, spec, *engine_options, hooks);
+absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std::string& name, const std::string& dir) {
+  const absl::Time start = absl::Now();
+  Engine::Hooks hooks;
+  ServerMetrics* metrics = metrics_.get();
+  hooks.on_step = [metrics, name](const StepStats& stats) { metrics->RecordStep(name, stats); };
+  hooks.on_late = [metrics, name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
+  ModelSpec spec = config_.models.at(name);
+  spec.checkpoint = dir;
+  absl::StatusOr<std::unique_ptr<ServedModel>> model = ServedModel::Load(name, spec, engine_options_, hooks);
+  if (!model.ok()) return model.status();
+  const absl::Time loaded = absl::Now();
+  if (absl::Status warm = (*model)->WarmUp(config_.server.warmup_steps); !warm.ok()) return warm;
+  const ServedModelInfo& info = (*model)->info();
+  *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir << " on "
+        << info.device << ": loaded in " << absl::FormatDuration(loaded - start) << ", warmed up in "
+        << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.." << info.max_steps << ", policy "
+        << BatchPolicyName(engine_options_.policy) << std::endl;
+  return reaper_->Adopt(std::move(model).value());
+}
+
+absl::Status ModelServer::LoadModels() {
+  for (const auto& [name, spec] : config_.models) {
+    absl::StatusOr<std::string> dir = ResolveCheckpointDir(spec.checkpoint);
+    if (!dir.ok()) return absl::Status(dir.status().code(), "model '" + name + "': " + std::string(dir.status().message()));
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = LoadVersion(name, *dir);
     if (!model.ok()) return model.status();
-    const absl::Time loaded = absl::Now();
-    if (absl::Status warm = (*model)->WarmUp(config.server.warmup_steps); !warm.ok()) return warm;
-    const ServedModelInfo& info = (*model)->info();
-    *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << spec.checkpoint
-          << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start) << ", warmed up in "
-          << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.." << info.max_steps << ", policy "
-          << BatchPolicyName(engine_options->policy) << std::endl;
-    service_->AddModel(model->get());
-    models_.push_back(std::move(model).value());
+    service_->AddModel(std::move(model).value());
   }
   return absl::OkStatus();
+}
+
+void ModelServer::ReloadModels() {
+  for (const auto& [name, spec] : config_.models) {
+    std::shared_ptr<ServedModel> current = service_->Current(name);
+    absl::StatusOr<std::string> dir = ResolveCheckpointDir(spec.checkpoint);
+    absl::StatusOr<std::string> digest = dir.ok() ? ManifestDigest(*dir) : dir.status();
+    if (!digest.ok()) {
+      const std::string error(digest.status().message());
+      if (refused_[name] != error) {
+        *log_ << "fastdiss-server: model '" << name << "': no new version to load: " << error << std::endl;
+        service_->SetLoadFailed(name, spec.checkpoint, error);
+        refused_[name] = error;
+      }
+      continue;
+    }
+    if (current != nullptr && current->info().checkpoint_dir == *dir && current->info().manifest_digest == *digest) {
+      continue;  // what it serves already
+    }
+    const std::string candidate = *dir + " " + *digest;
+    if (refused_[name] == candidate) continue;  // refused before; a new version will have a new folder or MANIFEST
+    service_->SetLoading(name, *dir);
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = LoadVersion(name, *dir);
+    if (!model.ok()) {
+      *log_ << "fastdiss-server: model '" << name << "': refused the new version in " << *dir << ", "
+            << (current != nullptr ? "version " + current->info().version + " keeps serving" : "none serving") << ": "
+            << model.status().message() << std::endl;
+      service_->SetLoadFailed(name, *dir, std::string(model.status().message()));
+      refused_[name] = candidate;
+      continue;
+    }
+    refused_.erase(name);
+    const std::string version = (*model)->info().version;
+    std::shared_ptr<ServedModel> old = service_->ReplaceModel(std::move(model).value());
+    *log_ << "fastdiss-server: model '" << name << "' now serves version " << version
+          << (old != nullptr ? "; version " + old->info().version + " finishes its calls and retires" : "")
+          << std::endl;
+  }
 }
 
 int ModelServer::metrics_port() const { return metrics_server_ != nullptr ? metrics_server_->port() : -1; }
@@ -124,8 +218,13 @@ bool ModelServer::Shutdown(absl::Duration grace) {
   // service's own Shutdown also freezes that status.
   grpc_server_->GetHealthCheckService()->Shutdown();
   service_->StartDraining();
+  // The current versions; retired ones take no new calls and finish the ones they have.
+  std::vector<std::shared_ptr<ServedModel>> models;
+  for (const auto& [name, spec] : config_.models) {
+    if (std::shared_ptr<ServedModel> model = service_->Current(name)) models.push_back(std::move(model));
+  }
   int in_flight = 0;
-  for (auto& model : models_) {
+  for (auto& model : models) {
     model->engine().Drain();
     in_flight += model->engine().waiting() + model->engine().running();
   }
@@ -133,7 +232,7 @@ bool ModelServer::Shutdown(absl::Duration grace) {
         << absl::FormatDuration(grace) << std::endl;
   const absl::Time deadline = absl::Now() + grace;
   bool idle = true;
-  for (auto& model : models_) idle = model->engine().WaitIdle(deadline - absl::Now()) && idle;
+  for (auto& model : models) idle = model->engine().WaitIdle(deadline - absl::Now()) && idle;
   if (!idle) *log_ << "fastdiss-server: grace period over; cancelling what is left" << std::endl;
   // Calls still open are cancelled; their engines answer them at the next step, and Shutdown
   // returns once every call has finished. A wedged engine (a hung device) would make that wait

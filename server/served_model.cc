@@ -3,32 +3,24 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/synchronization/notification.h"
 #include "model/checkpoint.h"
 #include "model/checkpoint_files.h"
 #include "model/runtime.h"
+#include "server/model_versions.h"
 #include "server/status_util.h"
 
 namespace fastdiss {
 namespace {
 
-// "step-N-<first 8 hex digits of XXH64(MANIFEST)>": names the exact files served.
-std::string CheckpointVersion(const std::string& dir, const ConfigTree& metadata) {
-  std::ifstream in(dir + "/MANIFEST", std::ios::binary);
-  std::stringstream manifest;
-  manifest << in.rdbuf();
-  char hash[17];
-  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(XxHash64(manifest.str())));
-  std::string step = "0";
+// "step-N": the training step the checkpoint's metadata records.
+std::string CheckpointStep(const ConfigTree& metadata) {
   if (const ConfigValue* value = metadata.Find("checkpoint.step"); value != nullptr && !value->is_list) {
-    step = value->scalar;
+    return "step-" + value->scalar;
   }
-  return "step-" + step + "-" + std::string(hash, 8);
+  return "step-0";
 }
 
 }  // namespace
@@ -37,6 +29,8 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
                                                                EngineOptions options, Engine::Hooks hooks) {
   StatusOr<c10::Device> device = ResolveDevice(spec.device);
   if (!device.ok()) return ToAbslStatus(device.status());
+  absl::StatusOr<std::string> digest = ManifestDigest(spec.checkpoint);
+  if (!digest.ok()) return absl::Status(digest.status().code(), "model '" + name + "': " + std::string(digest.status().message()));
   StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
   if (!loaded.ok()) {
     return absl::Status(ToAbslStatus(loaded.status()).code(),
@@ -49,7 +43,9 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   std::unique_ptr<ServedModel> model(new ServedModel());
   ServedModelInfo& info = model->info_;
   info.name = name;
-  info.version = CheckpointVersion(spec.checkpoint, loaded->metadata);
+  info.version = CheckpointStep(loaded->metadata) + "-" + *digest;
+  info.checkpoint_dir = spec.checkpoint;
+  info.manifest_digest = *digest;
   info.device = device->str();
   info.num_timesteps = loaded->config.num_timesteps;
   options.max_steps = std::min(options.max_steps, info.num_timesteps);

@@ -21,6 +21,8 @@ namespace fastdiss {
 struct ServedModelInfo {
   std::string name;
   std::string version;  // "step-N-<hash>": the training step and a hash of the checkpoint's MANIFEST
+  std::string checkpoint_dir;   // the directory it was loaded from
+  std::string manifest_digest;  // ManifestDigest of that directory
   std::string device;
   int max_steps = 0;    // the engine's max_steps capped at num_timesteps
   int max_source_tokens = 0;
@@ -33,7 +35,8 @@ struct ServedModelInfo {
 
 class ServedModel {
  public:
-  // Loads `spec.checkpoint` onto `spec.device` and starts its engine. `hooks` go to the engine.
+  // Loads the checkpoint directory `spec.checkpoint` (resolved already: server/model_versions.h)
+  // onto `spec.device` and starts its engine. `hooks` go to the engine.
   static absl::StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& name, const ModelSpec& spec,
                                                            EngineOptions options, Engine::Hooks hooks);
 

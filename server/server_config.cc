@@ -66,6 +66,9 @@ ConfigFields ServerConfig::Fields() {
        "early exit for requests that leave early_exit_steps unset: stop once the rounded tokens have not "
        "changed for this many steps; 0 runs every step",
        &server.default_early_exit_steps},
+      {"server.model_poll_seconds",
+       "look for new model versions (a model's newest version folder) this often; 0: only at SIGHUP",
+       &server.model_poll_seconds},
       {"tls.cert", "PEM certificate chain of the gRPC port; with tls.key turns TLS on (empty: plaintext)",
        &tls.cert},
       {"tls.key", "PEM private key of tls.cert", &tls.key},
@@ -124,6 +127,10 @@ absl::Status ServerConfig::Validate() const {
   if (server.default_early_exit_steps < 0 || server.default_early_exit_steps > engine.max_steps) {
     return invalid("server.default_early_exit_steps must be in [0, engine.max_steps] (0: off), got " +
                    std::to_string(server.default_early_exit_steps));
+  }
+  if (!(server.model_poll_seconds >= 0) || server.model_poll_seconds > 86400) {
+    return invalid("server.model_poll_seconds must be in [0, 86400] (0: only at SIGHUP), got " +
+                   std::to_string(server.model_poll_seconds));
   }
   if (tls.cert.empty() != tls.key.empty()) {
     return invalid("tls.cert and tls.key go together: set both for TLS, or neither");

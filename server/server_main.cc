@@ -67,13 +67,14 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Block the stop signals in every thread (all are started after this and inherit the mask);
-  // main waits for them with sigwait, so no signal handler runs at all.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the signals in every thread (all are started after this and inherit the mask); main
+  // waits for them with sigtimedwait, so no signal handler runs at all.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = config->runtime.threads;
@@ -85,8 +86,24 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-server: " << server.status().message() << std::endl;
     return 1;
   }
+  // SIGHUP, or every server.model_poll_seconds, looks for new model versions; SIGTERM or SIGINT stops.
+  const double poll = config->server.model_poll_seconds;
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  for (;;) {
+    if (poll > 0) {
+      const timespec period{static_cast<time_t>(poll), static_cast<long>((poll - static_cast<time_t>(poll)) * 1e9)};
+      signal = sigtimedwait(&signals, nullptr, &period);
+      if (signal < 0) {  // the poll period passed (or an interruption)
+        (*server)->ReloadModels();
+        continue;
+      }
+    } else if (sigwait(&signals, &signal) != 0) {
+      continue;
+    }
+    if (signal != SIGHUP) break;
+    std::cerr << "fastdiss-server: SIGHUP received, looking for new model versions" << std::endl;
+    (*server)->ReloadModels();
+  }
   std::cerr << "fastdiss-server: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << " received" << std::endl;
   (*server)->Shutdown(absl::Seconds(config->server.drain_grace_seconds));
   return 0;

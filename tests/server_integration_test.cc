@@ -9,9 +9,11 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -195,9 +197,12 @@ class ServerTest : public ::testing::Test {
   }
 
   // Starts a server on the tiny checkpoint with extra "--set" overrides; waits until it is ready.
-  static std::unique_ptr<ServerProcess> Launch(const std::vector<std::string>& sets, bool wait_ready = true) {
+  // `checkpoint` replaces the tiny checkpoint's directory when given.
+  static std::unique_ptr<ServerProcess> Launch(const std::vector<std::string>& sets, bool wait_ready = true,
+                                               const std::string& checkpoint = "") {
     static int count = 0;
-    std::vector<std::string> args = {"--model", "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "0",
+    std::vector<std::string> args = {"--model", "tiny=" + (checkpoint.empty() ? dir_->File("tiny") : checkpoint),
+                                     "--port", "0", "--metrics-port", "0",
                                      "--set", "server.host=127.0.0.1", "--set", "runtime.threads=1"};
     for (const std::string& s : sets) {
       args.push_back("--set");
@@ -777,6 +782,112 @@ TEST_F(ServerTest, AStepRangeRunsAsManyStepsAsTheLatencyTargetAllows) {
   const std::string series = "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}";
   EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == 16; }))
       << HttpGet(server->metrics_port(), "/metrics");
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->Log();
+}
+
+// Writes a tiny checkpoint whose metadata says `step` (so its version is step-<step>-...) as
+// version folder `number` of `base`, the way a publisher should: complete under a temporary
+// name, then renamed.
+void PublishVersion(const std::string& base, int number, int64_t step, bool broken = false) {
+  auto tokenizer = Tokenizer::FromSerializedProto(
+      testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  ConfigTree metadata;
+  ASSERT_TRUE(metadata.Put("checkpoint.step", step).ok());
+  const std::string staging = base + "/incoming-" + std::to_string(number);
+  std::filesystem::create_directories(base);
+  FastDissModel model = testing::TinyModel(tokenizer->vocab_size());
+  ASSERT_TRUE(SaveCheckpoint(staging, model, *tokenizer, metadata).ok());
+  if (broken) std::filesystem::resize_file(staging + "/weights.pt", 100);  // no longer what MANIFEST says
+  std::filesystem::rename(staging, base + "/" + std::to_string(number));
+}
+
+// The versions ListModels reports for the tiny model, as "version STATE" strings.
+std::vector<std::string> ListedVersions(Client& client) {
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse response;
+  std::vector<std::string> versions;
+  if (!client.stub()->ListModels(&context, {}, &response).ok() || response.models_size() != 1) return versions;
+  for (const auto& v : response.models(0).versions()) versions.push_back(v.version() + " " + v.state());
+  return versions;
+}
+
+// Live model updates: three new versions under steady load, the second one broken. Every call is
+// answered OK; each client sees versions only move forward; the broken one is refused with the
+// old version serving; ListModels says so.
+TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
+  const std::string base = dir_->File("versions");
+  ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 1, 1001));
+  auto server = Launch({}, true, base);
+  Client client(server->target());
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<std::pair<grpc::StatusCode, std::string>>> seen(3);
+  std::vector<std::thread> load;
+  for (int t = 0; t < 3; ++t) {
+    load.emplace_back([&, t] {
+      for (uint64_t i = 0; !stop; ++i) {
+        GenerateResponse response;
+        grpc::Status status = client.Generate(Request(Text(static_cast<int>(i)), 10, 100 * t + i), &response);
+        seen[t].emplace_back(status.error_code(), status.ok() ? response.model_version() : status.error_message());
+      }
+    });
+  }
+  struct JoinOnExit {  // also when an assertion ends the test early
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinOnExit() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_on_exit{stop, load};
+  auto wait_for_versions = [&](const std::function<bool(const std::vector<std::string>&)>& done) {
+    const absl::Time give_up = absl::Now() + kPatience;
+    while (absl::Now() < give_up) {
+      if (done(ListedVersions(client))) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  };
+  auto available = [](const std::string& step) {
+    return [step](const std::vector<std::string>& v) {
+      return !v.empty() && v[0].rfind("step-" + step + "-", 0) == 0 && v[0].find(" AVAILABLE") != std::string::npos;
+    };
+  };
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 2, 1002));
+  server->Signal(SIGHUP);
+  EXPECT_TRUE(wait_for_versions(available("1002"))) << server->Log();
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 3, 1003, /*broken=*/true));
+  server->Signal(SIGHUP);
+  EXPECT_TRUE(wait_for_versions([](const std::vector<std::string>& v) {
+    return !v.empty() && v.back().find(" FAILED") != std::string::npos;
+  })) << server->Log();
+  EXPECT_TRUE(available("1002")(ListedVersions(client)));
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 4, 1004));
+  server->Signal(SIGHUP);
+  EXPECT_TRUE(wait_for_versions(available("1004"))) << server->Log();
+  absl::SleepFor(absl::Milliseconds(300));
+  stop = true;
+  for (auto& t : load) t.join();
+  std::set<std::string> versions_seen;
+  for (const auto& calls : seen) {
+    int last = 0;
+    for (const auto& [code, version] : calls) {
+      ASSERT_EQ(code, grpc::StatusCode::OK) << version;
+      const int step = std::stoi(version.substr(5, 4));  // "step-100N-..."
+      EXPECT_GE(step, last) << "a call went back to an older version";
+      EXPECT_NE(step, 1003) << "the broken version answered";
+      last = step;
+      versions_seen.insert(version.substr(0, 9));
+    }
+  }
+  EXPECT_EQ(versions_seen, (std::set<std::string>{"step-1001", "step-1002", "step-1004"}));
+  EXPECT_NE(server->Log().find("refused the new version"), std::string::npos) << server->Log();
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
