@@ -72,6 +72,10 @@ TEST_F(ServerConfigTest, RejectsUnknownKeysAndBadValuesByName) {
       {model, {"server.max_message_bytes=100"}, "server.max_message_bytes"},
       {model, {"models.m.device=tpu"}, "models.m.device"},
       {model, {"server.port=abc"}, "server.port"},
+      {model, {"engine.admission_order=lifo"}, "engine.admission_order"},
+      {model, {"engine.deadline_aware=maybe"}, "engine.deadline_aware"},
+      {model, {"engine.adaptive_latency_target_seconds=0"}, "engine.adaptive_latency_target_seconds"},
+      {model, {"server.model_poll_seconds=-1"}, "server.model_poll_seconds"},
       {"models:\n  m:\n    device: cpu\n", {}, "models.m.checkpoint"},
       {"", {}, "no models"},
   };
