@@ -25,7 +25,7 @@ struct Engine::Entry {
   int64_t tokens = 0;  // an estimate until started, then the real target tokens of its rows
   absl::Time enqueued;
   absl::Time admitted;
-  absl::Duration predicted;  // at arrival, time to finish; zero when none was made
+  absl::Duration uncalibrated;  // at arrival, predicted time to finish before calibration; zero: none
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, Sampler sampler,
@@ -92,7 +92,7 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
   entry->tokens = tokens;
   entry->state = std::move(state).value();
   entry->enqueued = arrival;
-  entry->predicted = plan->predicted;
+  entry->uncalibrated = plan->uncalibrated;
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
   if (static_cast<int>(waiting_.size()) >= options_.max_queued_requests) {
@@ -111,9 +111,18 @@ absl::Duration Engine::PredictFinishLocked(int rows, int64_t tokens, int steps) 
   std::vector<PlannedWork> waiting;
   waiting.reserve(waiting_.size());
   for (const auto& e : waiting_) waiting.push_back({e->rows, e->tokens, e->state->options().steps});
-  return calibration_ * PredictFinish(active_work_, waiting, {rows, tokens, steps},
-                                      {options_.max_rows_per_batch, options_.max_tokens_per_batch},
-                                      options_.admission_order, step_time_);
+  return PredictFinish(active_work_, waiting, {rows, tokens, steps},
+                       {options_.max_rows_per_batch, options_.max_tokens_per_batch, options_.policy},
+                       options_.admission_order, step_time_);
+}
+
+void Engine::Calibrate(double ratio) {
+  // A stochastic quantile estimate: up by q when the request took longer than the calibration
+  // says, down by 1 - q when it took less; it settles where a share 1 - q takes longer.
+  absl::MutexLock lock(&mu_);
+  calibration_ *= ratio > calibration_ ? 1 + kCalibrationRate * kCalibrationQuantile
+                                       : 1 - kCalibrationRate * (1 - kCalibrationQuantile);
+  calibration_ = std::clamp(calibration_, 0.25, 20.0);
 }
 
 absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int rows, int64_t tokens, absl::Time now) {
@@ -127,7 +136,7 @@ absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int row
     int lo = task.min_steps, hi = most;
     while (lo < hi) {
       const int mid = lo + (hi - lo + 1) / 2;
-      if (PredictFinishLocked(rows, tokens, mid) <= budget) {
+      if (calibration_ * PredictFinishLocked(rows, tokens, mid) <= budget) {
         lo = mid;
       } else {
         hi = mid - 1;
@@ -135,7 +144,8 @@ absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int row
     }
     steps = lo;
   }
-  const absl::Duration finish = PredictFinishLocked(rows, tokens, steps);
+  const absl::Duration uncalibrated = PredictFinishLocked(rows, tokens, steps);
+  const absl::Duration finish = calibration_ * uncalibrated;
   if (options_.deadline_aware) {
     if (now + finish > task.deadline) {
       return absl::DeadlineExceededError(
@@ -145,7 +155,7 @@ absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int row
           absl::FormatDuration(absl::Ceil(task.deadline - now, absl::Milliseconds(1))));
     }
   }
-  return Plan{steps, finish};
+  return Plan{steps, uncalibrated};
 }
 
 void Engine::Cancel(uint64_t id) {
@@ -216,7 +226,7 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected
     const bool first = running_ == 0 && admitted->empty();
     if (!first && (rows + next.rows > options_.max_rows_per_batch ||
                    tokens + next.tokens > options_.max_tokens_per_batch)) {
-      break;  // first come, first served: nobody overtakes the head of the queue
+      break;  // nobody overtakes the head of the admission order (FIFO: the oldest)
     }
     rows += next.rows;
     tokens += next.tokens;
@@ -256,6 +266,10 @@ void Engine::Loop() {
         }
       }
       TakeWaiting(&admitted, &rejected);
+      // Predictions made while this iteration runs count the admitted as running already.
+      for (const auto& entry : admitted) {
+        active_work_.push_back({entry->rows, entry->tokens, entry->state->options().steps});
+      }
       cancelled.swap(cancelled_);
       // Rejected entries count as running until answered, so WaitIdle never returns early.
       running_ += static_cast<int>(admitted.size() + rejected.size());
@@ -297,6 +311,10 @@ void Engine::Loop() {
         if (hooks_.on_late) hooks_.on_late(state.steps_done());
         entry->task->on_done(absl::DeadlineExceededError("the deadline passed while the request ran"));
       } else if (now + remaining * step_time > entry->task->deadline) {
+        // These are the requests the plan misjudged most: the calibration learns from them too.
+        if (entry->uncalibrated > absl::ZeroDuration()) {
+          Calibrate(absl::FDivDuration(now + remaining * step_time - entry->enqueued, entry->uncalibrated));
+        }
         if (hooks_.on_late) hooks_.on_late(state.steps_done());
         entry->task->on_done(absl::DeadlineExceededError(
             "stopped after " + std::to_string(state.steps_done()) + " of " + std::to_string(state.options().steps) +
@@ -343,15 +361,10 @@ void Engine::Loop() {
         if (entry->task->on_step) entry->task->on_step(*result);
         if (done) {
           const absl::Time end = Now();
-          if (entry->predicted > absl::ZeroDuration() && entry->state->steps_done() == entry->state->options().steps) {
+          if (entry->uncalibrated > absl::ZeroDuration() &&
+              entry->state->steps_done() == entry->state->options().steps) {
             // Early exit ends a request before its plan; only full runs say how good the plan was.
-            // A stochastic quantile estimate: up by q when the answer came later than the
-            // calibration, down by 1 - q when sooner; it settles where a share 1 - q comes later.
-            const double ratio = absl::FDivDuration(end - entry->enqueued, entry->predicted);
-            absl::MutexLock lock(&mu_);
-            calibration_ *= ratio > calibration_ ? 1 + kCalibrationRate * kCalibrationQuantile
-                                                 : 1 - kCalibrationRate * (1 - kCalibrationQuantile);
-            calibration_ = std::clamp(calibration_, 0.25, 20.0);
+            Calibrate(absl::FDivDuration(end - entry->enqueued, entry->uncalibrated));
           }
           GenerateOutcome outcome{std::move(result).value(), entry->admitted - entry->enqueued,
                                   end - entry->admitted, end - entry->enqueued};

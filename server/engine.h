@@ -103,12 +103,15 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The time from now until a request of this size and K would finish, given the work the engine
-  // has and scaled by the calibration (zero until the step time is known).
+  // has, before calibration (zero until the step time is known).
   absl::Duration PredictFinishLocked(int rows, int64_t tokens, int steps) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Plan {
-    int steps = 0;             // the K the task runs with (its range's choice, or its fixed K)
-    absl::Duration predicted;  // its predicted time to finish; zero when none was made
+    int steps = 0;           // the K the task runs with (its range's choice, or its fixed K)
+    absl::Duration uncalibrated;  // PredictFinishLocked for it; zero when none was made
   };
+  // Moves the calibration by one request whose actual time to finish was `ratio` times its
+  // uncalibrated prediction.
+  void Calibrate(double ratio) ABSL_LOCKS_EXCLUDED(mu_);
   // The task's plan, or DEADLINE_EXCEEDED.
   absl::StatusOr<Plan> PlanSteps(const GenerateTask& task, int rows, int64_t tokens, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -125,7 +128,8 @@ class Engine {
   int64_t active_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<PlannedWork> active_work_ ABSL_GUARDED_BY(mu_);  // the running requests, after the last step
   StepTimeModel step_time_ ABSL_GUARDED_BY(mu_);
-  // The 95th percentile of actual over predicted time to finish, over recent answers: the replay
+  // The 95th percentile of actual over (uncalibrated) predicted time to finish, over recent
+  // requests: the replay
   // of the queue cannot know the requests that will arrive and join the batch later, and this
   // measures how much they slow it under the present load.
   double calibration_ ABSL_GUARDED_BY(mu_) = 1.0;

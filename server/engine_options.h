@@ -17,7 +17,9 @@ absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name);
 const char* BatchPolicyName(BatchPolicy policy);
 
 // The order in which waiting requests are admitted when the batch cannot take them all. Nobody
-// overtakes the head of that order, so a large request is not starved by small ones behind it.
+// overtakes the head of that order: under FIFO a request with many rows is not starved by small
+// ones behind it. Under shortest-first a request with many steps waits while requests with fewer
+// keep coming; its deadline bounds that wait.
 enum class AdmissionOrder {
   kFifo,           // first come, first served
   kShortestFirst,  // fewest steps first, arrival order among equals

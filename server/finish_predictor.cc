@@ -64,8 +64,10 @@ absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std:
       rows += item.work.rows;
       tokens += item.work.tokens;
     }
-    while (!pending.empty()) {
+    const bool was_empty = batch.empty();
+    while (!pending.empty() && (was_empty || limits.policy == BatchPolicy::kStep)) {
       const PlannedWork& next = pending.front().work;
+      if (!batch.empty() && limits.policy == BatchPolicy::kNone) break;
       if (!batch.empty() && (rows + next.rows > limits.max_rows || tokens + next.tokens > limits.max_tokens)) break;
       rows += next.rows;
       tokens += next.tokens;

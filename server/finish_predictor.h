@@ -49,11 +49,15 @@ struct PlannedWork {
 struct AdmissionLimits {
   int max_rows = 0;
   int64_t max_tokens = 0;
+  // kStep: newcomers join the running batch; kRequest: only an empty batch takes newcomers;
+  // kNone: one request at a time.
+  BatchPolicy policy = BatchPolicy::kStep;
 };
 
 // The time from now until `candidate` has run all its steps, had it joined the queue behind
 // `waiting` (given in arrival order), with `running` in the batch. Admission follows the engine:
-// in `order`, nobody overtaking the head, the first request always admitted into an empty batch.
+// its policy, in `order`, nobody overtaking the head, the first request always admitted into an
+// empty batch.
 // Zero when `model` is not ready.
 absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std::vector<PlannedWork>& waiting,
                              const PlannedWork& candidate, const AdmissionLimits& limits, AdmissionOrder order,

@@ -88,6 +88,22 @@ TEST(PredictFinishTest, FifoMakesAShortRequestWaitBehindALongOneThatShortestFirs
       1e-6);
 }
 
+TEST(PredictFinishTest, UnderTheRequestAndNonePoliciesNobodyJoinsARunningBatch) {
+  const std::vector<PlannedWork> running = {{2, 100, 10}};
+  const std::vector<PlannedWork> waiting = {{1, 50, 4}};
+  const PlannedWork candidate{1, 50, 4};
+  // request: 10 steps of the running batch, then the two waiting ones together (4 steps at 100).
+  AdmissionLimits request = kLimits;
+  request.policy = BatchPolicy::kRequest;
+  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, request, AdmissionOrder::kFifo, PerTokenModel())),
+              10 * 10.0 + 4 * 10.0, 1e-6);
+  // none: one at a time: 10 steps, then 4 for the one ahead, then 4 alone.
+  AdmissionLimits none = kLimits;
+  none.policy = BatchPolicy::kNone;
+  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, none, AdmissionOrder::kFifo, PerTokenModel())),
+              10 * 10.0 + 4 * 5.0 + 4 * 5.0, 1e-6);
+}
+
 TEST(PredictFinishTest, TheTokenLimitBindsLikeTheRowLimit) {
   const AdmissionLimits limits{/*max_rows=*/100, /*max_tokens=*/500};
   const double ms = Ms(PredictFinish({{2, 480, 2}}, {}, {1, 50, 1}, limits, AdmissionOrder::kFifo, PerTokenModel()));

@@ -227,6 +227,9 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void Perform(const Action& action) {
     if (action.next == Next::kStep || action.next == Next::kFinalEvent) {
       if (absl::Status serialized = SerializeToByteBuffer(current_, &current_bytes_); !serialized.ok()) {
+        // A step that cannot be sent is skipped (the engine still owns the task and will call
+        // back); the final event comes after the task is done, so the call can end here.
+        if (action.next == Next::kStep) return OnWriteDone(true);
         return Finish(ToGrpcStatus(serialized));
       }
     }
@@ -290,10 +293,16 @@ std::shared_ptr<ServedModel> GeneratorService::Current(const std::string& name) 
   return it != models_.end() ? it->second.current : nullptr;
 }
 
-std::vector<VersionState> GeneratorService::Versions(const std::string& name) const {
+std::vector<std::shared_ptr<ServedModel>> GeneratorService::LiveVersions() const {
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  return it != models_.end() ? VersionsLocked(it->second) : std::vector<VersionState>{};
+  std::vector<std::shared_ptr<ServedModel>> live;
+  for (const auto& [name, hosted] : models_) {
+    if (hosted.current != nullptr) live.push_back(hosted.current);
+    for (const std::weak_ptr<ServedModel>& weak : hosted.retiring) {
+      if (std::shared_ptr<ServedModel> old = weak.lock()) live.push_back(std::move(old));
+    }
+  }
+  return live;
 }
 
 std::vector<VersionState> GeneratorService::VersionsLocked(const Hosted& hosted) const {

@@ -69,9 +69,8 @@ class GeneratorService final : public GeneratorServiceBase {
   void SetLoadFailed(const std::string& name, const std::string& path, const std::string& error);
   // The version of `name` new calls get (null when there is no such model).
   std::shared_ptr<ServedModel> Current(const std::string& name) const;
-  // Every version of `name` the service knows of: the available one, those retiring, and a load
-  // under way or refused.
-  std::vector<VersionState> Versions(const std::string& name) const;
+  // Every version of every model still alive: the current ones and those finishing their calls.
+  std::vector<std::shared_ptr<ServedModel>> LiveVersions() const;
   void SetReady();
   // New calls are answered UNAVAILABLE from now on; calls already taken run to the end.
   void StartDraining();

@@ -2,6 +2,7 @@
 // step counts; prints throughput, latency percentiles overall and per step count, and errors by code.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -27,7 +28,8 @@ constexpr char kUsage[] =
     "asks for the range --step-range and the server chooses K by its load; each call's deadline is\n"
     "drawn uniformly from --deadline-seconds (default 60); texts are the non-empty lines of --input\n"
     "in turn. --output writes each counted answer as a line: input number (1-based), planned K,\n"
-    "steps run, latency in ms, text (tab-separated); the number counts non-empty lines only. Answers during --warmup (default 3 s) are not counted;\n"
+    "steps run, latency in ms, text (tab-separated; tabs and line breaks in the text become spaces);\n"
+    "the number counts non-empty lines only. Answers during --warmup (default 3 s) are not counted;\n"
     "counting lasts --duration seconds (default 30). Prints throughput (OK answers per second),\n"
     "client latency p50/p90/p99 overall and per K, the server's queue time, and errors by code;\n"
     "--json prints the same as one JSON object.\n";
@@ -40,7 +42,7 @@ constexpr double kMaxSeconds = 365 * 24 * 3600;  // a year: larger durations wou
 int main(int argc, char** argv) {
   fastdiss::LoadOptions options;
   std::string target, input, output;
-  bool json = false;
+  bool json = false, steps_given = false;
   fastdiss::ClientTlsOptions tls;
   fastdiss::FlagReader flags("fastdiss-loadgen", argc, argv);
   while (flags.Next()) {
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
     } else if (flags.Is("--json")) {
       json = flags.Switch();
     } else if (flags.Is("--steps")) {
+      steps_given = true;
       options.steps.clear();
       for (int64_t k : flags.IntList(1, kMaxInt)) options.steps.push_back(static_cast<int>(k));
     } else {
@@ -108,6 +111,18 @@ int main(int argc, char** argv) {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) options.inputs.push_back(line);
   }
+  if (options.max_steps > 0 && steps_given) {
+    std::cerr << "fastdiss-loadgen: give --steps or --step-range, not both\n";
+    return 2;
+  }
+  std::ofstream out;
+  if (!output.empty()) {
+    out.open(output);
+    if (!out) {
+      std::cerr << "fastdiss-loadgen: cannot write " << output << "\n";
+      return 2;
+    }
+  }
   auto channel = fastdiss::MakeChannel(target, tls);
   if (!channel.ok()) {
     std::cerr << "fastdiss-loadgen: " << channel.status().message() << "\n";
@@ -119,11 +134,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!output.empty()) {
-    std::ofstream out(output);
     for (const fastdiss::Answer& a : report->answers) {
+      // One line per answer: tabs and line breaks inside the text become spaces.
+      std::string text = a.text;
+      std::replace_if(text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
       out << a.index % options.inputs.size() + 1 << '\t' << a.planned_steps << '\t' << a.steps_run << '\t'
-          << a.seconds * 1e3 << '\t' << a.text << '\n';
+          << a.seconds * 1e3 << '\t' << text << '\n';
     }
+    out.close();
     if (!out) {
       std::cerr << "fastdiss-loadgen: cannot write " << output << "\n";
       return 2;

@@ -218,11 +218,8 @@ bool ModelServer::Shutdown(absl::Duration grace) {
   // service's own Shutdown also freezes that status.
   grpc_server_->GetHealthCheckService()->Shutdown();
   service_->StartDraining();
-  // The current versions; retired ones take no new calls and finish the ones they have.
-  std::vector<std::shared_ptr<ServedModel>> models;
-  for (const auto& [name, spec] : config_.models) {
-    if (std::shared_ptr<ServedModel> model = service_->Current(name)) models.push_back(std::move(model));
-  }
+  // Every live version, those retiring with calls in flight included.
+  std::vector<std::shared_ptr<ServedModel>> models = service_->LiveVersions();
   int in_flight = 0;
   for (auto& model : models) {
     model->engine().Drain();

@@ -128,8 +128,8 @@ absl::Status ServerConfig::Validate() const {
     return invalid("server.default_early_exit_steps must be in [0, engine.max_steps] (0: off), got " +
                    std::to_string(server.default_early_exit_steps));
   }
-  if (!(server.model_poll_seconds >= 0) || server.model_poll_seconds > 86400) {
-    return invalid("server.model_poll_seconds must be in [0, 86400] (0: only at SIGHUP), got " +
+  if (!(server.model_poll_seconds == 0 || (server.model_poll_seconds >= 1 && server.model_poll_seconds <= 86400))) {
+    return invalid("server.model_poll_seconds must be 0 (only at SIGHUP) or in [1, 86400], got " +
                    std::to_string(server.model_poll_seconds));
   }
   if (tls.cert.empty() != tls.key.empty()) {

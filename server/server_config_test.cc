@@ -76,6 +76,7 @@ TEST_F(ServerConfigTest, RejectsUnknownKeysAndBadValuesByName) {
       {model, {"engine.deadline_aware=maybe"}, "engine.deadline_aware"},
       {model, {"engine.adaptive_latency_target_seconds=0"}, "engine.adaptive_latency_target_seconds"},
       {model, {"server.model_poll_seconds=-1"}, "server.model_poll_seconds"},
+      {model, {"server.model_poll_seconds=0.001"}, "server.model_poll_seconds"},
       {"models:\n  m:\n    device: cpu\n", {}, "models.m.checkpoint"},
       {"", {}, "no models"},
   };
