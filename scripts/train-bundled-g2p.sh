@@ -9,8 +9,9 @@
 #  2. On from stretch 1's float16 export (train.init_from: its weights, a fresh optimizer) on the
 #     2-core CPU, 110 minutes at one thread, then resumed from last/ for 32 minutes at two (THREADS=2,
 #     MINUTES=32, the same other settings), then for 58 and 80 more minutes at one (MINUTES=150,
-#     stopped and resumed at step 3,250; then MINUTES=80), to step 4,905: seed 3, 4,096-token
-#     batches, peak lr 4e-4 after 200 warm-up steps. That checkpoint predates model.source_lowercase,
+#     stopped and resumed at step 3,250; then MINUTES=80; then MINUTES=140, stopped with SIGTERM at
+#     step 6,593), best dev at step 6,250: seed 3, 4,096-token batches, peak lr 4e-4 after 200
+#     warm-up steps. That checkpoint predates model.source_lowercase,
 #     so its resumptions add --set model.source_lowercase=false (the export declares the rule).
 #       DEVICE=cpu MINUTES=110 FROM=models/g2p SEED=3 MAX_TOKENS=4096 LR=0.0004 WARMUP=200 \
 #         OUTPUT=runs/g2p-cpu-ft bash scripts/train-bundled-g2p.sh
