@@ -45,7 +45,8 @@ Status ErrnoError(const std::string& what, int err) {
   switch (err) {
     case ENOENT: return NotFoundError(std::move(message));
     case ENOSPC:
-    case EDQUOT: return ResourceExhaustedError(std::move(message));
+    case EDQUOT:
+    case EFBIG: return ResourceExhaustedError(std::move(message));
     case EACCES:
     case EPERM:
     case EROFS: return FailedPreconditionError(std::move(message));

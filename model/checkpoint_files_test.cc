@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -96,6 +98,29 @@ TEST_P(CheckpointOverwriteTest, ReplacesExistingCheckpointCompletely) {
 
 INSTANTIATE_TEST_SUITE_P(Swap, CheckpointOverwriteTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "RenameExchange" : "RenameAside"; });
+
+// Out of space mid-write (the file-size limit stands in for a full disk: writes past it fail with
+// EFBIG as they would with ENOSPC): a clear error, the previous checkpoint intact and readable,
+// nothing half-written left beside it.
+TEST_F(CheckpointFilesTest, RunningOutOfSpaceLeavesThePreviousCheckpointIntact) {
+  ASSERT_TRUE(WriteCheckpointDir(dir_, {{"weights", "old weights"}}).ok());
+  struct rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const sighandler_t old_handler = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+  struct rlimit small = saved;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const Status status = WriteCheckpointDir(dir_, {{"weights", std::string(1 << 20, 'w')}});
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("cannot write"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("weights"), std::string::npos) << status;
+  auto read = ReadCheckpointDir(dir_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, (FileMap{{"weights", "old weights"}}));
+  EXPECT_EQ(RootEntries(), std::vector<std::string>{"ckpt"});  // the partial copy is gone
+}
 
 TEST_F(CheckpointFilesTest, RemoveDeletesTheTreeButNotWhatLinksPointTo) {
   ASSERT_TRUE(WriteCheckpointDir(dir_, {{"a", "bytes"}}, {}).ok());
