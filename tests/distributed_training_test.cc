@@ -1,13 +1,20 @@
-// Data-parallel training through the real fastdiss-train binary: two processes on 127.0.0.1
-// (torchrun's environment, c10d Gloo) reach the same weights as one process with the same global
-// batches; only rank 0 writes; a run made by two processes resumes in one.
+// The real fastdiss-train binary. Data-parallel training: two processes on 127.0.0.1 (torchrun's
+// environment, c10d Gloo) reach the same weights as one process with the same global batches;
+// only rank 0 writes; a run made by two processes resumes in one. Crash safety: a run killed
+// with SIGKILL at random moments, checkpoint writing included, always leaves loadable
+// checkpoints and resumes to the weights of a run never killed.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
+#include <random>
+#include <thread>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -25,7 +32,7 @@ namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kPatience = std::chrono::minutes(5);
 
-class DistributedTrainingTest : public ::testing::Test {
+class TrainingBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::system("spm_train --help > /dev/null 2>&1") != 0) GTEST_SKIP() << "spm_train is not installed";
@@ -62,17 +69,22 @@ class DistributedTrainingTest : public ::testing::Test {
 
   // Starts one fastdiss-train process; `rank` < 0 means no torch.distributed environment.
   std::unique_ptr<testing::Subprocess> Start(const std::string& output, int max_steps, int rank, int world,
-                                             int port) {
+                                             int port, const std::vector<std::string>& sets = {}) {
     std::vector<std::string> env;
     if (rank >= 0) {
       env = {"WORLD_SIZE=" + std::to_string(world), "RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
              "MASTER_PORT=" + std::to_string(port)};
     }
-    const std::string log = dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + ".log");
-    auto process = testing::Subprocess::Start(
-        {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File(output),
-         "--set", "train.max_steps=" + std::to_string(max_steps)},
-        log, env);
+    const std::string log = dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + "-" +
+                                      std::to_string(starts_++) + ".log");
+    std::vector<std::string> args = {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"),
+                                     "--set", "train.output_dir=" + dir_.File(output),
+                                     "--set", "train.max_steps=" + std::to_string(max_steps)};
+    for (const std::string& set : sets) {
+      args.push_back("--set");
+      args.push_back(set);
+    }
+    auto process = testing::Subprocess::Start(args, log, env);
     EXPECT_NE(process, nullptr);
     return process;
   }
@@ -105,8 +117,8 @@ class DistributedTrainingTest : public ::testing::Test {
     return weights;
   }
 
-  int64_t Step(const std::string& output) {
-    auto loaded = LoadCheckpoint(dir_.File(output) + "/last");
+  int64_t Step(const std::string& output, const std::string& which = "last") {
+    auto loaded = LoadCheckpoint(dir_.File(output) + "/" + which);
     const ConfigValue* step = loaded.ok() ? loaded->metadata.Find("checkpoint.step") : nullptr;
     return step == nullptr ? -1 : std::stoll(step->scalar);
   }
@@ -130,9 +142,10 @@ class DistributedTrainingTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  int starts_ = 0;
 };
 
-TEST_F(DistributedTrainingTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
+TEST_F(TrainingBinaryTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
   {  // "one" is a launched group of one process (torchrun with WORLD_SIZE=1): a real Gloo group
     auto process = Start("one", 6, 0, 1, testing::FreePort());
     ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
@@ -159,7 +172,7 @@ TEST_F(DistributedTrainingTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) 
   EXPECT_GT(moved, 1e-3);
 }
 
-TEST_F(DistributedTrainingTest, ABadEnvironmentIsRefusedByName) {
+TEST_F(TrainingBinaryTest, ABadEnvironmentIsRefusedByName) {
   auto process = testing::Subprocess::Start(
       {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
       dir_.File("bad.log"), {"WORLD_SIZE=2", "RANK=5", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"});
@@ -173,6 +186,57 @@ TEST_F(DistributedTrainingTest, ABadEnvironmentIsRefusedByName) {
   ASSERT_NE(no_address, nullptr);
   EXPECT_EQ(no_address->Wait(kPatience), 2);
   EXPECT_NE(no_address->Log().find("MASTER_ADDR"), std::string::npos) << no_address->Log();
+}
+
+// SIGKILL at random moments, up to six times, with a checkpoint (last/ and best/) written after
+// every step so that many kills land inside a write: each time, what is on disk loads, and the
+// run resumed from it (train.resume: auto) ends with exactly the weights of a run never killed.
+TEST_F(TrainingBinaryTest, KilledAtRandomMomentsTheRunResumesToTheWeightsOfOneNeverKilled) {
+  const int steps = 40;
+  const std::vector<std::string> sets = {"train.resume=auto", "eval.every=1"};
+  const auto begin = std::chrono::steady_clock::now();
+  {
+    auto process = Start("whole", steps, -1, 1, 0, sets);
+    ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
+  }
+  const auto whole_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin).count();
+  // Each attempt is killed between 30% and 65% of an uninterrupted run's time: after start-up,
+  // somewhere in its steps and their checkpoint writes.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int64_t> delay_ms(whole_ms * 30 / 100, whole_ms * 65 / 100);
+  std::vector<int64_t> progress;  // the step last/ holds after each kill
+  for (int round = 0; round < 6; ++round) {
+    auto process = Start("killed", steps, -1, 1, 0, sets);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    if (process->Exited()) break;  // it finished first: nothing left to interrupt
+    process->Signal(SIGKILL);
+    EXPECT_EQ(process->Wait(kPatience), -1) << process->Log();
+    for (const char* which : {"last", "best"}) {
+      const std::string dir = dir_.File("killed") + "/" + which;
+      if (!fs::exists(dir)) continue;  // killed before the first save
+      auto loaded = LoadCheckpoint(dir);
+      EXPECT_TRUE(loaded.ok()) << "after kill " << progress.size() + 1 << ", " << which
+                               << "/ does not load: " << loaded.status();
+    }
+    progress.push_back(fs::exists(dir_.File("killed") + "/last") ? Step("killed") : 0);
+  }
+  std::string steps_seen;
+  for (int64_t step : progress) steps_seen += " " + std::to_string(step);
+  std::cout << "uninterrupted run " << whole_ms << " ms; last/ after each kill at step" << steps_seen << std::endl;
+  ASSERT_GE(progress.size(), 3u) << "the run outpaced the kills (" << whole_ms << " ms uninterrupted)";
+  EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
+  EXPECT_GT(progress.back(), 0) << "no kill came after a step was saved";
+  auto finish = Start("killed", steps, -1, 1, 0, sets);
+  ASSERT_EQ(finish->Wait(kPatience), 0) << finish->Log();
+  EXPECT_EQ(Step("killed"), steps);
+  const Weights whole = Load("whole"), killed = Load("killed");
+  ASSERT_EQ(whole.size(), killed.size());
+  ASSERT_FALSE(whole.empty());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_TRUE(torch::equal(whole[i].second, killed[i].second))
+        << whole[i].first << ": largest difference " << (whole[i].second - killed[i].second).abs().max().item<double>();
+  }
 }
 
 }  // namespace
