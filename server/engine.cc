@@ -107,15 +107,6 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
   return absl::OkStatus();
 }
 
-absl::Duration Engine::PredictFinishLocked(int rows, int64_t tokens, int steps) const {
-  std::vector<PlannedWork> waiting;
-  waiting.reserve(waiting_.size());
-  for (const auto& e : waiting_) waiting.push_back({e->rows, e->tokens, e->state->options().steps});
-  return PredictFinish(active_work_, waiting, {rows, tokens, steps},
-                       {options_.max_rows_per_batch, options_.max_tokens_per_batch, options_.policy},
-                       options_.admission_order, step_time_);
-}
-
 void Engine::Calibrate(double ratio) {
   // A stochastic quantile estimate: up by q when the request took longer than the calibration
   // says, down by 1 - q when it took less; it settles where a share 1 - q takes longer.
@@ -129,22 +120,33 @@ absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int row
   const int most = task.options.steps;
   const bool adaptive = task.min_steps > 0 && task.min_steps < most;
   if (!step_time_.ready() || (!adaptive && !options_.deadline_aware)) return Plan{most, absl::ZeroDuration()};
+  // The time from now until this request would finish at K steps, behind the work the engine has.
+  std::vector<PlannedWork> waiting;
+  waiting.reserve(waiting_.size());
+  for (const auto& e : waiting_) waiting.push_back({e->rows, e->tokens, e->state->options().steps});
+  const AdmissionLimits limits{options_.max_rows_per_batch, options_.max_tokens_per_batch, options_.policy};
+  auto predict = [&](int k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return PredictFinish(active_work_, waiting, {rows, tokens, k}, limits, options_.admission_order, step_time_);
+  };
   int steps = most;
+  absl::Duration uncalibrated;  // predict(lo) whenever set: the search's last accepted K
   if (adaptive) {
     // The finish time grows with K, so a binary search finds the most steps within the budget.
     const absl::Duration budget = std::min(options_.adaptive_latency_target, task.deadline - now);
     int lo = task.min_steps, hi = most;
     while (lo < hi) {
       const int mid = lo + (hi - lo + 1) / 2;
-      if (calibration_ * PredictFinishLocked(rows, tokens, mid) <= budget) {
+      const absl::Duration at_mid = predict(mid);
+      if (calibration_ * at_mid <= budget) {
         lo = mid;
+        uncalibrated = at_mid;
       } else {
         hi = mid - 1;
       }
     }
     steps = lo;
   }
-  const absl::Duration uncalibrated = PredictFinishLocked(rows, tokens, steps);
+  if (uncalibrated == absl::ZeroDuration()) uncalibrated = predict(steps);  // K not searched, or min_steps
   const absl::Duration finish = calibration_ * uncalibrated;
   if (options_.deadline_aware) {
     if (now + finish > task.deadline) {

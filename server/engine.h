@@ -102,12 +102,9 @@ class Engine {
   void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The time from now until a request of this size and K would finish, given the work the engine
-  // has, before calibration (zero until the step time is known).
-  absl::Duration PredictFinishLocked(int rows, int64_t tokens, int steps) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Plan {
-    int steps = 0;           // the K the task runs with (its range's choice, or its fixed K)
-    absl::Duration uncalibrated;  // PredictFinishLocked for it; zero when none was made
+    int steps = 0;                // the K the task runs with (its range's choice, or its fixed K)
+    absl::Duration uncalibrated;  // its predicted time to finish before calibration; zero: none made
   };
   // Moves the calibration by one request whose actual time to finish was `ratio` times its
   // uncalibrated prediction.
