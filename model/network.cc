@@ -3,8 +3,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
+#include "model/cpu_attention.h"
 #include "model/dropout.h"
 #include "model/tokenizer.h"
 
@@ -21,6 +23,19 @@ Status Positive(const char* name, double value) {
 // torch::nn::Dropout modules stay as the holders of both.
 torch::Tensor Drop(const torch::nn::Dropout& dropout, const torch::Tensor& x) {
   return Dropout(x, dropout->options.p(), dropout->is_training());
+}
+
+// x [..., K] times weight [N, K]^T plus bias in one addmm. LibTorch 1.13's linear runs a 3-D input
+// as a matmul (its GEMM zero-fills the output first) and then a separate bias add.
+torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  std::vector<int64_t> sizes = x.sizes().vec();
+  auto flat = x.reshape({-1, sizes.back()});
+  sizes.back() = weight.size(0);
+  return torch::addmm(bias, flat, weight.t()).view(sizes);
+}
+
+torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return Affine(x, layer->weight, layer->bias);
 }
 
 }  // namespace
@@ -96,6 +111,12 @@ torch::Tensor SinusoidalEmbedding(const torch::Tensor& values, int64_t dim) {
   return torch::cat({torch::sin(angles), torch::cos(angles)}, -1);
 }
 
+torch::Tensor AttentionBias(const torch::Tensor& key_mask) {
+  auto bias = torch::zeros(key_mask.sizes(), key_mask.options().dtype(torch::kFloat32));
+  bias.masked_fill_(key_mask.logical_not(), -std::numeric_limits<float>::infinity());
+  return bias.view({key_mask.size(0), 1, 1, key_mask.size(1)});
+}
+
 AttentionImpl::AttentionImpl(int d_model, int num_heads, double dropout) : num_heads_(num_heads) {
   q_ = register_module("q", torch::nn::Linear(d_model, d_model));
   k_ = register_module("k", torch::nn::Linear(d_model, d_model));
@@ -104,22 +125,80 @@ AttentionImpl::AttentionImpl(int d_model, int num_heads, double dropout) : num_h
   dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& memory,
-                                     const torch::Tensor& key_mask) {
-  const int64_t B = query.size(0), Lq = query.size(1), Lk = memory.size(1);
-  const int64_t H = query.size(2), head_dim = H / num_heads_;
-  auto split = [&](const torch::Tensor& x, int64_t length) {
-    return x.view({B, length, num_heads_, head_dim}).transpose(1, 2);  // [B, heads, len, hd]
-  };
-  auto q = split(q_(query), Lq) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
-  auto k = split(k_(memory), Lk);
-  auto v = split(v_(memory), Lk);
-  auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, heads, Lq, Lk]
-  scores = scores.masked_fill(key_mask.logical_not().view({B, 1, 1, Lk}),
-                              -std::numeric_limits<float>::infinity());
+const AttentionImpl::Fused& AttentionImpl::FusedWeights() {
+  const torch::Tensor sources[] = {q_->weight, q_->bias, k_->weight, k_->bias, v_->weight, v_->bias};
+  const bool cacheable = !is_training() && !torch::GradMode::is_enabled();
+  if (cacheable && !fused_from_.empty()) {
+    bool same = true;
+    for (size_t i = 0; i < fused_from_.size() && same; ++i) {
+      same = fused_from_[i] == std::make_pair<const void*, int64_t>(sources[i].data_ptr(), sources[i]._version());
+    }
+    if (same) return fused_;
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q_->weight.size(0) / num_heads_));
+  fused_.q_weight = q_->weight * scale;
+  fused_.q_bias = q_->bias * scale;
+  fused_.kv_weight = torch::cat({k_->weight, v_->weight});
+  fused_.kv_bias = torch::cat({k_->bias, v_->bias});
+  fused_.qkv_weight = torch::cat({fused_.q_weight, fused_.kv_weight});
+  fused_.qkv_bias = torch::cat({fused_.q_bias, fused_.kv_bias});
+  fused_from_.clear();
+  if (cacheable) {
+    for (const auto& t : sources) fused_from_.emplace_back(t.data_ptr(), t._version());
+  }
+  return fused_;
+}
+
+torch::Tensor AttentionImpl::SplitHeads(const torch::Tensor& x) const {
+  const int64_t head_dim = x.size(2) / num_heads_;
+  return x.view({x.size(0), x.size(1), num_heads_, head_dim}).transpose(1, 2);
+}
+
+bool AttentionImpl::UsesCpuKernel(const torch::Tensor& x) const {
+  return !is_training() && !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32;
+}
+
+torch::Tensor AttentionImpl::Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    const torch::Tensor& bias) {
+  const int64_t B = q.size(0), Lq = q.size(2);
+  if (UsesCpuKernel(q)) return Affine(out_, CpuAttention(q, k, v, bias));
+  auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, heads, Lq, Lk], q already scaled
+  scores.add_(bias);
   auto weights = Drop(dropout_, torch::softmax(scores, -1));
-  auto context = torch::matmul(weights, v).transpose(1, 2).reshape({B, Lq, H});
-  return out_(context);
+  auto context = torch::matmul(weights, v).transpose(1, 2).reshape({B, Lq, -1});
+  return Affine(out_, context);
+}
+
+torch::Tensor AttentionImpl::SelfAttend(const torch::Tensor& x, const TokenLayout& layout) {
+  const Fused& f = FusedWeights();
+  auto qkv = Affine(x, f.qkv_weight, f.qkv_bias);
+  if (layout.packed()) {
+    TORCH_CHECK(UsesCpuKernel(x), "packed rows need CPU float32 inference");
+    const int64_t N = x.size(0), H = x.size(1);
+    auto heads = [&](int part) { return qkv.narrow(1, part * H, H).view({N, num_heads_, H / num_heads_}); };
+    return Affine(out_, CpuAttentionPacked(heads(0), heads(1), heads(2), torch::Tensor(), layout.offsets));
+  }
+  auto parts = qkv.chunk(3, -1);
+  return Attend(SplitHeads(parts[0]), SplitHeads(parts[1]), SplitHeads(parts[2]), layout.bias);
+}
+
+KeysValues AttentionImpl::Project(const torch::Tensor& memory) {
+  const Fused& f = FusedWeights();
+  auto kv = Affine(memory, f.kv_weight, f.kv_bias).chunk(2, -1);
+  return {SplitHeads(kv[0]), SplitHeads(kv[1])};
+}
+
+torch::Tensor AttentionImpl::CrossAttend(const torch::Tensor& query, const TokenLayout& layout,
+                                         const KeysValues& memory, const torch::Tensor& memory_bias) {
+  const Fused& f = FusedWeights();
+  auto q = Affine(query, f.q_weight, f.q_bias);
+  if (layout.packed()) {
+    TORCH_CHECK(UsesCpuKernel(query), "packed rows need CPU float32 inference");
+    const int64_t N = q.size(0), H = q.size(1);
+    return Affine(out_, CpuAttentionPacked(q.view({N, num_heads_, H / num_heads_}), memory.keys, memory.values,
+                                           memory_bias, layout.offsets));
+  }
+  return Attend(SplitHeads(q), memory.keys, memory.values, memory_bias);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c, bool cross_attention) {
@@ -135,15 +214,18 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c, bool cross_atte
   dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
-torch::Tensor TransformerBlockImpl::forward(torch::Tensor x, const torch::Tensor& mask,
-                                            const torch::Tensor& memory,
-                                            const torch::Tensor& memory_mask) {
-  auto h = self_norm_(x);
-  x = x + Drop(dropout_, self_attention_(h, h, mask));
+KeysValues TransformerBlockImpl::ProjectMemory(const torch::Tensor& encoded) {
+  return cross_attention_->Project(encoded);
+}
+
+torch::Tensor TransformerBlockImpl::forward(torch::Tensor x, const TokenLayout& layout,
+                                            const KeysValues& memory,
+                                            const torch::Tensor& memory_bias) {
+  x = x + Drop(dropout_, self_attention_->SelfAttend(self_norm_(x), layout));
   if (cross_attention_) {
-    x = x + Drop(dropout_, cross_attention_(cross_norm_(x), memory, memory_mask));
+    x = x + Drop(dropout_, cross_attention_->CrossAttend(cross_norm_(x), layout, memory, memory_bias));
   }
-  x = x + Drop(dropout_, ffn_out_(Drop(dropout_, torch::gelu(ffn_in_(ffn_norm_(x))))));
+  x = x + Drop(dropout_, Affine(ffn_out_, Drop(dropout_, torch::gelu(Affine(ffn_in_, ffn_norm_(x))))));
   return x;
 }
 
@@ -188,9 +270,10 @@ torch::Tensor FastDissModelImpl::Embed(const torch::Tensor& tokens) {
 
 torch::Tensor FastDissModelImpl::Encode(const torch::Tensor& source,
                                         const torch::Tensor& source_mask) {
-  auto x = Drop(dropout_, source_in_(Embed(source)) + Positions(source.size(1)));
+  auto x = Drop(dropout_, Affine(source_in_, Embed(source)) + Positions(source.size(1)));
+  const TokenLayout layout{AttentionBias(source_mask), {}};
   for (const auto& block : *encoder_) {
-    x = block->as<TransformerBlock>()->forward(x, source_mask, torch::Tensor(), torch::Tensor());
+    x = block->as<TransformerBlock>()->forward(x, layout, KeysValues(), torch::Tensor());
   }
   return encoder_norm_(x);
 }
@@ -199,7 +282,7 @@ torch::Tensor FastDissModelImpl::PredictLength(const torch::Tensor& encoded,
                                                const torch::Tensor& source_mask) {
   auto mask = source_mask.unsqueeze(-1).to(encoded.dtype());
   auto pooled = (encoded * mask).sum(1) / mask.sum(1).clamp_min(1.0);
-  return length_head_(pooled);
+  return Affine(length_head_, pooled);
 }
 
 torch::Tensor FastDissModelImpl::Denoise(const torch::Tensor& z_t, const torch::Tensor& t,
@@ -207,15 +290,61 @@ torch::Tensor FastDissModelImpl::Denoise(const torch::Tensor& z_t, const torch::
                                          const torch::Tensor& target_mask,
                                          const torch::Tensor& encoded,
                                          const torch::Tensor& source_mask) {
-  auto merged = torch::cat({latent_in_(z_t), latent_in_(self_cond)}, -1);
-  auto h = merge_out_(torch::silu(merge_hidden_(merged)));
+  return DenoiseWithMemory(z_t, t, self_cond, target_mask, CrossKeysValues(encoded), source_mask);
+}
+
+std::vector<KeysValues> FastDissModelImpl::CrossKeysValues(const torch::Tensor& encoded) {
+  std::vector<KeysValues> memory;
+  for (const auto& block : *decoder_) memory.push_back(block->as<TransformerBlock>()->ProjectMemory(encoded));
+  return memory;
+}
+
+torch::Tensor FastDissModelImpl::DenoiserInput(const torch::Tensor& z_t, const torch::Tensor& self_cond) {
+  auto merged = torch::cat({Affine(latent_in_, z_t), Affine(latent_in_, self_cond)}, -1);
+  return Affine(merge_out_, torch::silu(Affine(merge_hidden_, merged)));
+}
+
+torch::Tensor FastDissModelImpl::TimeEmbedding(const torch::Tensor& t) {
   auto time_steps = t.to(torch::kFloat32) * (1000.0 / config_.num_timesteps);
-  auto time = time_out_(torch::silu(time_hidden_(SinusoidalEmbedding(time_steps, config_.d_model))));
-  auto x = Drop(dropout_, input_norm_(h + time + Positions(z_t.size(1))));
-  for (const auto& block : *decoder_) {
-    x = block->as<TransformerBlock>()->forward(x, target_mask, encoded, source_mask);
+  return Affine(time_out_, torch::silu(Affine(time_hidden_, SinusoidalEmbedding(time_steps, config_.d_model))));
+}
+
+torch::Tensor FastDissModelImpl::DenoiserBlocks(torch::Tensor x, const TokenLayout& layout,
+                                                const std::vector<KeysValues>& memory,
+                                                const torch::Tensor& source_mask) {
+  TORCH_CHECK(memory.size() == decoder_->size(), "denoiser: ", memory.size(), " keys/values for ",
+              decoder_->size(), " decoder blocks");
+  const auto memory_bias = AttentionBias(source_mask);
+  for (size_t i = 0; i < decoder_->size(); ++i) {
+    x = decoder_[i]->as<TransformerBlock>()->forward(x, layout, memory[i], memory_bias);
   }
-  return latent_out_(decoder_norm_(x));
+  return Affine(latent_out_, decoder_norm_(x));
+}
+
+torch::Tensor FastDissModelImpl::DenoiseWithMemory(const torch::Tensor& z_t, const torch::Tensor& t,
+                                                   const torch::Tensor& self_cond,
+                                                   const torch::Tensor& target_mask,
+                                                   const std::vector<KeysValues>& memory,
+                                                   const torch::Tensor& source_mask) {
+  // One timestep per row (sampling) embeds B timesteps instead of B * L identical ones.
+  auto time = TimeEmbedding(t);
+  if (t.dim() == 1) time = time.unsqueeze(1);
+  auto x = Drop(dropout_, input_norm_(DenoiserInput(z_t, self_cond) + time + Positions(z_t.size(1))));
+  return DenoiserBlocks(x, TokenLayout{AttentionBias(target_mask), {}}, memory, source_mask);
+}
+
+bool FastDissModelImpl::CanDenoisePacked() const {
+  return !is_training() && positions_.is_cpu() && positions_.scalar_type() == torch::kFloat32;
+}
+
+torch::Tensor FastDissModelImpl::DenoisePacked(const torch::Tensor& z_t, const torch::Tensor& t,
+                                               const torch::Tensor& self_cond, const PackedRows& rows,
+                                               const std::vector<KeysValues>& memory,
+                                               const torch::Tensor& source_mask) {
+  TORCH_CHECK(CanDenoisePacked(), "DenoisePacked needs CPU float32 inference");
+  auto time = TimeEmbedding(t).index_select(0, rows.row);
+  auto x = input_norm_(DenoiserInput(z_t, self_cond) + time + positions_.index_select(0, rows.position));
+  return DenoiserBlocks(x, TokenLayout{torch::Tensor(), rows.offsets}, memory, source_mask);
 }
 
 torch::Tensor FastDissModelImpl::Logits(const torch::Tensor& z0_hat) {

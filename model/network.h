@@ -57,17 +57,57 @@ struct ModelConfig {
   ConfigFields Fields();
 };
 
+// Keys and values of one attention layer, split into heads: [B, heads, Lk, head_dim] each. The
+// denoiser's cross-attention reads the same encoder output at every step, so a sampler computes
+// these once per request (FastDissModelImpl::CrossKeysValues) and keeps them.
+struct KeysValues {
+  torch::Tensor keys, values;
+};
+
+// Additive attention mask from a bool key mask [B, Lk]: 0 on real keys, -inf on padding, shaped
+// [B, 1, 1, Lk] to add to every head's scores. Built once per forward and shared by the layers.
+torch::Tensor AttentionBias(const torch::Tensor& key_mask);
+
+// How a forward's tokens are laid out. Padded: x is [B, L, H] and `bias` (AttentionBias of the
+// mask) hides the padding. Packed (CPU inference, model/cpu_attention.h): x is [N, H], rows of
+// different lengths back to back, row r at [offsets[r], offsets[r + 1]), and no padding is
+// computed at all.
+struct TokenLayout {
+  torch::Tensor bias;
+  std::vector<int64_t> offsets;
+  bool packed() const { return !offsets.empty(); }
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int d_model, int num_heads, double dropout);
-  // key_mask [B, Lk]: false keys get no weight.
-  torch::Tensor forward(const torch::Tensor& query, const torch::Tensor& memory,
-                        const torch::Tensor& key_mask);
+  // Self-attention: queries, keys and values from x in one fused projection.
+  torch::Tensor SelfAttend(const torch::Tensor& x, const TokenLayout& layout);
+  // Keys and values of memory [B, Lk, H] in one fused projection.
+  KeysValues Project(const torch::Tensor& memory);
+  // Queries from query (laid out as `layout` says) against projected keys and values, one padded
+  // run per row, with their AttentionBias.
+  torch::Tensor CrossAttend(const torch::Tensor& query, const TokenLayout& layout, const KeysValues& memory,
+                            const torch::Tensor& memory_bias);
 
  private:
+  // The fused projections, 1/sqrt(head_dim) folded into the queries: rebuilt from q, k and v on
+  // every call while gradients flow, cached in inference until a weight changes (an optimiser
+  // step or a load bumps its version).
+  struct Fused {
+    torch::Tensor qkv_weight, qkv_bias, q_weight, q_bias, kv_weight, kv_bias;
+  };
+  const Fused& FusedWeights();
+  torch::Tensor SplitHeads(const torch::Tensor& x) const;  // [B, L, H] -> [B, heads, L, hd]
+  torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& bias);
+  bool UsesCpuKernel(const torch::Tensor& x) const;
+
   int num_heads_;
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  Fused fused_;
+  std::vector<std::pair<const void*, int64_t>> fused_from_;  // (data, version) of the sources
 };
 TORCH_MODULE(Attention);
 
@@ -75,8 +115,12 @@ TORCH_MODULE(Attention);
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(const ModelConfig& config, bool cross_attention);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask, const torch::Tensor& memory,
-                        const torch::Tensor& memory_mask);
+  // layout: how x's tokens are laid out. memory: the cross-attention's keys and values (Project
+  // of the encoder output) and memory_bias their AttentionBias; ignored without cross-attention.
+  torch::Tensor forward(torch::Tensor x, const TokenLayout& layout, const KeysValues& memory,
+                        const torch::Tensor& memory_bias);
+  // This block's cross-attention keys and values of the encoder output [B, S, H].
+  KeysValues ProjectMemory(const torch::Tensor& encoded);
 
  private:
   torch::nn::LayerNorm self_norm_{nullptr}, cross_norm_{nullptr}, ffn_norm_{nullptr};
@@ -102,11 +146,38 @@ class FastDissModelImpl : public torch::nn::Module {
   // Length-class logits [B, 2C+1] from the mean of the real encoder states.
   torch::Tensor PredictLength(const torch::Tensor& encoded, const torch::Tensor& source_mask);
 
-  // z_t [B, L, D], per-token timesteps t [B, L] (int64), self-conditioning [B, L, D] (zeros for
-  // none), target mask [B, L], encoder states and mask -> z0 estimate [B, L, D].
+  // z_t [B, L, D], timesteps t (int64, [B, L] one per token, or [B] one per row), the
+  // self-conditioning [B, L, D] (zeros for none), target mask [B, L], encoder states and mask ->
+  // z0 estimate [B, L, D].
   torch::Tensor Denoise(const torch::Tensor& z_t, const torch::Tensor& t,
                         const torch::Tensor& self_cond, const torch::Tensor& target_mask,
                         const torch::Tensor& encoded, const torch::Tensor& source_mask);
+
+  // The decoder blocks' cross-attention keys and values of encoder states [B, S, H], one per
+  // block: what Denoise recomputes on every call, for a sampler to compute once per request.
+  std::vector<KeysValues> CrossKeysValues(const torch::Tensor& encoded);
+
+  // Denoise with the cross-attention keys and values given (rows may be views into larger
+  // buffers, padded beyond source_mask).
+  torch::Tensor DenoiseWithMemory(const torch::Tensor& z_t, const torch::Tensor& t,
+                                  const torch::Tensor& self_cond, const torch::Tensor& target_mask,
+                                  const std::vector<KeysValues>& memory,
+                                  const torch::Tensor& source_mask);
+
+  // Rows of different lengths packed back to back, for DenoisePacked: row r's tokens are
+  // [offsets[r], offsets[r + 1]); row and position give each token's row and its position in
+  // it ([N] int64 on the model's device).
+  struct PackedRows {
+    std::vector<int64_t> offsets;
+    torch::Tensor row, position;
+  };
+  // Whether DenoisePacked runs here: CPU float32 inference (it needs model/cpu_attention.h).
+  bool CanDenoisePacked() const;
+  // DenoiseWithMemory over packed rows: z_t and self_cond [N, D], one timestep per row t [n],
+  // memory and source_mask [n, S] per row -> z0 estimate [N, D]. No padded token is computed.
+  torch::Tensor DenoisePacked(const torch::Tensor& z_t, const torch::Tensor& t, const torch::Tensor& self_cond,
+                              const PackedRows& rows, const std::vector<KeysValues>& memory,
+                              const torch::Tensor& source_mask);
 
   // Tied rounding: z0 estimate [B, L, D] -> token logits [B, L, V].
   torch::Tensor Logits(const torch::Tensor& z0_hat);
@@ -114,6 +185,13 @@ class FastDissModelImpl : public torch::nn::Module {
  private:
   torch::Tensor NormalizedEmbedding();
   torch::Tensor Positions(int64_t length) const;
+  // The denoiser's input before positions: z_t and the self-conditioning merged, plus the
+  // timestep embedding (t per token [..., L], or per row [n], then broadcast over L).
+  torch::Tensor DenoiserInput(const torch::Tensor& z_t, const torch::Tensor& self_cond);
+  torch::Tensor TimeEmbedding(const torch::Tensor& t);
+  // The decoder blocks and output projection over x, laid out as `layout` says.
+  torch::Tensor DenoiserBlocks(torch::Tensor x, const TokenLayout& layout, const std::vector<KeysValues>& memory,
+                               const torch::Tensor& source_mask);
 
   ModelConfig config_;
   torch::nn::Embedding embedding_{nullptr};

@@ -80,5 +80,49 @@ TEST(FastDissModelTest, TimestepIsPerToken) {
   EXPECT_FALSE(torch::allclose(a[0][2], b[0][2]));  // the token whose t changed
 }
 
+TEST(FastDissModelTest, OneTimestepPerRowEqualsThatTimestepOnEveryToken) {
+  FastDissModel model = TinyModel();
+  c10::InferenceMode guard;
+  auto source = torch::randint(4, 40, {2, 4});
+  auto mask = torch::ones({2, 4}, torch::kBool);
+  auto encoded = model->Encode(source, mask);
+  auto z = torch::randn({2, 4, 16});
+  auto per_token = model->Denoise(z, torch::tensor({{70, 70, 70, 70}, {9, 9, 9, 9}}), z, mask, encoded, mask);
+  auto per_row = model->DenoiseWithMemory(z, torch::tensor({70, 9}), z, mask, model->CrossKeysValues(encoded), mask);
+  EXPECT_TRUE(torch::allclose(per_row, per_token, 1e-5, 1e-5));
+}
+
+TEST(FastDissModelTest, InferenceUsesTheWeightsAsTheyAreNow) {
+  // The fused attention projections are cached in inference; a weight change must reach them.
+  FastDissModel model = TinyModel();
+  auto source = torch::randint(4, 40, {1, 4});
+  auto mask = torch::ones({1, 4}, torch::kBool);
+  auto z = torch::randn({1, 4, 16});
+  auto t = torch::full({1, 4}, 50, torch::kLong);
+  auto run = [&] {
+    c10::InferenceMode guard;
+    return model->Denoise(z, t, z, mask, model->Encode(source, mask), mask);
+  };
+  const auto before = run();
+  EXPECT_TRUE(torch::equal(run(), before));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+      if (p.key().find("self_attention.k.weight") != std::string::npos) p.value().mul_(3.0);
+    }
+  }
+  const auto after = run();
+  EXPECT_FALSE(torch::allclose(after, before));
+  // And the cached result equals a fresh model's with the same weights.
+  FastDissModel fresh = TinyModel();
+  {
+    torch::NoGradGuard no_grad;
+    auto from = model->named_parameters();
+    for (auto& p : fresh->named_parameters()) p.value().copy_(from[p.key()]);
+  }
+  c10::InferenceMode guard;
+  EXPECT_TRUE(torch::allclose(fresh->Denoise(z, t, z, mask, fresh->Encode(source, mask), mask), after, 1e-6, 1e-6));
+}
+
 }  // namespace
 }  // namespace fastdiss

@@ -1,10 +1,13 @@
 #include "model/sampler.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 #include <string>
+#include <utility>
+
+#include "model/counter_noise.h"
 
 namespace fastdiss {
 namespace {
@@ -20,20 +23,118 @@ Status Guarded(const char* what, F&& body) {
   }
 }
 
-// Pads [rows, len, ...] to [rows, length, ...] with zeros along dim 1.
-torch::Tensor PadDim1(const torch::Tensor& x, int64_t length) {
-  if (x.size(1) == length) return x;
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape[1] = length - x.size(1);
-  return torch::cat({x, torch::zeros(shape, x.options())}, 1);
-}
-
-torch::Tensor LengthMask(const std::vector<int>& lengths, int64_t max_length, torch::Device device) {
-  auto lens = torch::tensor(std::vector<int64_t>(lengths.begin(), lengths.end()), torch::kLong);
+// [lengths.size(), max_length] bool: true before each row's length.
+torch::Tensor LengthMask(const std::vector<int64_t>& lengths, int64_t max_length, torch::Device device) {
+  auto lens = torch::tensor(lengths, torch::kLong);
   return (torch::arange(max_length).unsqueeze(0) < lens.unsqueeze(1)).to(device);
 }
 
+torch::Tensor Indices(const std::vector<int64_t>& values, torch::Device device) {
+  return torch::tensor(values, torch::kLong).to(device);
+}
+
+// A per-row scalar as [rows, 1, 1] on device.
+torch::Tensor PerRow(const std::vector<float>& values, torch::Device device) {
+  return torch::tensor(values, torch::kFloat32).view({-1, 1, 1}).to(device);
+}
+
 }  // namespace
+
+// The persistent row buffers of sampler.h: slot s holds one candidate row. Running rows fill
+// slots [0, size()); owner(s) names the state and row in slot s.
+class RowSlots : public std::enable_shared_from_this<RowSlots> {
+ public:
+  RowSlots(const ModelConfig& config, torch::Device device) : config_(config), device_(device) {}
+
+  int size() const { return static_cast<int>(owners_.size()); }
+  const std::pair<DecodeState*, int>& owner(int slot) const { return owners_[slot]; }
+
+  // Gives state `rows` slots at the end, growing the buffers when full.
+  void Acquire(DecodeState* state, int rows) {
+    Reserve(size() + rows);
+    for (int r = 0; r < rows; ++r) {
+      state->slots_.push_back(size());
+      owners_.emplace_back(state, r);
+    }
+    state->slots_owner_ = shared_from_this();
+  }
+
+  // Frees state's slots; the last running rows move into the holes, in one copy per buffer.
+  void Release(DecodeState* state) {
+    c10::InferenceMode guard;  // the buffers are inference tensors; a destructor may call this
+    const int n = size(), kept = n - static_cast<int>(state->slots_.size());
+    std::vector<bool> freed(n, false);
+    for (int slot : state->slots_) freed[slot] = true;
+    std::vector<int64_t> from, to;
+    for (int hole = 0, tail = kept; hole < kept; ++hole) {
+      if (!freed[hole]) continue;
+      while (freed[tail]) ++tail;
+      from.push_back(tail);
+      to.push_back(hole);
+      owners_[hole] = owners_[tail];
+      owners_[hole].first->slots_[owners_[hole].second] = hole;
+      ++tail;
+    }
+    if (!from.empty()) {
+      const auto src = Indices(from, device_), dst = Indices(to, device_);
+      for (torch::Tensor* buffer : Buffers()) buffer->index_copy_(0, dst, buffer->index_select(0, src));
+    }
+    owners_.resize(kept);
+    state->slots_.clear();
+  }
+
+  torch::Tensor z, z0_hat;         // [capacity, max_target_tokens, D]
+  std::vector<KeysValues> memory;  // per decoder block, [capacity, heads, max_source_tokens, hd]
+
+ private:
+  std::vector<torch::Tensor*> Buffers() {
+    std::vector<torch::Tensor*> buffers = {&z, &z0_hat};
+    for (KeysValues& kv : memory) {
+      buffers.push_back(&kv.keys);
+      buffers.push_back(&kv.values);
+    }
+    return buffers;
+  }
+
+  // Zero-filled growth: rows beyond a row's length are read as padding, and must be finite.
+  void Reserve(int rows) {
+    const int64_t capacity = z.defined() ? z.size(0) : 0;
+    if (rows <= capacity) return;
+    const int64_t grown = std::max<int64_t>({rows, 2 * capacity, 16});
+    const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+    const int64_t heads = config_.num_heads, head_dim = config_.d_model / config_.num_heads;
+    if (!z.defined()) {
+      z = torch::zeros({0, config_.max_target_tokens, config_.d_latent}, options);
+      z0_hat = torch::zeros_like(z);
+      memory.resize(config_.decoder_layers);
+      for (KeysValues& kv : memory) {
+        kv.keys = torch::zeros({0, heads, config_.max_source_tokens, head_dim}, options);
+        kv.values = torch::zeros_like(kv.keys);
+      }
+    }
+    for (torch::Tensor* buffer : Buffers()) {
+      std::vector<int64_t> shape = buffer->sizes().vec();
+      shape[0] = grown;
+      auto larger = torch::zeros(shape, options);
+      larger.narrow(0, 0, size()).copy_(buffer->narrow(0, 0, size()));
+      *buffer = larger;
+    }
+  }
+
+  ModelConfig config_;
+  torch::Device device_;
+  std::vector<std::pair<DecodeState*, int>> owners_;
+};
+
+DecodeState::~DecodeState() {
+  if (!slots_owner_) return;
+  const std::shared_ptr<RowSlots> owner = std::move(slots_owner_);
+  try {
+    owner->Release(this);
+  } catch (const std::exception&) {
+    // Only a device failure gets here; the sampler's next call reports it.
+  }
+}
 
 int64_t DecodeState::target_tokens() const {
   int64_t total = 0;
@@ -42,7 +143,10 @@ int64_t DecodeState::target_tokens() const {
 }
 
 Sampler::Sampler(FastDissModel model, NoiseSchedule schedule, torch::Device device)
-    : model_(std::move(model)), schedule_(std::move(schedule)), device_(device) {}
+    : model_(std::move(model)),
+      schedule_(std::move(schedule)),
+      device_(device),
+      slots_(std::make_shared<RowSlots>(model_->config(), device)) {}
 
 Status Sampler::CheckReady() const {
   if (model_->is_training()) {
@@ -86,7 +190,6 @@ StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source
   FASTDISS_ASSIGN_OR_RETURN(state->schedule_, schedule_.Respace(options.steps));
   state->source_.assign(source_ids.begin(), source_ids.end());
   state->options_ = options;
-  state->generator_ = at::detail::createCPUGenerator(options.seed);
   return state;
 }
 
@@ -102,24 +205,25 @@ Status Sampler::Start(const std::vector<DecodeState*>& states) {
     const int64_t B = static_cast<int64_t>(states.size());
     int64_t max_source = 0;
     for (const DecodeState* s : states) max_source = std::max<int64_t>(max_source, s->source_.size());
-    auto source = torch::full({B, max_source}, config.pad_id, torch::kLong);
-    std::vector<int> source_lengths;
+    std::vector<int64_t> source_ids(B * max_source, config.pad_id), source_lengths;
     for (int64_t b = 0; b < B; ++b) {
-      const auto& ids = states[b]->source_;
-      source[b].narrow(0, 0, ids.size()).copy_(torch::tensor(ids, torch::kLong));
-      source_lengths.push_back(static_cast<int>(ids.size()));
+      std::copy(states[b]->source_.begin(), states[b]->source_.end(), source_ids.begin() + b * max_source);
+      source_lengths.push_back(static_cast<int64_t>(states[b]->source_.size()));
     }
-    source = source.to(device_);
+    auto source = torch::tensor(source_ids, torch::kLong).view({B, max_source}).to(device_);
     auto source_mask = LengthMask(source_lengths, max_source, device_);
     auto encoded = model_->Encode(source, source_mask);
     auto predicted = model_->PredictLength(encoded, source_mask).argmax(-1).to(torch::kCPU);
+    const auto predicted_class = predicted.accessor<int64_t, 1>();
+    std::vector<int64_t> row_request, slots;
+    std::vector<NoiseKey> keys;
+    int64_t max_length = 0;
     for (int64_t b = 0; b < B; ++b) {
       DecodeState& s = *states[b];
       const int source_length = static_cast<int>(s.source_.size());
       const int center = s.options_.target_length > 0
                              ? s.options_.target_length
-                             : source_length + static_cast<int>(predicted[b].item<int64_t>()) -
-                                   config.length_offset;
+                             : source_length + static_cast<int>(predicted_class[b]) - config.length_offset;
       // Offsets 0, -1, +1, -2, +2, ... around the center, each length once, within [1, max].
       std::vector<int> lengths;
       for (int k = 0; static_cast<int>(lengths.size()) < s.options_.length_beam; ++k) {
@@ -130,116 +234,300 @@ Status Sampler::Start(const std::vector<DecodeState*>& states) {
       }
       for (int length : lengths) {
         for (int n = 0; n < s.options_.noise_beam; ++n) s.lengths_.push_back(length);
+        max_length = std::max<int64_t>(max_length, length);
       }
-      s.max_length_ = *std::max_element(s.lengths_.begin(), s.lengths_.end());
-      const int64_t rows = s.rows();
-      s.encoded_ = encoded[b].narrow(0, 0, source_length).unsqueeze(0).expand({rows, -1, -1}).contiguous();
-      s.z_ = torch::randn({rows, s.max_length_, config.d_latent}, s.generator_,
-                          torch::TensorOptions().dtype(torch::kFloat32))
-                 .mul_(schedule_.noise_factor())
-                 .to(device_);
-      s.z0_hat_ = torch::zeros_like(s.z_);
+      slots_->Acquire(&s, s.rows());
+      for (int r = 0; r < s.rows(); ++r) {
+        row_request.push_back(b);
+        slots.push_back(s.slots_[r]);
+        keys.push_back({s.options_.seed, NoiseStream(0, r)});
+      }
       s.started_ = true;
     }
+    // Every new row's cross-attention keys and values, its starting noise and a zero estimate.
+    const auto slot_index = Indices(slots, device_), request = Indices(row_request, device_);
+    const std::vector<KeysValues> memory = model_->CrossKeysValues(encoded);
+    for (size_t i = 0; i < memory.size(); ++i) {
+      slots_->memory[i].keys.narrow(2, 0, max_source).index_copy_(0, slot_index, memory[i].keys.index_select(0, request));
+      slots_->memory[i].values.narrow(2, 0, max_source).index_copy_(0, slot_index, memory[i].values.index_select(0, request));
+    }
+    auto noise = CounterNormal(keys, {max_length, config.d_latent}, device_).mul_(schedule_.noise_factor());
+    slots_->z.narrow(1, 0, max_length).index_copy_(0, slot_index, noise);
+    slots_->z0_hat.narrow(1, 0, max_length).index_fill_(0, slot_index, 0.0);
   });
 }
+
+namespace {
+
+// The rounding of some rows' estimates: each rounded row's tokens and their log-probabilities,
+// row after row in flat CPU tensors; start[r] is where row r begins.
+struct Rounding {
+  torch::Tensor tokens;     // [M] int64
+  torch::Tensor log_probs;  // [M] float
+  std::vector<int64_t> start;
+
+  const int64_t* Tokens(size_t row) const { return tokens.data_ptr<int64_t>() + start[row]; }
+  // Mean token log-probability within the row's length, summed in token order.
+  double Score(size_t row, int length) const {
+    const float* p = log_probs.data_ptr<float>() + start[row];
+    double sum = 0;
+    for (int j = 0; j < length; ++j) sum += p[j];
+    return sum / length;
+  }
+};
+
+// Rounds estimates [rows, L, D] (padded) or [N, D] (packed, offsets given: rows + 1 values).
+Rounding Round(FastDissModel& model, const torch::Tensor& z0_hat, const std::vector<int64_t>* offsets) {
+  auto best = torch::log_softmax(model->Logits(z0_hat), -1).max(-1);
+  Rounding rounding{std::get<1>(best).to(torch::kCPU).reshape({-1}).contiguous(),
+                    std::get<0>(best).to(torch::kCPU).reshape({-1}).contiguous(), {}};
+  if (offsets != nullptr) {
+    rounding.start.assign(offsets->begin(), offsets->end() - 1);
+  } else {
+    for (int64_t r = 0; r < z0_hat.size(0); ++r) rounding.start.push_back(r * z0_hat.size(1));
+  }
+  return rounding;
+}
+
+// The best of a state's rows, which are rows first_row.. of rounding.
+DecodeResult Best(const DecodeState& state, const std::vector<int>& lengths, const Rounding& rounding,
+                  size_t first_row) {
+  size_t best_row = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (size_t r = 0; r < lengths.size(); ++r) {
+    const double score = rounding.Score(first_row + r, lengths[r]);
+    if (score > best_score) {  // strict: the first of equal scores wins, whatever the batch
+      best_score = score;
+      best_row = r;
+    }
+  }
+  const int64_t* tokens = rounding.Tokens(first_row + best_row);
+  DecodeResult result;
+  result.tokens.assign(tokens, tokens + lengths[best_row]);
+  result.score = static_cast<float>(best_score);
+  result.steps = state.steps_done();
+  return result;
+}
+
+// A step's batch: rows 0..n-1 and, when packed, their tokens back to back.
+struct StepBatch {
+  int64_t rows = 0;
+  bool packed = false;
+  std::vector<int64_t> offsets;       // packed: rows + 1
+  std::vector<int64_t> token_row;     // packed: per token
+  std::vector<int64_t> token_position;
+
+  // Estimates of the given batch rows, and the offsets to round them with (null when padded).
+  std::pair<torch::Tensor, std::vector<int64_t>> Select(const torch::Tensor& z0_hat, const std::vector<int64_t>& rows,
+                                                        torch::Device device) const {
+    bool all = static_cast<int64_t>(rows.size()) == this->rows;  // and in batch order
+    for (size_t i = 0; all && i < rows.size(); ++i) all = rows[i] == static_cast<int64_t>(i);
+    if (!packed) return {all ? z0_hat : z0_hat.index_select(0, Indices(rows, device)), {}};
+    if (all) return {z0_hat, offsets};
+    std::vector<int64_t> tokens, selected = {0};
+    for (int64_t r : rows) {
+      for (int64_t i = offsets[r]; i < offsets[r + 1]; ++i) tokens.push_back(i);
+      selected.push_back(static_cast<int64_t>(tokens.size()));
+    }
+    return {z0_hat.index_select(0, Indices(tokens, device)), selected};
+  }
+};
+
+}  // namespace
 
 Status Sampler::Step(const std::vector<DecodeState*>& states) {
   FASTDISS_RETURN_IF_ERROR(CheckReady());
   if (states.empty()) return OkStatus();
+  int64_t n = 0;
   for (const DecodeState* state : states) {
-    if (!state->started_ || state->finished()) {
-      return FailedPreconditionError("Step: every state must be started and unfinished");
+    if (!state->started_ || state->finished() || state->slots_owner_ != slots_) {
+      return FailedPreconditionError("Step: every state must be started here and unfinished");
+    }
+    n += state->rows();
+  }
+  {
+    std::vector<const DecodeState*> distinct(states.begin(), states.end());
+    std::sort(distinct.begin(), distinct.end());
+    if (std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end()) {
+      return InvalidArgumentError("Step: a state is listed twice");
     }
   }
   return Guarded("denoiser step", [&] {
     c10::InferenceMode guard;
+    // When the states are all the running rows (the server's case) batch row i is slot i, read
+    // and written in place; otherwise the states' slots are gathered. batch_row(k, r) is the
+    // batch row of state k's row r.
+    const bool in_place = n == slots_->size();
+    std::vector<int64_t> first_row(states.size()), slot_of_row(n);
+    for (size_t k = 0, next = 0; k < states.size(); ++k) {
+      first_row[k] = next;
+      next += states[k]->rows();
+    }
+    auto batch_row = [&](size_t k, int r) -> int64_t {
+      return in_place ? states[k]->slots_[r] : first_row[k] + r;
+    };
+    std::vector<int64_t> timesteps(n), target_lengths(n), source_lengths(n);
     int64_t max_length = 0, max_source = 0;
-    std::vector<int> row_lengths, source_lengths;
-    std::vector<torch::Tensor> z, self_cond, encoded, timesteps;
-    for (DecodeState* s : states) {
-      max_length = std::max<int64_t>(max_length, s->max_length_);
-      max_source = std::max<int64_t>(max_source, s->source_.size());
+    for (size_t k = 0; k < states.size(); ++k) {
+      const DecodeState& s = *states[k];
+      for (int r = 0; r < s.rows(); ++r) {
+        const int64_t i = batch_row(k, r);
+        slot_of_row[i] = s.slots_[r];
+        timesteps[i] = s.schedule_[s.step_];
+        target_lengths[i] = s.lengths_[r];
+        source_lengths[i] = static_cast<int64_t>(s.source_.size());
+        max_length = std::max<int64_t>(max_length, s.lengths_[r]);
+      }
+      max_source = std::max<int64_t>(max_source, s.source_.size());
     }
-    for (DecodeState* s : states) {
-      z.push_back(PadDim1(s->z_, max_length));
-      self_cond.push_back(PadDim1(s->z0_hat_, max_length));
-      encoded.push_back(PadDim1(s->encoded_, max_source));
-      timesteps.push_back(torch::full({s->rows(), max_length}, s->schedule_[s->step_], torch::kLong));
-      row_lengths.insert(row_lengths.end(), s->lengths_.begin(), s->lengths_.end());
-      source_lengths.insert(source_lengths.end(), s->rows(), static_cast<int>(s->source_.size()));
+    const torch::Tensor index = in_place ? torch::Tensor() : Indices(slot_of_row, device_);
+    // Rows [n] of a buffer, its dimension dim cut to length.
+    auto take = [&](const torch::Tensor& buffer, int64_t dim, int64_t length) {
+      auto cut = buffer.narrow(dim, 0, length);
+      return in_place ? cut.narrow(0, 0, n) : cut.index_select(0, index);
+    };
+    std::vector<KeysValues> memory;
+    for (const KeysValues& kv : slots_->memory) {
+      memory.push_back({take(kv.keys, 2, max_source), take(kv.values, 2, max_source)});
     }
-    auto z0_hat = model_->Denoise(torch::cat(z), torch::cat(timesteps).to(device_),
-                                  torch::cat(self_cond), LengthMask(row_lengths, max_length, device_),
-                                  torch::cat(encoded), LengthMask(source_lengths, max_source, device_));
+    const auto source_mask = LengthMask(source_lengths, max_source, device_);
+    const int64_t D = slots_->z.size(2), buffer_length = slots_->z.size(1);
+    // Packed (CPU): only each row's own tokens are computed, read from and written back to the
+    // buffers by one flat index. Padded (other devices): every row cut to the longest.
+    StepBatch batch;
+    batch.rows = n;
+    batch.packed = model_->CanDenoisePacked();
+    torch::Tensor z, z0_hat, flat;
+    if (batch.packed) {
+      batch.offsets.assign(1, 0);
+      std::vector<int64_t> buffer_token;
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t p = 0; p < target_lengths[i]; ++p) {
+          batch.token_row.push_back(i);
+          batch.token_position.push_back(p);
+          buffer_token.push_back(slot_of_row[i] * buffer_length + p);
+        }
+        batch.offsets.push_back(static_cast<int64_t>(buffer_token.size()));
+      }
+      flat = Indices(buffer_token, device_);
+      z = slots_->z.view({-1, D}).index_select(0, flat);
+      const FastDissModelImpl::PackedRows rows{batch.offsets, Indices(batch.token_row, device_),
+                                               Indices(batch.token_position, device_)};
+      z0_hat = model_->DenoisePacked(z, Indices(timesteps, device_), slots_->z0_hat.view({-1, D}).index_select(0, flat),
+                                     rows, memory, source_mask);
+    } else {
+      z = take(slots_->z, 1, max_length);
+      z0_hat = model_->DenoiseWithMemory(z, Indices(timesteps, device_), take(slots_->z0_hat, 1, max_length),
+                                         LengthMask(target_lengths, max_length, device_), memory, source_mask);
+    }
+    auto round = [&](const std::vector<int64_t>& rows) {
+      auto [estimates, offsets] = batch.Select(z0_hat, rows, device_);
+      return Round(model_, estimates, batch.packed ? &offsets : nullptr);
+    };
     // Early exit: the rounding of the rows whose states ask for it, in one output projection.
     std::vector<int64_t> exit_rows;
-    int64_t first_row = 0;
-    for (DecodeState* s : states) {
-      for (int r = 0; r < s->rows(); ++r, ++first_row) {
-        if (s->options_.early_exit_steps > 0) exit_rows.push_back(first_row);
-      }
+    for (size_t k = 0; k < states.size(); ++k) {
+      if (states[k]->options_.early_exit_steps == 0) continue;
+      for (int r = 0; r < states[k]->rows(); ++r) exit_rows.push_back(batch_row(k, r));
     }
-    torch::Tensor rounded;  // [exit_rows, max_length] int64 on the CPU
     if (!exit_rows.empty()) {
-      auto z = static_cast<int64_t>(exit_rows.size()) == z0_hat.size(0)
-                   ? z0_hat
-                   : z0_hat.index_select(0, torch::tensor(exit_rows, torch::kLong).to(device_));
-      rounded = model_->Logits(z).argmax(-1).to(torch::kCPU);
-    }
-    int64_t row = 0, exit_row = 0;
-    for (DecodeState* s : states) {
-      const int64_t rows = s->rows();
-      auto estimate = z0_hat.narrow(0, row, rows).narrow(1, 0, s->max_length_);
-      if (s->options_.early_exit_steps > 0) {
-        const auto tokens = rounded.accessor<int64_t, 2>();
+      const Rounding rounded = round(exit_rows);
+      for (size_t k = 0, row = 0; k < states.size(); ++k) {
+        DecodeState& s = *states[k];
+        if (s.options_.early_exit_steps == 0) continue;
         std::vector<int64_t> rounding;
-        for (int r = 0; r < rows; ++r, ++exit_row) {
-          for (int j = 0; j < s->lengths_[r]; ++j) rounding.push_back(tokens[exit_row][j]);
+        for (int r = 0; r < s.rows(); ++r, ++row) {
+          rounding.insert(rounding.end(), rounded.Tokens(row), rounded.Tokens(row) + s.lengths_[r]);
         }
-        s->unchanged_steps_ = rounding == s->rounded_ ? s->unchanged_steps_ + 1 : 0;
-        s->rounded_ = std::move(rounding);
-        s->exited_early_ = s->unchanged_steps_ >= s->options_.early_exit_steps;
+        s.unchanged_steps_ = rounding == s.rounded_ ? s.unchanged_steps_ + 1 : 0;
+        s.rounded_ = std::move(rounding);
+        s.exited_early_ = s.unchanged_steps_ >= s.options_.early_exit_steps;
       }
-      row += rows;
-      const int t = s->schedule_[s->step_];
-      ++s->step_;
-      s->z0_hat_ = estimate;
-      if (s->finished()) continue;
-      const StepCoefficients c = schedule_.Step(t, s->schedule_[s->step_], s->options_.rule);
-      auto next = estimate * c.mean_z0 + s->z_ * c.mean_zt;
-      if (c.noise_std > 0) {
-        auto eps = torch::randn(s->z_.sizes(), s->generator_, torch::TensorOptions().dtype(torch::kFloat32));
-        next = next + eps.to(device_) * c.noise_std;
+    }
+    // The update of every row that goes on, its noise drawn for all rows in one call.
+    std::vector<float> mean_z0(n, 1.0f), mean_zt(n, 0.0f), noise_std(n, 0.0f);
+    std::vector<NoiseKey> keys(n);
+    bool any_noise = false;
+    std::vector<size_t> finishing;
+    for (size_t k = 0; k < states.size(); ++k) {
+      DecodeState& s = *states[k];
+      const int t = s.schedule_[s.step_];
+      ++s.step_;
+      if (s.finished()) {
+        finishing.push_back(k);
+        continue;
       }
-      s->z_ = next;
+      const StepCoefficients c = schedule_.Step(t, s.schedule_[s.step_], s.options_.rule);
+      for (int r = 0; r < s.rows(); ++r) {
+        const int64_t i = batch_row(k, r);
+        mean_z0[i] = static_cast<float>(c.mean_z0);
+        mean_zt[i] = static_cast<float>(c.mean_zt);
+        noise_std[i] = static_cast<float>(c.noise_std);
+        keys[i] = {s.options_.seed, NoiseStream(s.step_, r)};
+        any_noise = any_noise || c.noise_std > 0;
+      }
+    }
+    if (batch.packed) {
+      const auto token_row = Indices(batch.token_row, device_);
+      auto per_token = [&](const std::vector<float>& values) {
+        return torch::tensor(values, torch::kFloat32).to(device_).index_select(0, token_row).unsqueeze(1);
+      };
+      auto next = z0_hat * per_token(mean_z0) + z * per_token(mean_zt);
+      if (any_noise) {
+        std::vector<int64_t> noise_token(batch.token_row.size());
+        for (size_t j = 0; j < noise_token.size(); ++j) {
+          noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
+        }
+        auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D}).index_select(0, Indices(noise_token, device_));
+        next.add_(noise.mul_(per_token(noise_std)));
+      }
+      slots_->z.view({-1, D}).index_copy_(0, flat, next);
+      slots_->z0_hat.view({-1, D}).index_copy_(0, flat, z0_hat);
+    } else {
+      auto next = z0_hat * PerRow(mean_z0, device_) + z * PerRow(mean_zt, device_);
+      if (any_noise) next.add_(CounterNormal(keys, {max_length, D}, device_).mul_(PerRow(noise_std, device_)));
+      auto put = [&](torch::Tensor& buffer, const torch::Tensor& rows) {
+        auto cut = buffer.narrow(1, 0, max_length);
+        if (in_place) {
+          cut.narrow(0, 0, n).copy_(rows);
+        } else {
+          cut.index_copy_(0, index, rows);
+        }
+      };
+      put(slots_->z, next);
+      put(slots_->z0_hat, z0_hat);
+    }
+    // The requests that finished: their rows rounded in one call, their slots freed.
+    if (finishing.empty()) return;
+    std::vector<int64_t> rows;
+    for (size_t k : finishing) {
+      for (int r = 0; r < states[k]->rows(); ++r) rows.push_back(batch_row(k, r));
+    }
+    const Rounding rounding = round(rows);
+    for (size_t f = 0, row = 0; f < finishing.size(); ++f) {
+      DecodeState& s = *states[finishing[f]];
+      s.final_ = Best(s, s.lengths_, rounding, row);
+      row += s.rows();
+    }
+    // Only now: freeing slots moves other rows, and batch_row reads their slots.
+    for (size_t k : finishing) {
+      slots_->Release(states[k]);
+      states[k]->slots_owner_.reset();
     }
   });
 }
 
 StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
   if (state.steps_done() == 0) return FailedPreconditionError("Result: no step taken yet");
+  if (state.finished()) return state.final_;
+  if (state.slots_owner_ != slots_) return FailedPreconditionError("Result: the state runs in another sampler");
   DecodeResult result;
   Status status = Guarded("rounding", [&] {
     c10::InferenceMode guard;
-    auto log_probs = torch::log_softmax(model_->Logits(state.z0_hat_), -1);
-    auto best = log_probs.max(-1);
-    auto token_log_probs = std::get<0>(best).to(torch::kCPU);  // [rows, L]
-    auto tokens = std::get<1>(best).to(torch::kCPU);
-    int best_row = 0;
-    double best_score = -std::numeric_limits<double>::infinity();
-    for (int r = 0; r < state.rows(); ++r) {
-      const double score =
-          token_log_probs[r].narrow(0, 0, state.lengths_[r]).to(torch::kFloat64).mean().item<double>();
-      if (score > best_score) {  // strict: the first of equal scores wins, whatever the batch
-        best_score = score;
-        best_row = r;
-      }
-    }
-    auto row_tokens = tokens[best_row].narrow(0, 0, state.lengths_[best_row]).contiguous();
-    result.tokens.assign(row_tokens.data_ptr<int64_t>(), row_tokens.data_ptr<int64_t>() + row_tokens.numel());
-    result.score = static_cast<float>(best_score);
-    result.steps = state.steps_done();
+    const int64_t max_length = *std::max_element(state.lengths_.begin(), state.lengths_.end());
+    std::vector<int64_t> slots(state.slots_.begin(), state.slots_.end());
+    auto z0_hat = slots_->z0_hat.narrow(1, 0, max_length).index_select(0, Indices(slots, device_));
+    result = Best(state, state.lengths_, Round(model_, z0_hat, nullptr), 0);
   });
   if (!status.ok()) return status;
   return result;

@@ -1,21 +1,28 @@
 // Few-step sampling (docs/method.md section 6) through a step-level API that a server can batch.
 //
-// A DecodeState is one request's whole decoding state: its candidate rows (length beam x noise
-// beam), its respaced schedule and step index, its cached encoder output, its self-conditioning
-// estimate and its own seeded random generator. Sampler::Start runs the encoder for any set of new
-// states in one batch; Sampler::Step advances any set of started states by one step each, every
-// row at its own timestep of its own schedule, in one batched denoiser call. All noise a request
-// uses comes from its own generator and is drawn in its own shape, so the same request and seed
-// decode to the same tokens whatever they share a batch with (tested; and measured on a trained
-// de-en model: 200 dev sentences with 2x2 beams decoded to identical text in batches of 1, 64 and
-// 256 rows, so float reductions over padded shapes did not reach the tokens there).
+// A DecodeState is one request's decoding state: its candidate rows (length beam x noise beam),
+// its respaced schedule and step index, and its seed. Sampler::Start runs the encoder for any set
+// of new states in one batch; Sampler::Step advances any set of started states by one step each,
+// every row at its own timestep of its own schedule, in one batched denoiser call.
+//
+// The rows themselves live in the sampler's row slots: persistent buffers with one slot per row
+// for the latent, the self-conditioning estimate and every decoder block's cross-attention keys
+// and values (computed once, at Start). Start takes slots, finishing or destroying a state frees
+// them, and the last rows move into the holes, so the running rows always fill slots [0, n): a
+// step over all of them reads the buffers in place, with host work per row but no tensor
+// operation per request. All noise comes from a counter-based generator keyed by (seed, draw,
+// row) (model/counter_noise.h), drawn for every row in one call, and the rounding of the requests
+// that finish in a step is one batched call too. So the same request and seed decode to the same
+// tokens whatever they share a batch with, on a given device and build (tested; and measured on a
+// trained de-en model with the earlier per-request generator: 200 dev sentences with 2x2 beams
+// decoded to identical text in batches of 1, 64 and 256 rows). Scores agree up to float rounding
+// only: OpenBLAS rounds a row of a product differently at other positions in a batch.
 //
 // Not thread-safe: the thread that owns the model calls Start and Step (the model must be in eval
-// mode). States are owned by the caller; a state is touched only by the Sampler calls it is passed to.
+// mode), and destroys started states. States are owned by the caller and may outlive the sampler.
 #ifndef FASTDISS_MODEL_SAMPLER_H_
 #define FASTDISS_MODEL_SAMPLER_H_
 
-#include <ATen/core/Generator.h>
 #include <c10/core/Device.h>
 #include <torch/types.h>
 
@@ -49,8 +56,14 @@ struct DecodeResult {
   int steps = 0;
 };
 
+class RowSlots;  // sampler.cc
+
 class DecodeState {
  public:
+  ~DecodeState();  // frees its row slots
+  DecodeState(const DecodeState&) = delete;
+  DecodeState& operator=(const DecodeState&) = delete;
+
   const DecodeOptions& options() const { return options_; }
   int rows() const { return static_cast<int>(lengths_.size()); }
   // Steps taken so far, in [0, options().steps].
@@ -65,6 +78,7 @@ class DecodeState {
 
  private:
   friend class Sampler;
+  friend class RowSlots;
   DecodeState() = default;
 
   std::vector<int64_t> source_;
@@ -73,11 +87,11 @@ class DecodeState {
   int step_ = 0;
   bool started_ = false;
   std::vector<int> lengths_;   // per row
-  int max_length_ = 0;         // over rows
-  at::Generator generator_;
-  torch::Tensor encoded_;      // [rows, S, H], the encoder output repeated per row
-  torch::Tensor z_;            // [rows, max_length, D]
-  torch::Tensor z0_hat_;       // latest estimate, also the next step's self-conditioning input
+  // While running: the sampler's row slots and the slot of each row.
+  std::shared_ptr<RowSlots> slots_owner_;
+  std::vector<int> slots_;
+  // Set by the step that finishes the request (rows are rounded there, in one batch).
+  DecodeResult final_;
   // Early exit: the latest rounding (every row's tokens within its length, row after row) and
   // for how many steps in a row it has not changed.
   std::vector<int64_t> rounded_;
@@ -107,7 +121,7 @@ class Sampler {
   Status Step(const std::vector<DecodeState*>& states);
 
   // The best candidate so far (rounding the latest z0 estimate); after the last step this is the
-  // final result. Needs at least one step.
+  // final result, rounded by that step. Needs at least one step.
   StatusOr<DecodeResult> Result(const DecodeState& state);
 
   // Decodes a list of requests to completion, in batches of up to max_rows rows of similar source
@@ -121,6 +135,7 @@ class Sampler {
   FastDissModel model_;
   NoiseSchedule schedule_;
   torch::Device device_;
+  std::shared_ptr<RowSlots> slots_;
 };
 
 }  // namespace fastdiss

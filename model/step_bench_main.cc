@@ -1,6 +1,9 @@
 // fastdiss-step-bench: latency of one batched denoising step against rows per batch, for the
 // thread and allocator settings of model/runtime.h. Builds a randomly initialised model of the
 // given size (or loads --checkpoint), so it runs anywhere LibTorch runs, CUDA included.
+// Beside each step it prints the GFLOP/s the step achieves, the time and rate of the same step's
+// GEMMs alone (the arithmetic bound at those shapes), and the time to admit (encode) as many
+// new requests at once.
 //
 //   fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
 //                       [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
@@ -31,6 +34,53 @@ constexpr char kUsage[] =
     "given size or on --checkpoint. --iterations 0 picks a count per row count.\n";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+
+// The matrix products of one denoising step over `rows` rows of `length` target and `source`
+// source tokens, as (M, K, N): M rows times a [K, N] weight. Attention's per-head products are
+// counted in StepFlops, not here: they are not GEMMs of these shapes.
+struct Gemm {
+  int64_t m, k, n;
+};
+
+std::vector<Gemm> StepGemms(const fastdiss::ModelConfig& c, int64_t rows, int64_t length) {
+  const int64_t T = rows * length, H = c.d_model, D = c.d_latent, F = c.ffn_dim;
+  std::vector<Gemm> gemms = {{T, D, H}, {T, D, H}, {T, 2 * H, H}, {T, H, H}, {rows, H, 4 * H}, {rows, 4 * H, H}};
+  for (int i = 0; i < c.decoder_layers; ++i) {
+    gemms.insert(gemms.end(), {{T, H, 3 * H}, {T, H, H}, {T, H, H}, {T, H, H}, {T, H, F}, {T, F, H}});
+  }
+  gemms.push_back({T, H, D});
+  return gemms;
+}
+
+// Floating-point operations of one step: its GEMMs plus attention (scores and weighted values
+// over target and source keys).
+double StepFlops(const fastdiss::ModelConfig& c, int64_t rows, int64_t length, int64_t source) {
+  double flops = 0;
+  for (const Gemm& g : StepGemms(c, rows, length)) flops += 2.0 * g.m * g.k * g.n;
+  return flops + c.decoder_layers * 2.0 * 2.0 * rows * length * (length + source) * c.d_model;
+}
+
+// Seconds for the step's GEMMs alone, each an addmm with its bias as in the network (fresh outputs,
+// one weight per product),
+// the best of `repeats` runs: what the step would cost if nothing else took time.
+double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device device) {
+  std::vector<torch::Tensor> inputs, weights, biases;
+  for (const Gemm& g : gemms) {
+    inputs.push_back(torch::randn({g.m, g.k}, torch::TensorOptions().device(device)));
+    weights.push_back(torch::randn({g.n, g.k}, torch::TensorOptions().device(device)));
+    biases.push_back(torch::randn({g.n}, torch::TensorOptions().device(device)));
+  }
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < repeats + 1; ++r) {  // the first run warms up
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < gemms.size(); ++i) torch::addmm(biases[i], inputs[i], weights[i].t());
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (r > 0) best = std::min(best, seconds);
+  }
+  return best;
+}
 
 }  // namespace
 
@@ -106,7 +156,8 @@ int main(int argc, char** argv) {
   fastdiss::Sampler sampler(model, *schedule, device);
   std::printf("# %s device=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n", settings.c_str(),
               device.str().c_str(), c.d_model, c.encoder_layers, c.decoder_layers, length, source_length);
-  std::printf("%6s %12s %12s %14s\n", "rows", "ms/step", "rows/s", "tokens/s");
+  std::printf("%6s %12s %12s %14s %10s %10s %12s %10s\n", "rows", "ms/step", "rows/s", "tokens/s", "GFLOP/s",
+              "gemm_ms", "gemm_GFLOP/s", "start_ms");
   for (int r : rows) {
     // Each row its own request, each at its own step count, as the server batches them.
     std::vector<std::unique_ptr<fastdiss::DecodeState>> owned;
@@ -137,7 +188,32 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double per_step = seconds / budget;
-    std::printf("%6d %12.3f %12.1f %14.1f\n", r, per_step * 1e3, r / per_step, r * length / per_step);
+    // Admission: encoding r new requests together (Sampler::Start), the best of 5 tries.
+    double start_seconds = std::numeric_limits<double>::infinity();
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      std::vector<std::unique_ptr<fastdiss::DecodeState>> fresh;
+      std::vector<fastdiss::DecodeState*> fresh_states;
+      for (int i = 0; i < r; ++i) {
+        fastdiss::DecodeOptions options;
+        options.seed = 1000 + i;
+        options.target_length = length;
+        fresh.push_back(std::move(sampler.NewState(std::vector<int>(source_length, 7 + i % 50), options)).value());
+        fresh_states.push_back(fresh.back().get());
+      }
+      const auto begin = std::chrono::steady_clock::now();
+      if (!sampler.Start(fresh_states).ok()) return 1;
+      if (device.is_cuda()) torch::cuda::synchronize();
+      start_seconds = std::min(start_seconds,
+                               std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+    }
+    // Beside it, the same step's GEMMs alone: the arithmetic bound at these shapes.
+    const std::vector<Gemm> gemms = StepGemms(c, r, length);
+    double gemm_flops = 0;
+    for (const Gemm& g : gemms) gemm_flops += 2.0 * g.m * g.k * g.n;
+    const double gemm_seconds = GemmSeconds(gemms, std::max(5, budget), device);
+    std::printf("%6d %12.3f %12.1f %14.1f %10.1f %10.3f %12.1f %10.3f\n", r, per_step * 1e3, r / per_step,
+                r * length / per_step, StepFlops(c, r, length, source_length) / per_step * 1e-9,
+                gemm_seconds * 1e3, gemm_flops / gemm_seconds * 1e-9, start_seconds * 1e3);
     std::fflush(stdout);
   }
   return 0;
