@@ -10,7 +10,7 @@ import json
 import pathlib
 import sys
 
-POLICIES = ["step", "request", "none"]
+POLICIES = ["step", "request", "none", "pytorch"]
 
 
 def load(folder):
@@ -59,6 +59,24 @@ def load_table(runs, mode):
     return "\n".join(lines)
 
 
+def ratios(runs):
+    """The step policy against the others, in answers/s, and K = 1's p50 under load against idle."""
+    lines = []
+    for mode in ["fixed", "closed"]:
+        step = runs.get(f"{mode}-step")
+        if not step:
+            continue
+        parts = [f"{other} {step['throughput_rps'] / runs[f'{mode}-{other}']['throughput_rps']:.2f}x"
+                 for other in POLICIES[1:] if runs.get(f"{mode}-{other}", {}).get("throughput_rps")]
+        lines.append(f"- {mode}: step policy against " + ", ".join(parts))
+    idle, loaded = runs.get("idle-k1"), runs.get("closed-step", {}).get("latency", {}).get("K=1")
+    if idle and loaded:
+        p50 = idle["latency"]["all"]["p50_ms"]
+        lines.append(f"- K=1 p50 under the closed-loop mixed load: {loaded['p50_ms']:.1f} ms, "
+                     f"{loaded['p50_ms'] / p50:.1f}x its idle p50 ({p50:.1f} ms)")
+    return "\n".join(lines)
+
+
 def plot(runs, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -94,11 +112,13 @@ def main():
     runs = load(sys.argv[1])
     print("### Idle latency (one call at a time, step policy)\n")
     print(idle_table(runs))
-    for mode, title in [("closed", "Closed loop"), ("open", "Open loop")]:
+    for mode, title in [("fixed", "Closed loop, K fixed"), ("closed", "Closed loop"), ("open", "Open loop")]:
         table = load_table(runs, mode)
         if table:
             print(f"\n### {title}\n")
             print(table)
+    print("\n### Ratios\n")
+    print(ratios(runs))
     if len(sys.argv) > 2:
         plot(runs, sys.argv[2])
 

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Serving benchmark: one checkpoint, the three batching policies, the same load.
+# Serving benchmark: one checkpoint, the three batching policies and a plain PyTorch server, the
+# same load.
 #
 #   scripts/bench-server.sh [CHECKPOINT_DIR] [OUT_DIR]
 #
 # For each policy (step, request, none) it starts fastdiss-server on free ports, then runs
-# fastdiss-loadgen: closed loop at CONCURRENCY and open loop at RATE, K uniform over STEPS, texts
-# from INPUT; and it reads the server's rows-per-forward histogram before and after each run. With
-# the step policy it also measures idle latency (one call at a time) at each K of IDLE_STEPS.
+# fastdiss-loadgen: closed loop at CONCURRENCY with K fixed at FIXED_STEPS, closed loop and open
+# loop at RATE with K uniform over STEPS, texts from INPUT; and it reads the server's
+# rows-per-forward histogram before and after each run. With the step policy it also measures idle
+# latency (one call at a time) at each K of IDLE_STEPS. With PYTORCH=1 the closed loops also run
+# against bench/pytorch_server.py (the same network and weights in PyTorch eager mode behind
+# grpcio, request-level batching of up to CONCURRENCY calls, THREADS torch threads).
 # Each measurement lands in OUT_DIR as JSON (loadgen's report plus "mean_rows_per_forward");
 # scripts/bench-server-report.py turns them into docs/serving.md's tables and plot.
 # Environment: DURATION (s, default 30), WARMUP (3), CONCURRENCY (32), RATE (20), STEPS (1,2,5,10,20),
-# IDLE_STEPS (1 5 20; empty skips), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1;
+# IDLE_STEPS (1 5 20; empty skips), FIXED_STEPS (5; empty skips), PYTORCH (0), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1;
 # 0 = all cores), BUILD (build), DEVICE (cpu; the model's device), RATE=0 skips the open loop,
 # SERVER_SETS (more fastdiss-server --set overrides, space-separated, e.g. engine.max_rows_per_batch=1024).
 set -euo pipefail
@@ -24,6 +28,8 @@ CONCURRENCY=${CONCURRENCY:-32}
 RATE=${RATE:-20}
 STEPS=${STEPS:-1,2,5,10,20}
 IDLE_STEPS=${IDLE_STEPS-1 5 20}
+FIXED_STEPS=${FIXED_STEPS-5}
+PYTORCH=${PYTORCH:-0}
 INPUT=${INPUT:-data/de-en/test.de}
 THREADS=${THREADS:-1}
 BUILD=${BUILD:-build}
@@ -42,6 +48,7 @@ start_server() {  # policy
 }
 
 rows() {  # prints "rows-sum forwards step-seconds-sum" from the server's histograms
+  [[ -n "$METRICS_PORT" ]] || { echo 0 0 0; return; }  # the PyTorch server has none
   curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
     awk '/^fastdiss_batch_rows_sum\{model="bench"\}/ {s=$2} /^fastdiss_batch_rows_count\{model="bench"\}/ {c=$2}
          /^fastdiss_step_duration_seconds_sum\{model="bench"\}/ {t=$2} END {print s, c, t}'
@@ -77,10 +84,22 @@ for policy in step request none; do
   if [[ "$policy" == step ]]; then
     for k in $IDLE_STEPS; do measure "idle-k$k" --concurrency 1 --steps "$k"; done
   fi
+  [[ -n "$FIXED_STEPS" ]] && measure "fixed-$policy" --concurrency "$CONCURRENCY" --steps "$FIXED_STEPS"
   measure "closed-$policy" --concurrency "$CONCURRENCY" --steps "$STEPS"
   [[ "$RATE" != 0 ]] && measure "open-$policy" --rate "$RATE" --steps "$STEPS"
   stop_server
 done
+if [[ "$PYTORCH" == 1 ]]; then
+  GRPC_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  METRICS_PORT=
+  /usr/bin/python3 bench/pytorch_server.py --checkpoint "$CHECKPOINT" --port "$GRPC_PORT" --threads "$THREADS" \
+    --max-batch "$CONCURRENCY" >"$OUT/server-pytorch.log" 2>&1 &
+  SERVER_PID=$!
+  wait_for_line "$OUT/server-pytorch.log" "serving"
+  [[ -n "$FIXED_STEPS" ]] && measure "fixed-pytorch" --concurrency "$CONCURRENCY" --steps "$FIXED_STEPS"
+  measure "closed-pytorch" --concurrency "$CONCURRENCY" --steps "$STEPS"
+  stop_server
+fi
 {
   echo "checkpoint: $CHECKPOINT ($(grep -o "version [^ ]*" "$OUT/server-step.log" | head -1))"
   echo "runtime: $(grep -o "runtime .*" "$OUT/server-step.log")"
