@@ -97,7 +97,7 @@ ConfigFields ServerConfig::Fields() {
        &engine.adaptive_latency_target_seconds},
       {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use (docs/serving.md)",
        &runtime.threads},
-      {"runtime.blas_threads", "OpenBLAS threads (1: see docs/performance.md)", &runtime.blas_threads},
+      {"runtime.blas_threads", "OpenBLAS threads; 0: as many as runtime.threads (docs/performance.md)", &runtime.blas_threads},
   };
 }
 

@@ -62,7 +62,7 @@ struct ServerConfig {
     // LibTorch intra-op threads; 0 = the cores this process may use. 1 by default: on 2 cores a
     // second intra-op thread made serving slower at every load measured (docs/serving.md).
     int threads = 1;
-    int blas_threads = 1;  // OpenBLAS threads (docs/performance.md)
+    int blas_threads = 2;  // OpenBLAS threads; GEMMs split over 2 cores won (docs/performance.md)
   } runtime;
   std::map<std::string, ModelSpec> models;  // by name
 
