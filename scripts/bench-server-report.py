@@ -82,8 +82,9 @@ def plot(runs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
-    for ax, mode in zip(axes, ["closed", "open"]):
+    modes = [m for m in ["closed", "open"] if any(f"{m}-{p}" in runs for p in POLICIES)]
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), sharey=False, squeeze=False)
+    for ax, mode in zip(axes[0], modes):
         present = [p for p in POLICIES if f"{mode}-{p}" in runs]
         if not present:
             continue
