@@ -33,21 +33,15 @@ torch::Tensor Indices(const std::vector<int64_t>& values, torch::Device device) 
   return torch::tensor(values, torch::kLong).to(device);
 }
 
-// A per-row scalar as [rows, 1, 1] on device.
-torch::Tensor PerRow(const std::vector<float>& values, torch::Device device) {
-  return torch::tensor(values, torch::kFloat32).view({-1, 1, 1}).to(device);
-}
-
 }  // namespace
 
 // The persistent row buffers of sampler.h: slot s holds one candidate row. Running rows fill
-// slots [0, size()); owner(s) names the state and row in slot s.
+// slots [0, size()); owners_[s] names the state and row in slot s.
 class RowSlots : public std::enable_shared_from_this<RowSlots> {
  public:
   RowSlots(const ModelConfig& config, torch::Device device) : config_(config), device_(device) {}
 
   int size() const { return static_cast<int>(owners_.size()); }
-  const std::pair<DecodeState*, int>& owner(int slot) const { return owners_[slot]; }
 
   // Gives state `rows` slots at the end, growing the buffers when full.
   void Acquire(DecodeState* state, int rows) {
@@ -59,12 +53,17 @@ class RowSlots : public std::enable_shared_from_this<RowSlots> {
     state->slots_owner_ = shared_from_this();
   }
 
-  // Frees state's slots; the last running rows move into the holes, in one copy per buffer.
-  void Release(DecodeState* state) {
+  // Frees the states' slots; the last running rows move into the holes, in one copy per buffer
+  // however many states leave.
+  void Release(const std::vector<DecodeState*>& states) {
     c10::InferenceMode guard;  // the buffers are inference tensors; a destructor may call this
-    const int n = size(), kept = n - static_cast<int>(state->slots_.size());
+    const int n = size();
     std::vector<bool> freed(n, false);
-    for (int slot : state->slots_) freed[slot] = true;
+    int kept = n;
+    for (const DecodeState* state : states) {
+      for (int slot : state->slots_) freed[slot] = true;
+      kept -= static_cast<int>(state->slots_.size());
+    }
     std::vector<int64_t> from, to;
     for (int hole = 0, tail = kept; hole < kept; ++hole) {
       if (!freed[hole]) continue;
@@ -80,7 +79,10 @@ class RowSlots : public std::enable_shared_from_this<RowSlots> {
       for (torch::Tensor* buffer : Buffers()) buffer->index_copy_(0, dst, buffer->index_select(0, src));
     }
     owners_.resize(kept);
-    state->slots_.clear();
+    for (DecodeState* state : states) {
+      state->slots_.clear();
+      state->slots_owner_.reset();
+    }
   }
 
   torch::Tensor z, z0_hat;         // [capacity, max_target_tokens, D]
@@ -128,9 +130,9 @@ class RowSlots : public std::enable_shared_from_this<RowSlots> {
 
 DecodeState::~DecodeState() {
   if (!slots_owner_) return;
-  const std::shared_ptr<RowSlots> owner = std::move(slots_owner_);
+  const std::shared_ptr<RowSlots> owner = slots_owner_;  // outlives the Release that resets it
   try {
-    owner->Release(this);
+    owner->Release({this});
   } catch (const std::exception&) {
     // Only a device failure gets here; the sampler's next call reports it.
   }
@@ -276,17 +278,11 @@ struct Rounding {
   }
 };
 
-// Rounds estimates [rows, L, D] (padded) or [N, D] (packed, offsets given: rows + 1 values).
-Rounding Round(FastDissModel& model, const torch::Tensor& z0_hat, const std::vector<int64_t>* offsets) {
+// Rounds estimates [M, D], rows back to back: row r's at [offsets[r], offsets[r + 1]).
+Rounding Round(FastDissModel& model, const torch::Tensor& z0_hat, const std::vector<int64_t>& offsets) {
   auto best = torch::log_softmax(model->Logits(z0_hat), -1).max(-1);
-  Rounding rounding{std::get<1>(best).to(torch::kCPU).reshape({-1}).contiguous(),
-                    std::get<0>(best).to(torch::kCPU).reshape({-1}).contiguous(), {}};
-  if (offsets != nullptr) {
-    rounding.start.assign(offsets->begin(), offsets->end() - 1);
-  } else {
-    for (int64_t r = 0; r < z0_hat.size(0); ++r) rounding.start.push_back(r * z0_hat.size(1));
-  }
-  return rounding;
+  return {std::get<1>(best).to(torch::kCPU).contiguous(), std::get<0>(best).to(torch::kCPU).contiguous(),
+          std::vector<int64_t>(offsets.begin(), offsets.end() - 1)};
 }
 
 // The best of a state's rows, which are rows first_row.. of rounding.
@@ -309,20 +305,20 @@ DecodeResult Best(const DecodeState& state, const std::vector<int>& lengths, con
   return result;
 }
 
-// A step's batch: rows 0..n-1 and, when packed, their tokens back to back.
+// A step's batch: rows 0..n-1 and the tokens computed for them, back to back, row r's at
+// [offsets[r], offsets[r + 1]): each row's own tokens when packed, every row cut to the longest
+// when padded.
 struct StepBatch {
-  int64_t rows = 0;
-  bool packed = false;
-  std::vector<int64_t> offsets;       // packed: rows + 1
-  std::vector<int64_t> token_row;     // packed: per token
-  std::vector<int64_t> token_position;
+  std::vector<int64_t> offsets = {0};
+  std::vector<int64_t> token_row, token_position;  // per token
 
-  // Estimates of the given batch rows, and the offsets to round them with (null when padded).
+  int64_t rows() const { return static_cast<int64_t>(offsets.size()) - 1; }
+
+  // The estimates [N, D] of the given rows, in that order, and their offsets.
   std::pair<torch::Tensor, std::vector<int64_t>> Select(const torch::Tensor& z0_hat, const std::vector<int64_t>& rows,
                                                         torch::Device device) const {
-    bool all = static_cast<int64_t>(rows.size()) == this->rows;  // and in batch order
+    bool all = static_cast<int64_t>(rows.size()) == this->rows();  // and in batch order
     for (size_t i = 0; all && i < rows.size(); ++i) all = rows[i] == static_cast<int64_t>(i);
-    if (!packed) return {all ? z0_hat : z0_hat.index_select(0, Indices(rows, device)), {}};
     if (all) return {z0_hat, offsets};
     std::vector<int64_t> tokens, selected = {0};
     for (int64_t r : rows) {
@@ -380,49 +376,47 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
       }
       max_source = std::max<int64_t>(max_source, s.source_.size());
     }
+    // The cross-attention keys and values: rows [n] of the slot buffers, read in place when the
+    // batch is every running row.
     const torch::Tensor index = in_place ? torch::Tensor() : Indices(slot_of_row, device_);
-    // Rows [n] of a buffer, its dimension dim cut to length.
-    auto take = [&](const torch::Tensor& buffer, int64_t dim, int64_t length) {
-      auto cut = buffer.narrow(dim, 0, length);
+    auto take = [&](const torch::Tensor& buffer) {
+      auto cut = buffer.narrow(2, 0, max_source);
       return in_place ? cut.narrow(0, 0, n) : cut.index_select(0, index);
     };
     std::vector<KeysValues> memory;
-    for (const KeysValues& kv : slots_->memory) {
-      memory.push_back({take(kv.keys, 2, max_source), take(kv.values, 2, max_source)});
-    }
+    for (const KeysValues& kv : slots_->memory) memory.push_back({take(kv.keys), take(kv.values)});
     const auto source_mask = LengthMask(source_lengths, max_source, device_);
+    // The batch's tokens, read from and written back to the buffers by one flat index. Packed
+    // (CPU): only each row's own tokens. Padded (other devices): every row cut to the longest.
+    const bool packed = model_->CanDenoisePacked();
     const int64_t D = slots_->z.size(2), buffer_length = slots_->z.size(1);
-    // Packed (CPU): only each row's own tokens are computed, read from and written back to the
-    // buffers by one flat index. Padded (other devices): every row cut to the longest.
     StepBatch batch;
-    batch.rows = n;
-    batch.packed = model_->CanDenoisePacked();
-    torch::Tensor z, z0_hat, flat;
-    if (batch.packed) {
-      batch.offsets.assign(1, 0);
-      std::vector<int64_t> buffer_token;
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t p = 0; p < target_lengths[i]; ++p) {
-          batch.token_row.push_back(i);
-          batch.token_position.push_back(p);
-          buffer_token.push_back(slot_of_row[i] * buffer_length + p);
-        }
-        batch.offsets.push_back(static_cast<int64_t>(buffer_token.size()));
+    std::vector<int64_t> buffer_token;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t p = 0; p < (packed ? target_lengths[i] : max_length); ++p) {
+        batch.token_row.push_back(i);
+        batch.token_position.push_back(p);
+        buffer_token.push_back(slot_of_row[i] * buffer_length + p);
       }
-      flat = Indices(buffer_token, device_);
-      z = slots_->z.view({-1, D}).index_select(0, flat);
+      batch.offsets.push_back(static_cast<int64_t>(buffer_token.size()));
+    }
+    const auto flat = Indices(buffer_token, device_), t = Indices(timesteps, device_);
+    const auto z = slots_->z.view({-1, D}).index_select(0, flat);
+    const auto self_cond = slots_->z0_hat.view({-1, D}).index_select(0, flat);
+    torch::Tensor z0_hat;  // [N, D]
+    if (packed) {
       const FastDissModelImpl::PackedRows rows{batch.offsets, Indices(batch.token_row, device_),
                                                Indices(batch.token_position, device_)};
-      z0_hat = model_->DenoisePacked(z, Indices(timesteps, device_), slots_->z0_hat.view({-1, D}).index_select(0, flat),
-                                     rows, memory, source_mask);
+      z0_hat = model_->DenoisePacked(z, t, self_cond, rows, memory, source_mask);
     } else {
-      z = take(slots_->z, 1, max_length);
-      z0_hat = model_->DenoiseWithMemory(z, Indices(timesteps, device_), take(slots_->z0_hat, 1, max_length),
-                                         LengthMask(target_lengths, max_length, device_), memory, source_mask);
+      z0_hat = model_
+                   ->DenoiseWithMemory(z.view({n, max_length, D}), t, self_cond.view({n, max_length, D}),
+                                       LengthMask(target_lengths, max_length, device_), memory, source_mask)
+                   .reshape({-1, D});
     }
     auto round = [&](const std::vector<int64_t>& rows) {
       auto [estimates, offsets] = batch.Select(z0_hat, rows, device_);
-      return Round(model_, estimates, batch.packed ? &offsets : nullptr);
+      return Round(model_, estimates, offsets);
     };
     // Early exit: the rounding of the rows whose states ask for it, in one output projection.
     std::vector<int64_t> exit_rows;
@@ -445,75 +439,59 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
       }
     }
     // The update of every row that goes on, its noise drawn for all rows in one call.
-    std::vector<float> mean_z0(n, 1.0f), mean_zt(n, 0.0f), noise_std(n, 0.0f);
+    std::vector<StepCoefficients> row_step(n, StepCoefficients{1.0, 0.0, 0.0});  // finishing rows: z = z0_hat
     std::vector<NoiseKey> keys(n);
     bool any_noise = false;
     std::vector<size_t> finishing;
     for (size_t k = 0; k < states.size(); ++k) {
       DecodeState& s = *states[k];
-      const int t = s.schedule_[s.step_];
+      const int from = s.schedule_[s.step_];
       ++s.step_;
       if (s.finished()) {
         finishing.push_back(k);
         continue;
       }
-      const StepCoefficients c = schedule_.Step(t, s.schedule_[s.step_], s.options_.rule);
+      const StepCoefficients c = schedule_.Step(from, s.schedule_[s.step_], s.options_.rule);
       for (int r = 0; r < s.rows(); ++r) {
         const int64_t i = batch_row(k, r);
-        mean_z0[i] = static_cast<float>(c.mean_z0);
-        mean_zt[i] = static_cast<float>(c.mean_zt);
-        noise_std[i] = static_cast<float>(c.noise_std);
+        row_step[i] = c;
         keys[i] = {s.options_.seed, NoiseStream(s.step_, r)};
-        any_noise = any_noise || c.noise_std > 0;
       }
+      any_noise = any_noise || c.noise_std > 0;
     }
-    if (batch.packed) {
-      const auto token_row = Indices(batch.token_row, device_);
-      auto per_token = [&](const std::vector<float>& values) {
-        return torch::tensor(values, torch::kFloat32).to(device_).index_select(0, token_row).unsqueeze(1);
-      };
-      auto next = z0_hat * per_token(mean_z0) + z * per_token(mean_zt);
-      if (any_noise) {
-        std::vector<int64_t> noise_token(batch.token_row.size());
-        for (size_t j = 0; j < noise_token.size(); ++j) {
-          noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
-        }
-        auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D}).index_select(0, Indices(noise_token, device_));
-        next.add_(noise.mul_(per_token(noise_std)));
-      }
-      slots_->z.view({-1, D}).index_copy_(0, flat, next);
-      slots_->z0_hat.view({-1, D}).index_copy_(0, flat, z0_hat);
-    } else {
-      auto next = z0_hat * PerRow(mean_z0, device_) + z * PerRow(mean_zt, device_);
-      if (any_noise) next.add_(CounterNormal(keys, {max_length, D}, device_).mul_(PerRow(noise_std, device_)));
-      auto put = [&](torch::Tensor& buffer, const torch::Tensor& rows) {
-        auto cut = buffer.narrow(1, 0, max_length);
-        if (in_place) {
-          cut.narrow(0, 0, n).copy_(rows);
-        } else {
-          cut.index_copy_(0, index, rows);
-        }
-      };
-      put(slots_->z, next);
-      put(slots_->z0_hat, z0_hat);
+    const int64_t N = static_cast<int64_t>(batch.token_row.size());
+    std::vector<float> coefficients(3 * N);  // per token: mean_z0, mean_zt, noise_std
+    std::vector<int64_t> noise_token(N);     // per token: its place in the [n, max_length] noise
+    for (int64_t j = 0; j < N; ++j) {
+      const StepCoefficients& c = row_step[batch.token_row[j]];
+      coefficients[3 * j] = static_cast<float>(c.mean_z0);
+      coefficients[3 * j + 1] = static_cast<float>(c.mean_zt);
+      coefficients[3 * j + 2] = static_cast<float>(c.noise_std);
+      noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
     }
+    const auto per_token = torch::tensor(coefficients, torch::kFloat32).view({N, 3}).to(device_);
+    auto next = z0_hat * per_token.narrow(1, 0, 1) + z * per_token.narrow(1, 1, 1);
+    if (any_noise) {
+      auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D});
+      next.add_(noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));
+    }
+    slots_->z.view({-1, D}).index_copy_(0, flat, next);
+    slots_->z0_hat.view({-1, D}).index_copy_(0, flat, z0_hat);
     // The requests that finished: their rows rounded in one call, their slots freed.
     if (finishing.empty()) return;
     std::vector<int64_t> rows;
+    std::vector<DecodeState*> leaving;
     for (size_t k : finishing) {
       for (int r = 0; r < states[k]->rows(); ++r) rows.push_back(batch_row(k, r));
+      leaving.push_back(states[k]);
     }
     const Rounding rounding = round(rows);
-    for (size_t f = 0, row = 0; f < finishing.size(); ++f) {
-      DecodeState& s = *states[finishing[f]];
-      s.final_ = Best(s, s.lengths_, rounding, row);
-      row += s.rows();
+    for (size_t f = 0, row = 0; f < leaving.size(); ++f) {
+      leaving[f]->final_ = Best(*leaving[f], leaving[f]->lengths_, rounding, row);
+      row += leaving[f]->rows();
     }
     // Only now: freeing slots moves other rows, and batch_row reads their slots.
-    for (size_t k : finishing) {
-      slots_->Release(states[k]);
-      states[k]->slots_owner_.reset();
-    }
+    slots_->Release(leaving);
   });
 }
 
@@ -525,9 +503,10 @@ StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
   Status status = Guarded("rounding", [&] {
     c10::InferenceMode guard;
     const int64_t max_length = *std::max_element(state.lengths_.begin(), state.lengths_.end());
-    std::vector<int64_t> slots(state.slots_.begin(), state.slots_.end());
+    std::vector<int64_t> slots(state.slots_.begin(), state.slots_.end()), offsets;
+    for (int r = 0; r <= state.rows(); ++r) offsets.push_back(r * max_length);
     auto z0_hat = slots_->z0_hat.narrow(1, 0, max_length).index_select(0, Indices(slots, device_));
-    result = Best(state, state.lengths_, Round(model_, z0_hat, nullptr), 0);
+    result = Best(state, state.lengths_, Round(model_, z0_hat.reshape({-1, z0_hat.size(2)}), offsets), 0);
   });
   if (!status.ok()) return status;
   return result;
