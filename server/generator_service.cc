@@ -86,8 +86,9 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
  public:
   GenerateReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, absl::Time deadline, const grpc::ByteBuffer& bytes,
+  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline, const grpc::ByteBuffer& bytes,
              grpc::ByteBuffer* response) {
+    if (!alive.ok()) return FinishWith(alive);
     GenerateRequest request;
     if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) return FinishWith(parsed);
     std::shared_ptr<ServedModel> resolved;
@@ -125,7 +126,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   StreamReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, absl::Time deadline, const grpc::ByteBuffer& bytes) {
+  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline, const grpc::ByteBuffer& bytes) {
+    if (!alive.ok()) return PushFinal(alive, std::nullopt);
     GenerateRequest request;
     if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) {
       return PushFinal(parsed, std::nullopt);
@@ -455,17 +457,29 @@ absl::Time GeneratorService::Deadline(const grpc::CallbackServerContext& context
   return std::min(absl::FromChrono(deadline), fallback);
 }
 
+absl::Status GeneratorService::Alive(const grpc::CallbackServerContext& context, absl::Time deadline,
+                                     const grpc::ByteBuffer& bytes) const {
+  if (absl::Now() >= deadline) return absl::DeadlineExceededError("the deadline passed before the request arrived");
+  // A request that never arrived is a null buffer (a request of zero bytes is a valid, empty one).
+  if (!bytes.Valid() || context.IsCancelled()) {
+    return absl::CancelledError("the call ended before its request arrived");
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* GeneratorService::Generate(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   auto* reactor = new GenerateReactor(this, absl::Now());
-  reactor->Begin(this, Deadline(*context), *request, response);
+  const absl::Time deadline = Deadline(*context);
+  reactor->Begin(this, Alive(*context, deadline, *request), deadline, *request, response);
   return reactor;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* GeneratorService::GenerateStream(grpc::CallbackServerContext* context,
                                                                              const grpc::ByteBuffer* request) {
   auto* reactor = new StreamReactor(this, absl::Now());
-  reactor->Begin(this, Deadline(*context), *request);
+  const absl::Time deadline = Deadline(*context);
+  reactor->Begin(this, Alive(*context, deadline, *request), deadline, *request);
   return reactor;
 }
 

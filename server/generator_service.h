@@ -104,6 +104,11 @@ class GeneratorService final : public GeneratorServiceBase {
   absl::StatusOr<std::shared_ptr<ServedModel>> FindModel(const std::string& name);
   std::vector<VersionState> VersionsLocked(const Hosted& hosted) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time Deadline(const grpc::CallbackServerContext& context) const;
+  // gRPC starts the handler even for a call that ended before its request arrived (a deadline of
+  // a few ms, a client that cancelled at once); its bytes are then a null buffer. Such a call is
+  // answered and counted as what ended it (DEADLINE_EXCEEDED, CANCELLED), not as a bad request.
+  absl::Status Alive(const grpc::CallbackServerContext& context, absl::Time deadline,
+                     const grpc::ByteBuffer& bytes) const;
   // "a, b": the hosted models' names, for error messages.
   std::string ModelNamesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
