@@ -15,8 +15,9 @@ absl::Status ParseGenerateRequest(const grpc::ByteBuffer& bytes, fastdiss::v1::G
   if (!bytes.Dump(&slices).ok()) return absl::InvalidArgumentError("the request could not be read");
   std::string wire;
   for (const grpc::Slice& slice : slices) wire.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  if (request->ParseFromString(wire)) return absl::OkStatus();
-  // Refused: find out why from the wire fields, which parse without the UTF-8 check.
+  // Protobuf's parser refuses a string field that is not UTF-8 and logs an ERROR line for each one,
+  // so any client could flood the server's log. The string fields are checked first, on the wire
+  // fields (which parse without that check): the parser then only ever sees valid UTF-8.
   google::protobuf::UnknownFieldSet fields;
   if (fields.ParseFromString(wire)) {
     const google::protobuf::Descriptor* descriptor = fastdiss::v1::GenerateRequest::descriptor();
@@ -30,6 +31,7 @@ absl::Status ParseGenerateRequest(const grpc::ByteBuffer& bytes, fastdiss::v1::G
                                           std::to_string(field.length_delimited().size()) + " bytes)");
       }
     }
+    if (request->ParseFromString(wire)) return absl::OkStatus();
   }
   return absl::InvalidArgumentError("the request is not a valid fastdiss.v1.GenerateRequest (" +
                                     std::to_string(wire.size()) + " bytes)");

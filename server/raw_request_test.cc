@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "google/protobuf/stubs/logging.h"
+
 #include <string>
 #include <vector>
 
@@ -58,6 +60,25 @@ TEST(RawRequestTest, AStringFieldThatIsNotUtf8IsNamed) {
   EXPECT_EQ(text.message(), "text is not valid UTF-8 (10 bytes)");
   absl::Status model = ParseGenerateRequest(Bytes(StringField(1, "g\xc3") + StringField(2, "ok")), &request);
   EXPECT_EQ(model.message(), "model is not valid UTF-8 (2 bytes)");
+}
+
+// Protobuf's parser logs an ERROR line for every string field that is not UTF-8; a hostile client
+// must not be able to write the server's log, so such a request never reaches that parser.
+std::vector<std::string>* logged = nullptr;
+void CountLog(google::protobuf::LogLevel, const char*, int, const std::string& message) { logged->push_back(message); }
+
+TEST(RawRequestTest, ARequestThatIsNotUtf8WritesNothingToTheLog) {
+  std::vector<std::string> messages;
+  logged = &messages;
+  google::protobuf::LogHandler* previous = google::protobuf::SetLogHandler(&CountLog);
+  fastdiss::v1::GenerateRequest request;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(ParseGenerateRequest(Bytes(StringField(2, "the \xff\xfe cat")), &request).ok());
+    EXPECT_FALSE(ParseGenerateRequest(Bytes(StringField(1, "\xc3")), &request).ok());
+  }
+  google::protobuf::SetLogHandler(previous);
+  logged = nullptr;
+  EXPECT_TRUE(messages.empty()) << messages.front();
 }
 
 TEST(RawRequestTest, BytesThatAreNoRequestAreRefusedAsSuch) {
