@@ -1,6 +1,8 @@
 #include "server/metrics.h"
 
 #include <httplib.h>
+#include <malloc.h>
+#include <unistd.h>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -8,6 +10,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <fstream>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -78,6 +81,27 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
                        .Name("fastdiss_requests_total")
                        .Help("Generate and GenerateStream calls answered, by model and gRPC code")
                        .Register(*registry_);
+  resident_bytes_ = &prometheus::BuildGauge()
+                        .Name("process_resident_memory_bytes")
+                        .Help("Resident memory size in bytes (read at each scrape)")
+                        .Register(*registry_)
+                        .Add({});
+  auto& heap = prometheus::BuildGauge()
+                   .Name("fastdiss_heap_bytes")
+                   .Help("malloc's heap at each scrape: bytes in use by the program, and bytes free but kept")
+                   .Register(*registry_);
+  heap_in_use_bytes_ = &heap.Add({{"state", "in_use"}});
+  heap_free_bytes_ = &heap.Add({{"state", "free"}});
+  trims_ = &prometheus::BuildCounter()
+                .Name("fastdiss_malloc_trims_total")
+                .Help("Times the heap's free pages were given back to the kernel (runtime.malloc_trim_seconds)")
+                .Register(*registry_)
+                .Add({});
+  trim_seconds_ = &prometheus::BuildCounter()
+                       .Name("fastdiss_malloc_trim_seconds_total")
+                       .Help("Time spent giving the heap's free pages back (each arena is locked while it is trimmed)")
+                       .Register(*registry_)
+                       .Add({});
   std::vector<std::string> names = models;
   names.push_back(kUnknownModel);
   for (const std::string& name : names) {
@@ -146,6 +170,21 @@ void ServerMetrics::SetLoad(const std::string& model, int waiting, int running) 
   const ModelMetrics& m = For(model);
   m.waiting->Set(waiting);
   m.running->Set(running);
+}
+
+void ServerMetrics::UpdateMemory() {
+  // statm: size resident shared ... in pages.
+  std::ifstream statm("/proc/self/statm");
+  long long pages = 0, resident = 0;
+  if (statm >> pages >> resident) resident_bytes_->Set(static_cast<double>(resident) * sysconf(_SC_PAGESIZE));
+  const struct mallinfo2 heap = mallinfo2();
+  heap_in_use_bytes_->Set(static_cast<double>(heap.uordblks + heap.hblkhd));
+  heap_free_bytes_->Set(static_cast<double>(heap.fordblks));
+}
+
+void ServerMetrics::RecordMallocTrim(absl::Duration took) {
+  trims_->Increment();
+  trim_seconds_->Increment(absl::ToDoubleSeconds(took));
 }
 
 std::string ServerMetrics::Serialize() const {

@@ -58,6 +58,12 @@ class ServerMetrics {
   // One denoiser forward of the model's engine.
   void RecordStep(const std::string& model, const StepStats& stats);
   void SetLoad(const std::string& model, int waiting, int running);
+  // Reads the process's memory now (at each scrape): resident set, and the malloc heap split into
+  // bytes in use and bytes free but kept. RSS that grows while "in use" stays flat is the
+  // allocator keeping memory, not a leak (docs/reliability.md).
+  void UpdateMemory();
+  // One malloc_trim of the heap (server/memory_trimmer.h) and how long it took.
+  void RecordMallocTrim(absl::Duration took);
 
   // Everything, in Prometheus's text exposition format.
   std::string Serialize() const;
@@ -81,6 +87,11 @@ class ServerMetrics {
   const ModelMetrics& For(const std::string& model) const;
 
   std::unique_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge* resident_bytes_ = nullptr;
+  prometheus::Gauge* heap_in_use_bytes_ = nullptr;
+  prometheus::Gauge* heap_free_bytes_ = nullptr;
+  prometheus::Counter* trims_ = nullptr;
+  prometheus::Counter* trim_seconds_ = nullptr;
   std::map<std::string, ModelMetrics> models_;  // fixed after construction
 };
 

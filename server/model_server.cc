@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/generator_service.h"
+#include "server/memory_trimmer.h"
 #include "server/metrics.h"
 #include "server/model_versions.h"
 #include "server/served_model.h"
@@ -90,6 +91,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
   std::vector<std::string> names;
   for (const auto& [name, spec] : config.models) names.push_back(name);
   server->metrics_ = std::make_unique<ServerMetrics>(names);
+  ServerMetrics* trim_metrics = server->metrics_.get();
+  server->trimmer_ = std::make_unique<MemoryTrimmer>(
+      absl::Seconds(config.runtime.malloc_trim_seconds),
+      [trim_metrics](absl::Duration took) { trim_metrics->RecordMallocTrim(took); });
 
   GeneratorServiceOptions service_options;
   service_options.default_model = config.server.default_model;
@@ -125,6 +130,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
         MetricsHttpServer::Start(metrics_host, config.server.metrics_port, [service, metrics] {
           service->UpdateLoadMetrics();
+          metrics->UpdateMemory();
           return metrics->Serialize();
         });
     if (!http.ok()) return http.status();

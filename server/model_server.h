@@ -32,6 +32,7 @@ class Server;
 namespace fastdiss {
 
 class GeneratorService;
+class MemoryTrimmer;
 class MetricsHttpServer;
 class ServedModel;
 class ServerMetrics;
@@ -70,6 +71,7 @@ class ModelServer {
   std::map<std::string, std::string> refused_;  // by model: "dir digest" of the last version refused
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> metrics_server_;
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // after metrics_: stopped before the metrics it writes
   int grpc_port_ = 0;
   bool shut_down_ = false;
 };

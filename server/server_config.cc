@@ -98,6 +98,10 @@ ConfigFields ServerConfig::Fields() {
       {"runtime.threads", "LibTorch intra-op threads; 0: the cores this process may use (docs/serving.md)",
        &runtime.threads},
       {"runtime.blas_threads", "OpenBLAS threads; 0: as many as runtime.threads (docs/performance.md)", &runtime.blas_threads},
+      {"runtime.malloc_trim_seconds",
+       "give the heap's free pages back to the kernel this often, so RSS follows the memory in use; 0: never "
+       "(docs/reliability.md)",
+       &runtime.malloc_trim_seconds},
   };
 }
 
@@ -148,6 +152,11 @@ absl::Status ServerConfig::Validate() const {
   if (runtime.threads < 0) return invalid("runtime.threads must not be negative, got " + std::to_string(runtime.threads));
   if (runtime.blas_threads < 0) {
     return invalid("runtime.blas_threads must not be negative, got " + std::to_string(runtime.blas_threads));
+  }
+  if (!(runtime.malloc_trim_seconds == 0 ||
+        (runtime.malloc_trim_seconds >= 0.1 && runtime.malloc_trim_seconds <= 3600))) {
+    return invalid("runtime.malloc_trim_seconds must be 0 (never) or in [0.1, 3600], got " +
+                   std::to_string(runtime.malloc_trim_seconds));
   }
   if (models.empty()) {
     return invalid("no models: give at least one with --model NAME=CHECKPOINT_DIR or models.NAME.checkpoint");

@@ -63,6 +63,7 @@ struct ServerConfig {
     // second intra-op thread made serving slower at every load measured (docs/serving.md).
     int threads = 1;
     int blas_threads = 2;  // OpenBLAS threads; GEMMs split over 2 cores won (docs/performance.md)
+    double malloc_trim_seconds = 10;  // server/memory_trimmer.h; 0: never
   } runtime;
   std::map<std::string, ModelSpec> models;  // by name
 

@@ -77,6 +77,8 @@ TEST_F(ServerConfigTest, RejectsUnknownKeysAndBadValuesByName) {
       {model, {"engine.adaptive_latency_target_seconds=0"}, "engine.adaptive_latency_target_seconds"},
       {model, {"server.model_poll_seconds=-1"}, "server.model_poll_seconds"},
       {model, {"server.model_poll_seconds=0.001"}, "server.model_poll_seconds"},
+      {model, {"runtime.malloc_trim_seconds=-1"}, "runtime.malloc_trim_seconds"},
+      {model, {"runtime.malloc_trim_seconds=0.01"}, "runtime.malloc_trim_seconds"},
       {"models:\n  m:\n    device: cpu\n", {}, "models.m.checkpoint"},
       {"", {}, "no models"},
   };
