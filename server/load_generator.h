@@ -9,6 +9,14 @@
 // not counted; counting stops at `duration`, and calls still open are then waited for (up to their
 // deadline) so none is lost. Run blocks; it uses the gRPC callback API, so one thread paces and
 // gRPC's own threads take the answers.
+//
+// For soak runs (scripts/soak.sh) a FaultMix turns a share of the calls into the faults a server
+// meets in production: streams, calls the client cancels, deadlines too short to meet, bad
+// requests of every kind, and bursts past the queue limit. Every call then has a kind, each kind
+// the status codes it may end with, and the report counts every call (warmup included) by kind
+// and code, the calls that ended with a code their kind does not allow, and the calls that got no
+// answer at all. With `verify` > 0, a uniform sample of the OK answers is afterwards asked again
+// one at a time, alone on the server, and must give the same tokens.
 #ifndef FASTDISS_SERVER_LOAD_GENERATOR_H_
 #define FASTDISS_SERVER_LOAD_GENERATOR_H_
 
@@ -27,9 +35,34 @@ class Channel;
 
 namespace fastdiss {
 
+// Shares of calls (each in [0, 1], together at most 1); the rest are plain Generate calls.
+struct FaultMix {
+  double stream = 0;          // GenerateStream, reading every step update
+  double cancel = 0;          // cancelled by the client after a uniform delay in [0, cancel_within)
+  absl::Duration cancel_within = absl::Milliseconds(500);
+  double short_deadline = 0;  // a deadline uniform in [1 ms, short_deadline_max], too short to meet
+  absl::Duration short_deadline_max = absl::Milliseconds(5);
+  double bad = 0;             // a bad request; the kinds of BadRequestKinds() in turn
+  absl::Duration burst_every = absl::ZeroDuration();  // > 0: every so often, burst_size calls at once
+  int burst_size = 0;
+  bool any() const {
+    return stream > 0 || cancel > 0 || short_deadline > 0 || bad > 0 || burst_every > absl::ZeroDuration();
+  }
+};
+
+// The names of the bad requests a FaultMix sends, in turn (e.g. "unknown model", "invalid UTF-8").
+std::vector<std::string> BadRequestKinds();
+
 struct LoadOptions {
   std::vector<std::string> inputs;  // source texts, used in turn
   std::string model;                // empty: the server's default
+  // Non-empty: each call picks one of these uniformly and names its model; `model` and `inputs`
+  // are then not used.
+  struct ModelInputs {
+    std::string model;
+    std::vector<std::string> inputs;
+  };
+  std::vector<ModelInputs> models;
   std::vector<int> steps = {1, 2, 5, 10, 20};
   int min_steps = 0, max_steps = 0;  // max_steps > 0: every call gives this range instead of steps
   int concurrency = 0;              // > 0: closed loop
@@ -39,6 +72,9 @@ struct LoadOptions {
   absl::Duration warmup = absl::Seconds(3);
   std::vector<absl::Duration> deadlines = {absl::Seconds(60)};  // per call, drawn uniformly
   uint64_t seed = 1;                // of the step-count and arrival draws
+  FaultMix faults;
+  int verify = 0;                   // OK answers to ask again alone afterwards (a uniform sample)
+  absl::Duration answer_grace = absl::Seconds(30);  // past its deadline, an open call is "unanswered"
 };
 
 struct LatencySummary {
@@ -58,6 +94,21 @@ struct Answer {
   std::string text;
 };
 
+// Every call of one kind, by final status code, counted whether or not it fell in the window.
+struct KindCount {
+  std::map<std::string, int64_t> codes;  // by gRPC code name
+  int64_t unexpected = 0;                // ended with a code this kind does not allow
+  std::string first_unexpected;          // "CODE: message" of the first of them
+};
+
+// The sample of OK answers asked again alone (LoadOptions::verify).
+struct VerifyReport {
+  int64_t checked = 0;     // answers asked again, and answered OK the second time
+  int64_t mismatched = 0;  // of those, token ids differed
+  int64_t failed = 0;      // the second ask itself failed
+  std::string first_mismatch;
+};
+
 struct LoadReport {
   std::string mode;             // "closed" or "open"
   int concurrency = 0;
@@ -75,6 +126,14 @@ struct LoadReport {
   std::string model_version;    // from the answers
   std::string first_error;      // message of the first failed call counted
   std::vector<Answer> answers;  // the OK answers counted, in order of arrival
+  // Every call, warmup, drain and the verify asks included (the server's counters cover the same
+  // calls). calls_started does not count the verify asks.
+  int64_t calls_started = 0;
+  int64_t unanswered = 0;                   // no answer by deadline + answer_grace; then cancelled
+  std::map<std::string, KindCount> kinds;   // "plain", "stream", "cancel", "short deadline", "burst", "bad: ...", "verify"
+  std::map<std::string, int64_t> all_codes;  // every call by final code
+  int64_t unexpected = 0;                   // sum over kinds
+  VerifyReport verify;
 
   std::string ToText() const;
   std::string ToJson() const;

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "google/protobuf/stubs/logging.h"
 #include "absl/strings/str_split.h"
 #include "model/command_line.h"
 #include "server/load_generator.h"
@@ -22,6 +24,9 @@ constexpr char kUsage[] =
     "                        [--steps 1,2,5,10,20 | --step-range MIN,MAX] [--duration S] [--warmup S]\n"
     "                        [--model M] [--deadline-seconds X[,Y...]] [--max-in-flight N] [--seed S]\n"
     "                        [--output FILE] [--json]\n"
+    "                        [--model-input NAME=FILE ...] [--stream-share X] [--cancel-share X]\n"
+    "                        [--cancel-within-ms MS] [--short-deadline-share X] [--short-deadline-max-ms MS]\n"
+    "                        [--bad-share X] [--burst-every S --burst-size N] [--verify N] [--check]\n"
     "                        [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n\n"
     "Closed loop (--concurrency): N calls always open. Open loop (--rate): Poisson arrivals of R\n"
     "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps, or each call\n"
@@ -32,17 +37,47 @@ constexpr char kUsage[] =
     "the number counts non-empty lines only. Answers during --warmup (default 3 s) are not counted;\n"
     "counting lasts --duration seconds (default 30). Prints throughput (OK answers per second),\n"
     "client latency p50/p90/p99 overall and per K, the server's queue time, and errors by code;\n"
-    "--json prints the same as one JSON object.\n";
+    "--json prints the same as one JSON object.\n\n"
+    "Soak runs (scripts/soak.sh): --model-input NAME=FILE (repeatable) gives each model its own texts;\n"
+    "each call picks a model uniformly. The --*-share options turn that share of the open-loop calls\n"
+    "into GenerateStream calls, calls the client cancels within --cancel-within-ms (default 500),\n"
+    "calls with a deadline of 1..--short-deadline-max-ms (default 5), and bad requests of every kind\n"
+    "in turn; --burst-every S sends --burst-size calls at once every S seconds. Every call is then\n"
+    "counted by kind and final code, warmup included. --verify N asks a uniform sample of N OK\n"
+    "answers again afterwards, one at a time, and compares their tokens. --check exits 1 if a call\n"
+    "got no answer, ended with a code its kind does not allow, or was answered differently alone.\n";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 constexpr double kMaxSeconds = 365 * 24 * 3600;  // a year: larger durations would never end
+
+// The bad requests include a text that is not UTF-8 on purpose; protobuf's serializer logs each
+// one. Every other message of protobuf's still goes to stderr.
+void LogUnlessDeliberate(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+  if (absl::StrContains(message, "contains invalid UTF-8 data when serializing")) return;
+  std::cerr << "[libprotobuf " << (level >= google::protobuf::LOGLEVEL_ERROR ? "ERROR" : "WARNING") << " " << file
+            << ":" << line << "] " << message << "\n";
+}
+
+// The non-empty lines of `path`, appended to `lines`; false (with a message) if it cannot be read.
+bool ReadLines(const std::string& path, std::vector<std::string>* lines) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "fastdiss-loadgen: cannot read " << path << "\n";
+    return false;
+  }
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines->push_back(line);
+  }
+  return true;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   fastdiss::LoadOptions options;
   std::string target, input, output;
-  bool json = false, steps_given = false;
+  std::vector<std::pair<std::string, std::string>> model_inputs;  // NAME, FILE
+  bool json = false, steps_given = false, check = false;
   fastdiss::ClientTlsOptions tls;
   fastdiss::FlagReader flags("fastdiss-loadgen", argc, argv);
   while (flags.Next()) {
@@ -89,6 +124,34 @@ int main(int argc, char** argv) {
       options.max_in_flight = static_cast<int>(flags.Int(1, kMaxInt));
     } else if (flags.Is("--seed")) {
       options.seed = flags.Uint64();
+    } else if (flags.Is("--model-input")) {
+      const std::string pair = flags.String();
+      const size_t eq = pair.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
+        std::cerr << "fastdiss-loadgen: --model-input takes NAME=FILE, got '" << pair << "'\n";
+        return 2;
+      }
+      model_inputs.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+    } else if (flags.Is("--stream-share")) {
+      options.faults.stream = flags.Double(0, 1);
+    } else if (flags.Is("--cancel-share")) {
+      options.faults.cancel = flags.Double(0, 1);
+    } else if (flags.Is("--cancel-within-ms")) {
+      options.faults.cancel_within = absl::Milliseconds(flags.Double(1, kMaxSeconds * 1e3));
+    } else if (flags.Is("--short-deadline-share")) {
+      options.faults.short_deadline = flags.Double(0, 1);
+    } else if (flags.Is("--short-deadline-max-ms")) {
+      options.faults.short_deadline_max = absl::Milliseconds(flags.Double(1, kMaxSeconds * 1e3));
+    } else if (flags.Is("--bad-share")) {
+      options.faults.bad = flags.Double(0, 1);
+    } else if (flags.Is("--burst-every")) {
+      options.faults.burst_every = absl::Seconds(flags.Double(0, kMaxSeconds));
+    } else if (flags.Is("--burst-size")) {
+      options.faults.burst_size = static_cast<int>(flags.Int(0, 1000000));
+    } else if (flags.Is("--verify")) {
+      options.verify = static_cast<int>(flags.Int(0, 1000000));
+    } else if (flags.Is("--check")) {
+      check = flags.Switch();
     } else if (flags.Is("--json")) {
       json = flags.Switch();
     } else if (flags.Is("--steps")) {
@@ -99,20 +162,21 @@ int main(int argc, char** argv) {
       flags.Unknown();
     }
   }
-  if (target.empty() || input.empty()) {
-    std::cerr << "fastdiss-loadgen: --target and --input are required (see --help)\n";
+  if (target.empty() || (input.empty() == model_inputs.empty())) {
+    std::cerr << "fastdiss-loadgen: --target and one of --input and --model-input are required (see --help)\n";
     return 2;
   }
-  std::ifstream in(input);
-  if (!in) {
-    std::cerr << "fastdiss-loadgen: cannot read " << input << "\n";
-    return 2;
-  }
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) options.inputs.push_back(line);
+  if (!input.empty() && !ReadLines(input, &options.inputs)) return 2;
+  for (const auto& [model, file] : model_inputs) {
+    options.models.push_back({model, {}});
+    if (!ReadLines(file, &options.models.back().inputs)) return 2;
   }
   if (options.max_steps > 0 && steps_given) {
     std::cerr << "fastdiss-loadgen: give --steps or --step-range, not both\n";
+    return 2;
+  }
+  if (!output.empty() && input.empty()) {
+    std::cerr << "fastdiss-loadgen: --output numbers the lines of --input; it does not go with --model-input\n";
     return 2;
   }
   std::ofstream out;
@@ -123,6 +187,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (options.faults.bad > 0) google::protobuf::SetLogHandler(&LogUnlessDeliberate);
   auto channel = fastdiss::MakeChannel(target, tls);
   if (!channel.ok()) {
     std::cerr << "fastdiss-loadgen: " << channel.status().message() << "\n";
@@ -148,5 +213,12 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << (json ? report->ToJson() + "\n" : report->ToText());
+  if (check && (report->unanswered > 0 || report->unexpected > 0 || report->verify.mismatched > 0 ||
+                report->verify.failed > 0)) {
+    std::cerr << "fastdiss-loadgen: check failed: " << report->unanswered << " unanswered, " << report->unexpected
+              << " with a code their kind does not allow, " << report->verify.mismatched
+              << " answered differently alone, " << report->verify.failed << " failed when asked again\n";
+    return 1;
+  }
   return 0;
 }
