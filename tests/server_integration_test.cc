@@ -395,6 +395,60 @@ TEST_F(ServerTest, StreamSendsIncreasingStepsThenTheSameResultAsGenerate) {
             std::vector<int>(unary.token_ids().begin(), unary.token_ids().end()));
 }
 
+// Clients that stop reading their streams: the server keeps at most one step update waiting per
+// stream (newer ones replace it), the engine finishes their requests without waiting for them, and
+// other calls are answered meanwhile. A small receive window (1 KiB, no BDP growth) makes the
+// server's writes stall after a few updates, as a slow reader's would.
+TEST_F(ServerTest, StalledStreamReadersHoldOneUpdateEachAndStallNothingElse) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stalled_channel = grpc::CreateCustomChannel(shared_->target(), grpc::InsecureChannelCredentials(), args);
+  auto stub = fastdiss::v1::Generator::NewStub(stalled_channel);
+  const std::string ok = "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}";
+  const double before = Sample(HttpGet(shared_->metrics_port(), "/metrics"), ok);
+  constexpr int kStreams = 6;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<GenerateEvent>>> readers;
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(absl::ToChronoTime(absl::Now() + kPatience));
+    GenerateRequest request = Request("the cat sat on the mat", 200, 100 + i);
+    readers.push_back(stub->GenerateStream(contexts.back().get(), request));  // started; nothing is read
+  }
+  // Another client is answered while the streams sit unread.
+  Client other(shared_->target());
+  GenerateResponse answer;
+  EXPECT_TRUE(other.Generate(Request("the dog", 5, 3), &answer).ok());
+  // Every stalled request finishes on the server (OK counted, no rows running) unread.
+  EXPECT_TRUE(WaitForMetrics(shared_->metrics_port(), [&](const std::string& m) {
+    return Sample(m, ok) >= before + kStreams + 1 && Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
+  }));
+  // Read now: updates skipped while the writes stalled, the last step and the result intact.
+  for (int i = 0; i < kStreams; ++i) {
+    GenerateEvent event;
+    int updates = 0, last_step = 0;
+    GenerateResponse result;
+    while (readers[i]->Read(&event)) {
+      if (event.has_step()) {
+        ++updates;
+        EXPECT_GT(event.step().step(), last_step);
+        last_step = event.step().step();
+      } else {
+        result = event.result();
+      }
+    }
+    ASSERT_TRUE(readers[i]->Finish().ok()) << i;
+    EXPECT_EQ(last_step, 200) << i;
+    EXPECT_LT(updates, 200) << i << ": no update was coalesced, so the writes never stalled";
+    GenerateResponse alone;
+    ASSERT_TRUE(other.Generate(Request("the cat sat on the mat", 200, 100 + i), &alone).ok());
+    EXPECT_EQ(std::vector<int>(result.token_ids().begin(), result.token_ids().end()),
+              std::vector<int>(alone.token_ids().begin(), alone.token_ids().end()))
+        << i;
+  }
+}
+
 TEST_F(ServerTest, ACancelledCallIsAnsweredCancelledAndFreesItsRows) {
   Client client(shared_->target());
   const std::string cancelled = "fastdiss_requests_total{code=\"CANCELLED\",model=\"tiny\"}";
@@ -822,6 +876,7 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
   auto server = Launch({}, true, base);
   Client client(server->target());
   std::atomic<bool> stop{false};
+  std::atomic<int> newest{0};  // the newest version step that has answered a call
   std::vector<std::vector<std::pair<grpc::StatusCode, std::string>>> seen(3);
   std::vector<std::thread> load;
   for (int t = 0; t < 3; ++t) {
@@ -830,6 +885,11 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
         GenerateResponse response;
         grpc::Status status = client.Generate(Request(Text(static_cast<int>(i)), 10, 100 * t + i), &response);
         seen[t].emplace_back(status.error_code(), status.ok() ? response.model_version() : status.error_message());
+        if (status.ok() && response.model_version().size() >= 9) {
+          const int step = std::stoi(response.model_version().substr(5, 4));
+          for (int seen_step = newest; step > seen_step && !newest.compare_exchange_weak(seen_step, step);) {
+          }
+        }
       }
     });
   }
@@ -856,11 +916,17 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
       return !v.empty() && v[0].rfind("step-" + step + "-", 0) == 0 && v[0].find(" AVAILABLE") != std::string::npos;
     };
   };
-  absl::SleepFor(absl::Milliseconds(300));
+  // Each version answers calls before the next is published, however slow the machine.
+  auto wait_for_answer_from = [&](int step) {
+    const absl::Time give_up = absl::Now() + kPatience;
+    while (newest < step && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+    return newest >= step;
+  };
+  EXPECT_TRUE(wait_for_answer_from(1001));
   ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 2, 1002));
   server->Signal(SIGHUP);
   EXPECT_TRUE(wait_for_versions(available("1002"))) << server->Log();
-  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(wait_for_answer_from(1002));
   ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 3, 1003, /*broken=*/true));
   server->Signal(SIGHUP);
   EXPECT_TRUE(wait_for_versions([](const std::vector<std::string>& v) {
@@ -871,7 +937,7 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
   ASSERT_NO_FATAL_FAILURE(PublishVersion(base, 4, 1004));
   server->Signal(SIGHUP);
   EXPECT_TRUE(wait_for_versions(available("1004"))) << server->Log();
-  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(wait_for_answer_from(1004));
   stop = true;
   for (auto& t : load) t.join();
   std::set<std::string> versions_seen;
