@@ -25,8 +25,10 @@ struct HeadTask {
   int64_t out_stride;
 };
 
-// The loops are compiled for AVX2 + FMA too, chosen at load time where the CPU has them.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// The loops are compiled for AVX2 + FMA too, chosen at load time where the CPU has them. Not under
+// ThreadSanitizer: the clone resolver runs while the dynamic loader relocates the program, before
+// TSan's runtime is up, and its instrumented code crashed there (scripts/sanitize.sh).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define FASTDISS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define FASTDISS_VECTOR_CLONES
