@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/checkpoint_files.h"
 #include "model/checkpoint.h"
-#include "model/checkpoint_files.h"
 #include "tests/test_models.h"
 
 namespace {

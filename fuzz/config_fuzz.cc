@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model/config_tree.h"
+#include "base/config_tree.h"
 #include "server/server_config.h"
 
 namespace {

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "model/checkpoint_files.h"
+#include "base/checkpoint_files.h"
 
 namespace fastdiss {
 namespace {

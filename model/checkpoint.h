@@ -11,9 +11,9 @@
 
 #include <string>
 
-#include "model/config_tree.h"
+#include "base/config_tree.h"
+#include "base/status.h"
 #include "model/network.h"
-#include "model/status.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {

@@ -5,7 +5,7 @@
 
 #include <filesystem>
 
-#include "model/checkpoint_files.h"
+#include "base/checkpoint_files.h"
 #include "tests/test_models.h"
 #include "tests/test_util.h"
 

@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "model/config_fields.h"
-#include "model/status.h"
+#include "base/config_fields.h"
+#include "base/status.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {

@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "model/device_name.h"
+#include "base/device_name.h"
 
 namespace fastdiss {
 namespace {

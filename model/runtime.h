@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/device_name.h"
+#include "base/device_name.h"
 
 namespace fastdiss {
 namespace {

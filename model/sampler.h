@@ -30,9 +30,9 @@
 #include <memory>
 #include <vector>
 
+#include "base/status.h"
 #include "model/network.h"
 #include "model/schedule.h"
-#include "model/status.h"
 
 namespace fastdiss {
 

@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "base/command_line.h"
 #include "model/checkpoint.h"
-#include "model/command_line.h"
 #include "model/runtime.h"
 #include "model/sampler.h"
 

@@ -2,13 +2,7 @@
 // follows (normalizer.cc, unigram_model.cc, bpe_model.cc, sentencepiece_processor.cc).
 #include "model/tokenizer.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cfloat>
 #include <cstdio>
 #include <cstring>
@@ -17,13 +11,13 @@
 #include <queue>
 #include <utility>
 
-extern char** environ;
+#include "base/subprocess.h"
+#include "base/utf8.h"
 
 namespace fastdiss {
 namespace {
 
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 stands for ' ' in pieces
-constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
 // ---------------------------------------------------------------------------------------------
 // Protobuf wire format: just enough to read a ModelProto.
@@ -99,35 +93,6 @@ Status ReadVarint(const Field& f, const char* name, T* out) {
   return OkStatus();
 }
 
-// ---------------------------------------------------------------------------------------------
-// UTF-8.
-
-// Byte length of the character that starts `s`, or 0 when it is malformed; the rules of
-// sentencepiece's string_util::DecodeUTF8.
-size_t Utf8CharLen(std::string_view s) {
-  if (s.empty()) return 0;
-  const uint8_t lead = static_cast<uint8_t>(s[0]);
-  if (lead < 0x80) return 1;
-  const size_t n = lead >= 0xF8 ? 0 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0;
-  if (n == 0 || s.size() < n) return 0;
-  uint32_t cp = lead & (0x7F >> n);
-  for (size_t i = 1; i < n; ++i) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = cp << 6 | (s[i] & 0x3F);
-  }
-  constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
-  return cp >= kMin[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF) ? n : 0;
-}
-
-// Appends `bytes`, each malformed byte replaced by U+FFFD (how sentencepiece decodes byte pieces).
-void AppendSanitized(std::string_view bytes, std::string* out) {
-  while (!bytes.empty()) {
-    const size_t len = Utf8CharLen(bytes);
-    out->append(len == 0 ? kReplacementChar : bytes.substr(0, len));
-    bytes.remove_prefix(len == 0 ? 1 : len);
-  }
-}
-
 // sentencepiece's string_util::OneCharLen: steps through text already known to be valid UTF-8.
 int OneCharLen(std::string_view s, size_t pos) {
   const int len = "\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[static_cast<uint8_t>(s[pos]) >> 4];
@@ -148,15 +113,6 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view text) {
-  while (!text.empty()) {
-    const size_t len = Utf8CharLen(text);
-    if (len == 0) return false;
-    text.remove_prefix(len);
-  }
-  return true;
-}
-
 Status CheckSourceUnits(std::string_view units) {
   if (units == kSourceUnitsText || units == kSourceUnitsCharacters) return OkStatus();
   return InvalidArgumentError("source_units must be \"text\" or \"characters\", got \"" +
@@ -176,7 +132,7 @@ std::string PrepareSource(std::string_view text, const SourceRule& rule) {
   std::string spaced;
   spaced.reserve(2 * text.size());
   while (!text.empty()) {
-    const size_t len = std::max<size_t>(1, Utf8CharLen(text));
+    const size_t len = std::max<size_t>(1, Utf8CharLength(text));
     const char c = text[0];
     if (!(len == 1 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'))) {
       if (!spaced.empty()) spaced.push_back(' ');
@@ -380,9 +336,9 @@ std::string Tokenizer::Normalize(std::string_view text) const {
   if (add_dummy_prefix_) out.append(space);
   bool prev_space = remove_extra_whitespaces_;  // then a space after a space is dropped
   while (!text.empty()) {
-    const size_t len = Utf8CharLen(text);
+    const size_t len = Utf8CharLength(text);
     if (len == 0) {
-      out.append(kReplacementChar);
+      out.append(kUtf8ReplacementChar);
       prev_space = false;
       text.remove_prefix(1);
       continue;
@@ -559,7 +515,7 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
       bytes.push_back(static_cast<char>(PieceToByte(piece.text)));
       continue;
     }
-    AppendSanitized(bytes, &text);
+    AppendValidUtf8(bytes, &text);
     bytes.clear();
     if (!text.empty()) at_start = false;
     if (piece.type == kControl) continue;
@@ -579,62 +535,12 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
     }
     text.append(rest);
   }
-  AppendSanitized(bytes, &text);
+  AppendValidUtf8(bytes, &text);
   return text;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Training.
-
-namespace {
-
-// Runs args[0], looked up in PATH, without a shell; stdin is /dev/null, and stdout and stderr
-// are collected so that a failure can say why.
-Status RunProgram(const std::vector<std::string>& args) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return InternalError(std::string("pipe: ") + std::strerror(errno));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  std::vector<char*> argv;
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid;
-  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  if (err != 0) {
-    close(fds[0]);
-    const std::string message = "cannot run " + args[0] + ": " + std::strerror(err);
-    return err == ENOENT ? NotFoundError(message) : InternalError(message);
-  }
-  constexpr size_t kKeep = 4000;  // the end of the log is where spm_train says what went wrong
-  std::string output;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fds[0], buffer, sizeof(buffer))) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    output.append(buffer, n);
-    if (output.size() > 2 * kKeep) output.erase(0, output.size() - kKeep);
-  }
-  close(fds[0]);
-  int wait_status = 0;
-  while (waitpid(pid, &wait_status, 0) < 0) {
-    if (errno != EINTR) return InternalError(std::string("waitpid: ") + std::strerror(errno));
-  }
-  if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) return OkStatus();
-  if (output.size() > kKeep) output = "..." + output.substr(output.size() - kKeep);
-  const std::string how = WIFEXITED(wait_status)
-                              ? "exited with status " + std::to_string(WEXITSTATUS(wait_status))
-                              : "was killed by signal " + std::to_string(WTERMSIG(wait_status));
-  return InternalError(args[0] + " " + how + ":\n" + output);
-}
-
-}  // namespace
 
 Status TrainSentencePiece(const SentencePieceTrainOptions& options) {
   const auto bad = [](const std::string& rule, const std::string& got) {

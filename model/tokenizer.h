@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 
@@ -102,10 +102,6 @@ class Tokenizer {
 
   int unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
 };
-
-// True when `text` is well-formed UTF-8: no stray continuation bytes, truncated sequences,
-// overlong forms, surrogates (U+D800..U+DFFF) or code points above U+10FFFF.
-bool IsValidUtf8(std::string_view text);
 
 // How a model's source text is cut into units before the tokenizer sees it: the model config's
 // `source_units` (network.h). "text" passes the text as it is. "characters" is for models trained

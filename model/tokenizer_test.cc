@@ -350,36 +350,6 @@ TEST(HandMadeModelTest, MalformedModelsAreDataLoss) {
   EXPECT_EQ(Tokenizer::Load("/nonexistent/m.model").status().code(), StatusCode::kNotFound);
 }
 
-TEST(IsValidUtf8Test, AcceptsWellFormedText) {
-  for (const char* text : {"", "plain ascii", "caf\xC3\xA9", "\xE2\x96\x81", "\xF0\x9F\x98\x80",
-                           "\xED\x9F\xBF", "\xEE\x80\x80", "\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF"}) {
-    EXPECT_TRUE(IsValidUtf8(text)) << text;
-  }
-  EXPECT_TRUE(IsValidUtf8(std::string("nul \0 inside", 12)));
-}
-
-TEST(IsValidUtf8Test, RejectsMalformedText) {
-  for (const char* text : {
-           "\x80",                  // stray continuation byte
-           "\xC3",                  // truncated 2-byte
-           "caf\xC3",               // truncated at the end
-           "\xE2\x96",              // truncated 3-byte
-           "\xF0\x9F\x98",          // truncated 4-byte
-           "\xC3\x28",              // bad continuation
-           "\xC0\xAF",              // overlong '/'
-           "\xC1\xBF",              // overlong
-           "\xE0\x80\xAF",          // overlong 3-byte
-           "\xF0\x80\x80\xAF",      // overlong 4-byte
-           "\xED\xA0\x80",          // surrogate U+D800
-           "\xED\xBF\xBF",          // surrogate U+DFFF
-           "\xF4\x90\x80\x80",      // above U+10FFFF
-           "\xF8\x88\x80\x80\x80",  // 5-byte form
-           "\xFF",
-       }) {
-    EXPECT_FALSE(IsValidUtf8(text)) << testing::PrintToString(text);
-  }
-}
-
 TEST(PrepareSourceTest, TextUnitsLeaveTheTextAlone) {
   EXPECT_EQ(PrepareSource("  Ein Mann\tfährt. ", SourceRule{}), "  Ein Mann\tfährt. ");
 }

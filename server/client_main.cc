@@ -12,10 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/command_line.h"
+#include "base/json_writer.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "model/command_line.h"
-#include "model/json_writer.h"
 #include "server/tls.h"
 
 namespace {

@@ -7,6 +7,7 @@
 
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
+#include "base/utf8.h"
 #include "server/raw_request.h"
 
 namespace fastdiss {

@@ -12,8 +12,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "base/json_writer.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
-#include "model/json_writer.h"
 
 namespace fastdiss {
 namespace {

@@ -11,9 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "google/protobuf/stubs/logging.h"
 #include "absl/strings/str_split.h"
-#include "model/command_line.h"
+#include "base/command_line.h"
+#include "google/protobuf/stubs/logging.h"
 #include "server/load_generator.h"
 #include "server/tls.h"
 

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <system_error>
 
-#include "model/checkpoint_files.h"
+#include "base/checkpoint_files.h"
 
 namespace fastdiss {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "base/utf8.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "model/tokenizer.h"
 
 namespace fastdiss {
 

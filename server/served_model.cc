@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "absl/synchronization/notification.h"
+#include "base/checkpoint_files.h"
 #include "model/checkpoint.h"
-#include "model/checkpoint_files.h"
 #include "model/runtime.h"
 #include "server/model_versions.h"
 #include "server/status_util.h"

@@ -3,8 +3,8 @@
 #include <cctype>
 #include <utility>
 
-#include "model/config_tree.h"
-#include "model/device_name.h"
+#include "base/config_tree.h"
+#include "base/device_name.h"
 #include "server/status_util.h"
 
 namespace fastdiss {

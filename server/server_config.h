@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/config_fields.h"
+#include "base/config_fields.h"
 #include "server/engine_options.h"
 
 namespace fastdiss {

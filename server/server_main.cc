@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/command_line.h"
+#include "base/command_line.h"
 #include "model/runtime.h"
 #include "server/model_server.h"
 #include "server/server_config.h"

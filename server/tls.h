@@ -17,7 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/command_line.h"
+#include "base/command_line.h"
 
 namespace fastdiss {
 

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "base/config_fields.h"
+#include "base/subprocess.h"
 #include "model/checkpoint.h"
-#include "model/config_fields.h"
-#include "tests/subprocess.h"
 #include "tests/test_util.h"
 #include "tests/tiny_parallel_text.h"
 #include "trainer/train_config.h"
@@ -68,7 +68,7 @@ class TrainingBinaryTest : public ::testing::Test {
   }
 
   // Starts one fastdiss-train process; `rank` < 0 means no torch.distributed environment.
-  std::unique_ptr<testing::Subprocess> Start(const std::string& output, int max_steps, int rank, int world,
+  std::unique_ptr<Subprocess> Start(const std::string& output, int max_steps, int rank, int world,
                                              int port, const std::vector<std::string>& sets = {}) {
     std::vector<std::string> env;
     if (rank >= 0) {
@@ -84,9 +84,9 @@ class TrainingBinaryTest : public ::testing::Test {
       args.push_back("--set");
       args.push_back(set);
     }
-    auto process = testing::Subprocess::Start(args, log, env);
-    EXPECT_NE(process, nullptr);
-    return process;
+    auto process = Subprocess::Start(args, log, env);
+    EXPECT_TRUE(process.ok()) << process.status();
+    return process.ok() ? std::move(*process) : nullptr;
   }
 
   void TrainAlone(const std::string& output, int max_steps) {
@@ -173,17 +173,19 @@ TEST_F(TrainingBinaryTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
 }
 
 TEST_F(TrainingBinaryTest, ABadEnvironmentIsRefusedByName) {
-  auto process = testing::Subprocess::Start(
+  auto started = Subprocess::Start(
       {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
       dir_.File("bad.log"), {"WORLD_SIZE=2", "RANK=5", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"});
-  ASSERT_NE(process, nullptr);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& process = *started;
   EXPECT_EQ(process->Wait(kPatience), 2);
   EXPECT_NE(process->Log().find("RANK"), std::string::npos) << process->Log();
 
-  auto no_address = testing::Subprocess::Start(
+  auto started_without_address = Subprocess::Start(
       {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
       dir_.File("bad-address.log"), {"WORLD_SIZE=1", "RANK=0"});
-  ASSERT_NE(no_address, nullptr);
+  ASSERT_TRUE(started_without_address.ok()) << started_without_address.status();
+  auto& no_address = *started_without_address;
   EXPECT_EQ(no_address->Wait(kPatience), 2);
   EXPECT_NE(no_address->Log().find("MASTER_ADDR"), std::string::npos) << no_address->Log();
 }

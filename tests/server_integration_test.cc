@@ -21,12 +21,12 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/subprocess.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
 #include "server/tls.h"
-#include "tests/subprocess.h"
 #include "tests/test_models.h"
 #include "tests/test_util.h"
 
@@ -48,8 +48,9 @@ class ServerProcess {
     std::vector<std::string> argv = {FASTDISS_SERVER_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
     auto server = std::unique_ptr<ServerProcess>(new ServerProcess());
-    server->process_ = testing::Subprocess::Start(argv, log_path);
-    EXPECT_NE(server->process_, nullptr) << "cannot start " << argv[0];
+    auto process = Subprocess::Start(argv, log_path);
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (process.ok()) server->process_ = std::move(*process);
     return server;
   }
 
@@ -91,7 +92,7 @@ class ServerProcess {
  private:
   ServerProcess() = default;
 
-  std::unique_ptr<testing::Subprocess> process_;
+  std::unique_ptr<Subprocess> process_;
   int grpc_port_ = 0, metrics_port_ = 0;
 };
 

@@ -31,6 +31,9 @@ std::string TinySentencePieceModel(const std::string& characters,
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
 
+// A TCP port that was free a moment ago on 127.0.0.1.
+int FreePort();
+
 }  // namespace fastdiss::testing
 
 #endif  // FASTDISS_TESTS_TEST_UTIL_H_

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <random>
 
+#include "base/utf8.h"
+
 namespace fastdiss {
 
 StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "base/command_line.h"
+#include "base/json_writer.h"
 #include "model/checkpoint.h"
-#include "model/command_line.h"
-#include "model/json_writer.h"
 #include "model/runtime.h"
 #include "trainer/data.h"
 #include "trainer/evaluate.h"

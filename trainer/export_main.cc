@@ -10,8 +10,8 @@
 #include <iostream>
 #include <string>
 
+#include "base/command_line.h"
 #include "model/checkpoint.h"
-#include "model/command_line.h"
 
 int main(int argc, char** argv) {
   std::string input, output;

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "model/command_line.h"
-#include "model/json_writer.h"
+#include "base/command_line.h"
+#include "base/json_writer.h"
 #include "trainer/bleu.h"
 #include "trainer/data.h"
 

@@ -9,7 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "model/json_writer.h"
+#include "base/json_writer.h"
 
 namespace fastdiss {
 namespace {

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 

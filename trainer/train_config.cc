@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "model/device_name.h"
+#include "base/device_name.h"
 
 namespace fastdiss {
 namespace {

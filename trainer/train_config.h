@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "model/config_fields.h"
+#include "base/config_fields.h"
+#include "base/status.h"
 #include "model/network.h"
-#include "model/status.h"
 
 namespace fastdiss {
 

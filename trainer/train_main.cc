@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/command_line.h"
+#include "base/command_line.h"
 #include "model/runtime.h"
 #include "trainer/distributed.h"
 #include "trainer/trace_recorder.h"

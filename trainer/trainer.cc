@@ -11,9 +11,9 @@
 #include <regex>
 #include <sstream>
 
+#include "base/checkpoint_files.h"
+#include "base/json_writer.h"
 #include "model/checkpoint.h"
-#include "model/checkpoint_files.h"
-#include "model/json_writer.h"
 #include "model/runtime.h"
 #include "trainer/evaluate.h"
 #include "trainer/objective.h"

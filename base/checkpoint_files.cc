@@ -1,4 +1,4 @@
-#include "model/checkpoint_files.h"
+#include "base/checkpoint_files.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 // The device names our configs accept, checked without LibTorch (config validation stays
 // torch-free): "cpu", "cuda" (the current CUDA device) and "cuda:N". model/runtime.h turns a
 // name into a LibTorch device and checks that this build and machine have it.
-#ifndef FASTDISS_MODEL_DEVICE_NAME_H_
-#define FASTDISS_MODEL_DEVICE_NAME_H_
+#ifndef FASTDISS_BASE_DEVICE_NAME_H_
+#define FASTDISS_BASE_DEVICE_NAME_H_
 
 #include <string>
 
@@ -12,4 +12,4 @@ bool IsDeviceName(const std::string& name);
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_DEVICE_NAME_H_
+#endif  // FASTDISS_BASE_DEVICE_NAME_H_

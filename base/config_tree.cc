@@ -1,4 +1,4 @@
-#include "model/config_tree.h"
+#include "base/config_tree.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "model/number_text.h"
+#include "base/number_text.h"
 
 namespace fastdiss {
 namespace {

@@ -6,8 +6,8 @@
 // NaN). Doubles use the shortest text that reads back to the same value. Well-formedness (a Key
 // before each value inside an object, balanced Begin/End) is the caller's job, checked by assert.
 // Not thread-safe; one writer per document.
-#ifndef FASTDISS_MODEL_JSON_WRITER_H_
-#define FASTDISS_MODEL_JSON_WRITER_H_
+#ifndef FASTDISS_BASE_JSON_WRITER_H_
+#define FASTDISS_BASE_JSON_WRITER_H_
 
 #include <cstdint>
 #include <string>
@@ -53,4 +53,4 @@ void AppendJsonString(std::string_view value, std::string* out);
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_JSON_WRITER_H_
+#endif  // FASTDISS_BASE_JSON_WRITER_H_

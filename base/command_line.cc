@@ -1,4 +1,4 @@
-#include "model/command_line.h"
+#include "base/command_line.h"
 
 #include <cctype>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <utility>
 
-#include "model/number_text.h"
+#include "base/number_text.h"
 
 namespace fastdiss {
 namespace {

@@ -1,56 +1,21 @@
-#include "model/json_writer.h"
+#include "base/json_writer.h"
 
 #include <cassert>
 #include <charconv>
 #include <cmath>
 
+#include "base/utf8.h"
+
 namespace fastdiss {
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i] (no overlongs, no surrogates, at most
-// U+10FFFF), or 0 when the byte there does not start one.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  // Sequence length and the allowed range of the second byte (RFC 3629, table 3-7 of Unicode).
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
-}  // namespace
-
 void AppendJsonString(std::string_view value, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (size_t i = 0; i < value.size();) {
     const unsigned char c = static_cast<unsigned char>(value[i]);
     if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(value, i);
-      if (n == 0) {
-        out->append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
-        ++i;
-      } else {
-        out->append(value.substr(i, n));
-        i += n;
-      }
+      const size_t n = Utf8CharLength(value.substr(i));
+      out->append(n == 0 ? kUtf8ReplacementChar : value.substr(i, n));
+      i += n == 0 ? 1 : n;
       continue;
     }
     switch (c) {

@@ -3,8 +3,8 @@
 // model/ must build with LibTorch alone (so it also builds against a CUDA LibTorch on machines
 // without Abseil), so it carries this small error type instead of absl::Status. The codes carry
 // the same meaning as absl's and gRPC's; the server maps them one to one at its RPC edge.
-#ifndef FASTDISS_MODEL_STATUS_H_
-#define FASTDISS_MODEL_STATUS_H_
+#ifndef FASTDISS_BASE_STATUS_H_
+#define FASTDISS_BASE_STATUS_H_
 
 #include <optional>
 #include <ostream>
@@ -103,4 +103,4 @@ class [[nodiscard]] StatusOr {
   if (!tmp.ok()) return tmp.status();                  \
   lhs = std::move(tmp).value()
 
-#endif  // FASTDISS_MODEL_STATUS_H_
+#endif  // FASTDISS_BASE_STATUS_H_

@@ -1,4 +1,4 @@
-#include "model/device_name.h"
+#include "base/device_name.h"
 
 #include <cctype>
 

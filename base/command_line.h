@@ -16,8 +16,8 @@
 //     else if (flags.IsPositional()) texts.push_back(flags.arg());
 //     else flags.Unknown();
 //   }
-#ifndef FASTDISS_MODEL_COMMAND_LINE_H_
-#define FASTDISS_MODEL_COMMAND_LINE_H_
+#ifndef FASTDISS_BASE_COMMAND_LINE_H_
+#define FASTDISS_BASE_COMMAND_LINE_H_
 
 #include <cstdint>
 #include <limits>
@@ -83,4 +83,4 @@ class FlagReader {
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_COMMAND_LINE_H_
+#endif  // FASTDISS_BASE_COMMAND_LINE_H_

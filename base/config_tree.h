@@ -13,8 +13,8 @@
 // CheckAllConsumed() then rejects every key nobody read (typos). Set() applies "--set" overrides;
 // Put() and ToYaml() write a tree back out (checkpoints store their config this way), and
 // Parse(ToYaml()) gives the same keys and values. Not thread-safe.
-#ifndef FASTDISS_MODEL_CONFIG_TREE_H_
-#define FASTDISS_MODEL_CONFIG_TREE_H_
+#ifndef FASTDISS_BASE_CONFIG_TREE_H_
+#define FASTDISS_BASE_CONFIG_TREE_H_
 
 #include <cstdint>
 #include <functional>
@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 
@@ -112,4 +112,4 @@ class ConfigTree {
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_CONFIG_TREE_H_
+#endif  // FASTDISS_BASE_CONFIG_TREE_H_

@@ -1,4 +1,4 @@
-#include "model/config_tree.h"
+#include "base/config_tree.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "model/command_line.h"
+#include "base/command_line.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/number_text.h"
+#include "base/number_text.h"
 
 namespace fastdiss {
 namespace {

@@ -17,8 +17,8 @@
 // ReadCheckpointDir verifies the MANIFEST (which carries its own hash) and every file's size and
 // hash, and says which file is missing, truncated or corrupted. Files not named in the MANIFEST
 // are ignored. Whole files are held in memory, as LibTorch serializes to a buffer anyway.
-#ifndef FASTDISS_MODEL_CHECKPOINT_FILES_H_
-#define FASTDISS_MODEL_CHECKPOINT_FILES_H_
+#ifndef FASTDISS_BASE_CHECKPOINT_FILES_H_
+#define FASTDISS_BASE_CHECKPOINT_FILES_H_
 
 #include <cstdint>
 #include <map>
@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/status.h"
+#include "base/status.h"
 
 namespace fastdiss {
 
@@ -63,4 +63,4 @@ uint64_t XxHash64(std::string_view data, uint64_t seed = 0);
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_CHECKPOINT_FILES_H_
+#endif  // FASTDISS_BASE_CHECKPOINT_FILES_H_

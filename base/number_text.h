@@ -2,8 +2,8 @@
 // command-line flags. A value parses only when all of it is the number: "5x", "", " 5" and
 // out-of-range values are rejected, never truncated or wrapped. Reals also take YAML's .inf,
 // -.inf and .nan; they do not take C's "inf", "nan" or hex floats.
-#ifndef FASTDISS_MODEL_NUMBER_TEXT_H_
-#define FASTDISS_MODEL_NUMBER_TEXT_H_
+#ifndef FASTDISS_BASE_NUMBER_TEXT_H_
+#define FASTDISS_BASE_NUMBER_TEXT_H_
 
 #include <cstdint>
 #include <string_view>
@@ -21,4 +21,4 @@ bool ParseDouble(std::string_view text, double* out);
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_NUMBER_TEXT_H_
+#endif  // FASTDISS_BASE_NUMBER_TEXT_H_

@@ -1,16 +1,16 @@
 // Binds the fields of a config struct to dotted keys, so one list per struct drives reading it
 // from a ConfigTree (YAML + --set), writing it back (checkpoints, run metadata) and documenting
 // it (--help, configs/*.yaml). Defaults live in the struct itself.
-#ifndef FASTDISS_MODEL_CONFIG_FIELDS_H_
-#define FASTDISS_MODEL_CONFIG_FIELDS_H_
+#ifndef FASTDISS_BASE_CONFIG_FIELDS_H_
+#define FASTDISS_BASE_CONFIG_FIELDS_H_
 
 #include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "model/config_tree.h"
-#include "model/status.h"
+#include "base/config_tree.h"
+#include "base/status.h"
 
 namespace fastdiss {
 
@@ -33,4 +33,4 @@ std::string DescribeFields(const ConfigFields& fields);
 
 }  // namespace fastdiss
 
-#endif  // FASTDISS_MODEL_CONFIG_FIELDS_H_
+#endif  // FASTDISS_BASE_CONFIG_FIELDS_H_
