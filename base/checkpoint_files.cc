@@ -40,21 +40,21 @@ uint64_t Round(uint64_t acc, uint64_t input) { return Rotl(acc + input * kP2, 31
 uint64_t MergeRound(uint64_t acc, uint64_t v) { return (acc ^ Round(0, v)) * kP1 + kP4; }
 
 // ---- Small file-system helpers with errno-based messages. ----
-Status ErrnoError(const std::string& what, int err) {
+absl::Status ErrnoError(const std::string& what, int err) {
   std::string message = what + ": " + std::strerror(err);
   switch (err) {
-    case ENOENT: return NotFoundError(std::move(message));
+    case ENOENT: return absl::NotFoundError(std::move(message));
     case ENOSPC:
     case EDQUOT:
-    case EFBIG: return ResourceExhaustedError(std::move(message));
+    case EFBIG: return absl::ResourceExhaustedError(std::move(message));
     case EACCES:
     case EPERM:
-    case EROFS: return FailedPreconditionError(std::move(message));
-    default: return InternalError(std::move(message));
+    case EROFS: return absl::FailedPreconditionError(std::move(message));
+    default: return absl::InternalError(std::move(message));
   }
 }
 
-Status WriteFileSynced(const std::string& path, std::string_view bytes) {
+absl::Status WriteFileSynced(const std::string& path, std::string_view bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create '" + path + "'", errno);
   size_t done = 0;
@@ -74,26 +74,26 @@ Status WriteFileSynced(const std::string& path, std::string_view bytes) {
     return ErrnoError("cannot fsync '" + path + "'", err);
   }
   if (::close(fd) != 0) return ErrnoError("cannot close '" + path + "'", errno);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status SyncDir(const std::string& path) {
+absl::Status SyncDir(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("cannot open directory '" + path + "'", errno);
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
-  return rc == 0 ? OkStatus() : ErrnoError("cannot fsync directory '" + path + "'", err);
+  return rc == 0 ? absl::OkStatus() : ErrnoError("cannot fsync directory '" + path + "'", err);
 }
 
 // Reads a whole regular file.
-Status ReadFile(const std::string& path, std::string* out) {
+absl::Status ReadFile(const std::string& path, std::string* out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("cannot open '" + path + "'", errno);
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return DataLossError("'" + path + "' is not a regular file");
+    return absl::DataLossError("'" + path + "' is not a regular file");
   }
   out->assign(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
@@ -110,7 +110,7 @@ Status ReadFile(const std::string& path, std::string* out) {
   }
   out->resize(done);
   ::close(fd);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 bool FileSize(const std::string& path, uint64_t* size) {
@@ -141,28 +141,28 @@ std::string RandomSuffix() {
 }
 
 // Refuses to replace anything but an empty directory or an earlier checkpoint.
-Status CheckReplaceable(const std::string& dir, bool* exists) {
+absl::Status CheckReplaceable(const std::string& dir, bool* exists) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return ErrnoError("cannot stat '" + dir + "'", errno);
     *exists = false;
-    return OkStatus();
+    return absl::OkStatus();
   }
   *exists = true;
   if (!S_ISDIR(st.st_mode)) {
-    return FailedPreconditionError("cannot write checkpoint '" + dir + "': it exists and is not a directory");
+    return absl::FailedPreconditionError("cannot write checkpoint '" + dir + "': it exists and is not a directory");
   }
   std::error_code ec;
   const bool empty = std::filesystem::is_empty(dir, ec);
   uint64_t unused;
   if (!ec && !empty && !FileSize(dir + "/" + kManifest, &unused)) {
-    return FailedPreconditionError("refusing to replace '" + dir +
+    return absl::FailedPreconditionError("refusing to replace '" + dir +
                                    "': it is a non-empty directory without a checkpoint MANIFEST");
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<std::string, std::string>>& files) {
+absl::Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<std::string, std::string>>& files) {
   std::string manifest = std::string(kFormatName) + " " + std::to_string(kCheckpointFormatVersion) + "\n";
   for (const auto& [name, bytes] : files) {
     FASTDISS_RETURN_IF_ERROR(WriteFileSynced(tmp + "/" + name, bytes));
@@ -176,13 +176,13 @@ Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<std::str
 
 // Puts the complete directory `tmp` in place of the existing directory `dir`; `*old` gets the
 // path that now holds the old checkpoint.
-Status SwapIntoPlace(const std::string& tmp, const std::string& dir, const CheckpointWriteOptions& options,
+absl::Status SwapIntoPlace(const std::string& tmp, const std::string& dir, const CheckpointWriteOptions& options,
                      std::string* old) {
 #ifdef RENAME_EXCHANGE
   if (options.use_rename_exchange) {
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
       *old = tmp;
-      return OkStatus();
+      return absl::OkStatus();
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
       return ErrnoError("cannot swap '" + tmp + "' with '" + dir + "'", errno);
@@ -201,11 +201,11 @@ Status SwapIntoPlace(const std::string& tmp, const std::string& dir, const Check
     return ErrnoError("cannot rename '" + tmp + "' to '" + dir + "'", err);
   }
   *old = aside;
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status ManifestError(const std::string& dir, const std::string& what) {
-  return DataLossError("checkpoint '" + dir + "': MANIFEST " + what);
+absl::Status ManifestError(const std::string& dir, const std::string& what) {
+  return absl::DataLossError("checkpoint '" + dir + "': MANIFEST " + what);
 }
 
 bool ParseDecimal(std::string_view s, uint64_t* out) {
@@ -226,7 +226,7 @@ struct ManifestEntry {
   uint64_t hash;
 };
 
-StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir, std::string_view text) {
+absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir, std::string_view text) {
   const size_t header_end = text.find('\n');
   const std::string_view header = text.substr(0, header_end);
   const std::string prefix = std::string(kFormatName) + " ";
@@ -235,7 +235,7 @@ StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir, std::
   }
   const std::string_view version = header.substr(prefix.size());
   if (version != std::to_string(kCheckpointFormatVersion)) {
-    return FailedPreconditionError("checkpoint '" + dir + "' has format version '" + std::string(version) +
+    return absl::FailedPreconditionError("checkpoint '" + dir + "' has format version '" + std::string(version) +
                                    "'; this build reads version " + std::to_string(kCheckpointFormatVersion));
   }
   // The last line is "end <hash of everything before it>".
@@ -305,12 +305,12 @@ uint64_t XxHash64(std::string_view data, uint64_t seed) {
 }
 
 // Depth-first, without following symbolic links; ENOENT counts as done.
-Status RemoveCheckpointDir(const std::string& path) {
+absl::Status RemoveCheckpointDir(const std::string& path) {
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? absl::OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
   if (!S_ISDIR(st.st_mode)) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete '" + path + "'", errno);
-    return OkStatus();
+    return absl::OkStatus();
   }
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return ErrnoError("cannot open directory '" + path + "'", errno);
@@ -322,24 +322,24 @@ Status RemoveCheckpointDir(const std::string& path) {
   ::closedir(dir);
   for (const std::string& child : children) FASTDISS_RETURN_IF_ERROR(RemoveCheckpointDir(child));
   if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete directory '" + path + "'", errno);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status WriteCheckpointDir(const std::string& dir_in,
+absl::Status WriteCheckpointDir(const std::string& dir_in,
                           const std::vector<std::pair<std::string, std::string>>& files,
                           const CheckpointWriteOptions& options) {
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();  // "ckpt/" + ".tmp" must stay a sibling
   if (dir.empty() || dir == "/")
-    return InvalidArgumentError("checkpoint directory must be named, got '" + dir_in + "'");
+    return absl::InvalidArgumentError("checkpoint directory must be named, got '" + dir_in + "'");
   std::set<std::string, std::less<>> names;
   for (const auto& file : files) {
     if (!ValidFileName(file.first)) {
-      return InvalidArgumentError("invalid checkpoint file name '" + file.first +
+      return absl::InvalidArgumentError("invalid checkpoint file name '" + file.first +
                                   "' (use [A-Za-z0-9._-], not starting with '.', not MANIFEST)");
     }
     if (!names.insert(file.first).second)
-      return InvalidArgumentError("duplicate checkpoint file name '" + file.first + "'");
+      return absl::InvalidArgumentError("duplicate checkpoint file name '" + file.first + "'");
   }
   bool exists = false;
   FASTDISS_RETURN_IF_ERROR(CheckReplaceable(dir, &exists));
@@ -347,7 +347,7 @@ Status WriteCheckpointDir(const std::string& dir_in,
   const std::string tmp = dir + ".tmp-" + RandomSuffix();
   if (::mkdir(tmp.c_str(), 0755) != 0) return ErrnoError("cannot create directory '" + tmp + "'", errno);
   std::string old;
-  Status status = WriteTempDir(tmp, files);
+  absl::Status status = WriteTempDir(tmp, files);
   if (status.ok() && !exists && ::rename(tmp.c_str(), dir.c_str()) != 0) {
     status = ErrnoError("cannot rename '" + tmp + "' to '" + dir + "'", errno);
   } else if (status.ok() && exists) {
@@ -366,18 +366,18 @@ Status WriteCheckpointDir(const std::string& dir_in,
   return status;
 }
 
-StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir) {
+absl::StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) return NotFoundError("checkpoint directory '" + dir + "' does not exist");
+    if (errno == ENOENT) return absl::NotFoundError("checkpoint directory '" + dir + "' does not exist");
     return ErrnoError("cannot stat checkpoint directory '" + dir + "'", errno);
   }
-  if (!S_ISDIR(st.st_mode)) return FailedPreconditionError("checkpoint '" + dir + "' is not a directory");
+  if (!S_ISDIR(st.st_mode)) return absl::FailedPreconditionError("checkpoint '" + dir + "' is not a directory");
 
   const std::string manifest_path = dir + "/" + kManifest;
   uint64_t manifest_size = 0;
   if (!FileSize(manifest_path, &manifest_size)) {
-    return DataLossError("checkpoint '" + dir + "' has no MANIFEST (incomplete write, or not a checkpoint)");
+    return absl::DataLossError("checkpoint '" + dir + "' has no MANIFEST (incomplete write, or not a checkpoint)");
   }
   if (manifest_size > kMaxManifestBytes) return ManifestError(dir, "is implausibly large");
   std::string manifest;
@@ -389,20 +389,20 @@ StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string
     const std::string path = dir + "/" + e.name;
     uint64_t size = 0;
     if (!FileSize(path, &size)) {
-      return DataLossError("checkpoint '" + dir + "' is missing file '" + e.name +
+      return absl::DataLossError("checkpoint '" + dir + "' is missing file '" + e.name +
                            "' listed in its MANIFEST");
     }
     if (size != e.size) {  // checked before reading, so a bogus size never drives an allocation
-      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is truncated or overwritten: " +
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is truncated or overwritten: " +
                            std::to_string(size) + " bytes, MANIFEST says " + std::to_string(e.size));
     }
     std::string bytes;
     FASTDISS_RETURN_IF_ERROR(ReadFile(path, &bytes));
     if (bytes.size() != e.size) {
-      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' changed size while being read");
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' changed size while being read");
     }
     if (XxHash64(bytes) != e.hash) {
-      return DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is corrupted: XXH64 " +
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is corrupted: XXH64 " +
                            Hex16(XxHash64(bytes)) + ", MANIFEST says " + Hex16(e.hash));
     }
     files.emplace(e.name, std::move(bytes));

@@ -43,20 +43,20 @@ struct CheckpointWriteOptions {
 // Writes `files` (name -> bytes) as the checkpoint directory `dir`, replacing an existing one as
 // described above. Names are [A-Za-z0-9._-]+, not starting with '.', unique, and not "MANIFEST".
 // The parent directory must exist.
-Status WriteCheckpointDir(const std::string& dir,
+absl::Status WriteCheckpointDir(const std::string& dir,
                           const std::vector<std::pair<std::string, std::string>>& files,
                           const CheckpointWriteOptions& options = {});
 
 // Reads and verifies every file named in `dir`/MANIFEST. Errors: NOT_FOUND when `dir` does not
 // exist; FAILED_PRECONDITION for a MANIFEST of another format version; DATA_LOSS for a missing
 // or damaged MANIFEST and for a missing, truncated or corrupted file (named in the message).
-StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir);
+absl::StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir);
 
 // Deletes the checkpoint directory `dir` and everything in it (a missing `dir` is not an error).
 // Plain POSIX calls, not std::filesystem::remove_all: beside PyTorch's CUDA LibTorch (built with
 // its own toolchain) a trainer crashed (SIGSEGV at address 0) on its first checkpoint
 // replacement, the step that called remove_all (scripts/gpu-check.sh, docs/deploy.md).
-Status RemoveCheckpointDir(const std::string& dir);
+absl::Status RemoveCheckpointDir(const std::string& dir);
 
 // XXH64 (xxHash, 64-bit) of `data`; the MANIFEST's file hash.
 uint64_t XxHash64(std::string_view data, uint64_t seed = 0);

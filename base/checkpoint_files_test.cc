@@ -110,10 +110,10 @@ TEST_F(CheckpointFilesTest, RunningOutOfSpaceLeavesThePreviousCheckpointIntact) 
   struct rlimit small = saved;
   small.rlim_cur = 4096;
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const Status status = WriteCheckpointDir(dir_, {{"weights", std::string(1 << 20, 'w')}});
+  const absl::Status status = WriteCheckpointDir(dir_, {{"weights", std::string(1 << 20, 'w')}});
   ::setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, old_handler);
-  EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_NE(status.message().find("cannot write"), std::string::npos) << status;
   EXPECT_NE(status.message().find("weights"), std::string::npos) << status;
   auto read = ReadCheckpointDir(dir_);
@@ -144,8 +144,8 @@ TEST_F(CheckpointFilesTest, ReplacesAnEmptyDirectory) {
 TEST_F(CheckpointFilesTest, RefusesToReplaceADirectoryThatIsNotACheckpoint) {
   fs::create_directory(dir_);
   Spit(dir_ + "/precious.txt", "keep me");
-  const Status s = WriteCheckpointDir(dir_, {{"a", "x"}});
-  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+  const absl::Status s = WriteCheckpointDir(dir_, {{"a", "x"}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("without a checkpoint MANIFEST"), std::string::npos) << s;
   EXPECT_EQ(Slurp(dir_ + "/precious.txt"), "keep me");
   EXPECT_EQ(RootEntries(), std::vector<std::string>{"ckpt"});
@@ -153,31 +153,31 @@ TEST_F(CheckpointFilesTest, RefusesToReplaceADirectoryThatIsNotACheckpoint) {
 
 TEST_F(CheckpointFilesTest, RefusesToReplaceARegularFile) {
   Spit(dir_, "a file");
-  EXPECT_EQ(WriteCheckpointDir(dir_, {{"a", "x"}}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(WriteCheckpointDir(dir_, {{"a", "x"}}).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Slurp(dir_), "a file");
 }
 
 TEST_F(CheckpointFilesTest, RejectsBadFileNamesWithoutTouchingDisk) {
   for (const std::string bad : {"", "MANIFEST", "../x", "a/b", ".hidden", "..", "sp ace", "new\nline"}) {
-    const Status s = WriteCheckpointDir(dir_, {{bad, "x"}});
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "'" << bad << "': " << s;
+    const absl::Status s = WriteCheckpointDir(dir_, {{bad, "x"}});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "': " << s;
   }
-  const Status dup = WriteCheckpointDir(dir_, {{"a", "1"}, {"a", "2"}});
-  EXPECT_EQ(dup.code(), StatusCode::kInvalidArgument);
+  const absl::Status dup = WriteCheckpointDir(dir_, {{"a", "1"}, {"a", "2"}});
+  EXPECT_EQ(dup.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(dup.message().find("duplicate checkpoint file name 'a'"), std::string::npos) << dup;
-  EXPECT_EQ(WriteCheckpointDir("", {{"a", "1"}}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteCheckpointDir("", {{"a", "1"}}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(RootEntries().empty());
 }
 
 TEST_F(CheckpointFilesTest, MissingParentDirectoryFailsCleanly) {
-  const Status s = WriteCheckpointDir(root_ + "/no/such/ckpt", {{"a", "x"}});
-  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s;
+  const absl::Status s = WriteCheckpointDir(root_ + "/no/such/ckpt", {{"a", "x"}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   EXPECT_TRUE(RootEntries().empty());
 }
 
 TEST_F(CheckpointFilesTest, MissingDirectory) {
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(read.status().message(), "checkpoint directory '" + dir_ + "' does not exist");
 }
 
@@ -185,7 +185,7 @@ TEST_F(CheckpointFilesTest, MissingManifest) {
   ASSERT_TRUE(WriteCheckpointDir(dir_, {{"a", "x"}}).ok());
   fs::remove(dir_ + "/MANIFEST");
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(read.status().message().find("has no MANIFEST"), std::string::npos) << read.status();
 }
 
@@ -195,7 +195,7 @@ TEST_F(CheckpointFilesTest, UnknownFormatVersion) {
   manifest.replace(0, manifest.find('\n'), "fastdiss-checkpoint 2");
   Spit(dir_ + "/MANIFEST", manifest);
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(read.status().message().find("format version '2'; this build reads version 1"), std::string::npos)
       << read.status();
 }
@@ -204,7 +204,7 @@ TEST_F(CheckpointFilesTest, MissingFile) {
   ASSERT_TRUE(WriteCheckpointDir(dir_, {{"a", "x"}, {"weights.bin", "w"}}).ok());
   fs::remove(dir_ + "/weights.bin");
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(read.status().message().find("missing file 'weights.bin'"), std::string::npos) << read.status();
 }
 
@@ -212,7 +212,7 @@ TEST_F(CheckpointFilesTest, TruncatedFile) {
   ASSERT_TRUE(WriteCheckpointDir(dir_, {{"weights.bin", AllBytes()}}).ok());
   fs::resize_file(dir_ + "/weights.bin", 100);
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(read.status().message().find("file 'weights.bin'"), std::string::npos) << read.status();
   EXPECT_NE(read.status().message().find("truncated or overwritten: 100 bytes, MANIFEST says 256"),
             std::string::npos)
@@ -225,7 +225,7 @@ TEST_F(CheckpointFilesTest, CorruptedFile) {
   bytes[77] ^= 0x10;  // one bit, same size
   Spit(dir_ + "/weights.bin", bytes);
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(read.status().message().find("file 'weights.bin' in checkpoint '" + dir_ + "' is corrupted"),
             std::string::npos)
       << read.status();
@@ -277,7 +277,7 @@ TEST_F(CheckpointFilesTest, WellHashedButMalformedManifestIsRejected) {
                                   header + "a  1" + h, header + "MANIFEST 1" + h, header + "\n"}) {
     Spit(dir_ + "/MANIFEST", with_end(body));
     const auto read = ReadCheckpointDir(dir_);
-    EXPECT_EQ(read.status().code(), StatusCode::kDataLoss) << body << read.status();
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << body << read.status();
   }
   Spit(dir_ + "/MANIFEST", with_end(header));  // an empty checkpoint is fine
   EXPECT_TRUE(ReadCheckpointDir(dir_).ok());
@@ -290,14 +290,14 @@ TEST_F(CheckpointFilesTest, HugeClaimedSizeDoesNotAllocate) {
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(XxHash64(body)));
   Spit(dir_ + "/MANIFEST", body + "end " + hex + "\n");
   const auto read = ReadCheckpointDir(dir_);
-  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(read.status().message().find("MANIFEST says 18446744073709551615"), std::string::npos)
       << read.status();
 }
 
 TEST_F(CheckpointFilesTest, NotADirectory) {
   Spit(dir_, "x");
-  EXPECT_EQ(ReadCheckpointDir(dir_).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadCheckpointDir(dir_).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 //   PROGRAM: --steps takes integers >= 1 separated by commas, got '5x' (see --help)
 // and ends the process with exit status 2, the programs' status for bad usage. Nothing is ever
 // truncated or guessed ("2.5" is not an integer, "5x" is not 5). For main() only: library
-// code returns a Status instead of ending the process.
+// code returns an absl::Status instead of ending the process.
 //
 //   fastdiss::FlagReader flags("fastdiss-eval", argc, argv);
 //   while (flags.Next()) {

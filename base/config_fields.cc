@@ -5,18 +5,18 @@
 
 namespace fastdiss {
 
-Status ReadFields(ConfigTree& tree, const ConfigFields& fields) {
+absl::Status ReadFields(ConfigTree& tree, const ConfigFields& fields) {
   for (const ConfigField& field : fields) {
     FASTDISS_RETURN_IF_ERROR(
         std::visit([&](auto* target) { return tree.Get(field.key, target); }, field.target));
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status WriteFields(const ConfigFields& fields, ConfigTree* tree) {
+absl::Status WriteFields(const ConfigFields& fields, ConfigTree* tree) {
   for (const ConfigField& field : fields) {
     FASTDISS_RETURN_IF_ERROR(std::visit(
-        [&](auto* target) -> Status {
+        [&](auto* target) -> absl::Status {
           using T = std::remove_pointer_t<decltype(target)>;
           if constexpr (std::is_same_v<T, int>) {
             return tree->Put(field.key, static_cast<int64_t>(*target));
@@ -26,7 +26,7 @@ Status WriteFields(const ConfigFields& fields, ConfigTree* tree) {
         },
         field.target));
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 namespace {

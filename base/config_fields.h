@@ -24,9 +24,9 @@ struct ConfigField {
 using ConfigFields = std::vector<ConfigField>;
 
 // Reads every field present in the tree; absent keys keep the struct's value.
-Status ReadFields(ConfigTree& tree, const ConfigFields& fields);
+absl::Status ReadFields(ConfigTree& tree, const ConfigFields& fields);
 // Puts every field's current value into the tree.
-Status WriteFields(const ConfigFields& fields, ConfigTree* tree);
+absl::Status WriteFields(const ConfigFields& fields, ConfigTree* tree);
 // The fields' current values as a config file with each key's help as a comment above it
 // (sections from the first part of the dotted key). Parses back into the same values.
 std::string DescribeFields(const ConfigFields& fields);

@@ -44,9 +44,9 @@ class ValueParser {
  public:
   explicit ValueParser(std::string_view text) : s_(text) {}
 
-  Status Parse(ParsedValue* out) {
+  absl::Status Parse(ParsedValue* out) {
     SkipSpace();
-    if (i_ == s_.size() || AtComment()) return OkStatus();
+    if (i_ == s_.size() || AtComment()) return absl::OkStatus();
     out->present = true;
     if (s_[i_] == '[') {
       out->is_list = true;
@@ -57,8 +57,8 @@ class ValueParser {
       FASTDISS_RETURN_IF_ERROR(Plain(/*in_list=*/false, &out->scalar));
     }
     SkipSpace();
-    if (i_ == s_.size() || AtComment()) return OkStatus();
-    return InvalidArgumentError("unexpected text after the value: '" + std::string(s_.substr(i_)) + "'");
+    if (i_ == s_.size() || AtComment()) return absl::OkStatus();
+    return absl::InvalidArgumentError("unexpected text after the value: '" + std::string(s_.substr(i_)) + "'");
   }
 
  private:
@@ -68,12 +68,12 @@ class ValueParser {
   // YAML starts a comment only at '#' after whitespace (or at the start).
   bool AtComment() const { return i_ < s_.size() && s_[i_] == '#' && (i_ == 0 || IsSpace(s_[i_ - 1])); }
 
-  Status Quoted(std::string* out) {
+  absl::Status Quoted(std::string* out) {
     const char quote = s_[i_++];
     while (i_ < s_.size()) {
       const char c = s_[i_++];
       if (c == quote) {
-        if (quote == '"' || i_ == s_.size() || s_[i_] != '\'') return OkStatus();
+        if (quote == '"' || i_ == s_.size() || s_[i_] != '\'') return absl::OkStatus();
         ++i_;  // '' inside '...' is one quote
         out->push_back('\'');
       } else if (c == '\\' && quote == '"' && i_ < s_.size()) {
@@ -81,7 +81,7 @@ class ValueParser {
         static constexpr std::string_view kFrom = "\"\\/ntr", kTo = "\"\\/\n\t\r";
         const size_t k = kFrom.find(e);
         if (k == std::string_view::npos) {
-          return InvalidArgumentError(std::string("unsupported escape '\\") + e +
+          return absl::InvalidArgumentError(std::string("unsupported escape '\\") + e +
                                       "' (use \\\" \\\\ \\n \\t \\r)");
         }
         out->push_back(kTo[k]);
@@ -89,20 +89,20 @@ class ValueParser {
         out->push_back(c);
       }
     }
-    return InvalidArgumentError("unterminated quoted string (multi-line strings are not supported)");
+    return absl::InvalidArgumentError("unterminated quoted string (multi-line strings are not supported)");
   }
 
-  Status Plain(bool in_list, std::string* out) {
+  absl::Status Plain(bool in_list, std::string* out) {
     const char c0 = s_[i_];
     const bool item_marker = c0 == '-' && (i_ + 1 == s_.size() || IsSpace(s_[i_ + 1]));
-    if (c0 == '&' || c0 == '*') return InvalidArgumentError("anchors and aliases are not supported");
-    if (c0 == '!') return InvalidArgumentError("tags are not supported");
-    if (c0 == '|' || c0 == '>') return InvalidArgumentError("multi-line strings are not supported");
-    if (c0 == '{') return InvalidArgumentError("flow mappings are not supported");
-    if (c0 == '[') return InvalidArgumentError("nested lists are not supported");
-    if (item_marker) return InvalidArgumentError("a list item must start its own line");
+    if (c0 == '&' || c0 == '*') return absl::InvalidArgumentError("anchors and aliases are not supported");
+    if (c0 == '!') return absl::InvalidArgumentError("tags are not supported");
+    if (c0 == '|' || c0 == '>') return absl::InvalidArgumentError("multi-line strings are not supported");
+    if (c0 == '{') return absl::InvalidArgumentError("flow mappings are not supported");
+    if (c0 == '[') return absl::InvalidArgumentError("nested lists are not supported");
+    if (item_marker) return absl::InvalidArgumentError("a list item must start its own line");
     if (!in_list && std::string_view("]},@`%?").find(c0) != std::string_view::npos) {
-      return InvalidArgumentError(std::string("a value cannot start with '") + c0 + "'; quote it");
+      return absl::InvalidArgumentError(std::string("a value cannot start with '") + c0 + "'; quote it");
     }
     const size_t start = i_;
     for (; i_ < s_.size(); ++i_) {
@@ -110,29 +110,29 @@ class ValueParser {
       if (in_list && (c == ',' || c == ']')) break;
       if (AtComment()) break;
       if (in_list && (c == '[' || c == '{' || c == '}')) {
-        return InvalidArgumentError("nested lists and flow mappings are not supported");
+        return absl::InvalidArgumentError("nested lists and flow mappings are not supported");
       }
       const char next = i_ + 1 < s_.size() ? s_[i_ + 1] : ' ';
       if (c == ':' && (IsSpace(next) || (in_list && (next == ',' || next == ']')))) {
-        return InvalidArgumentError(
+        return absl::InvalidArgumentError(
             "': ' inside a plain value (put nested keys on their own lines; quote strings)");
       }
     }
     size_t end = i_;
     while (end > start && IsSpace(s_[end - 1])) --end;
     *out = std::string(s_.substr(start, end - start));
-    if (out->empty()) return InvalidArgumentError("empty list item");
+    if (out->empty()) return absl::InvalidArgumentError("empty list item");
     if (IsNull(*out))
-      return InvalidArgumentError("null values are not supported (quote the string, or drop the key)");
-    return OkStatus();
+      return absl::InvalidArgumentError("null values are not supported (quote the string, or drop the key)");
+    return absl::OkStatus();
   }
 
-  Status FlowList(std::vector<std::string>* out) {
+  absl::Status FlowList(std::vector<std::string>* out) {
     ++i_;  // '['
     SkipSpace();
     if (i_ < s_.size() && s_[i_] == ']') {
       ++i_;
-      return OkStatus();
+      return absl::OkStatus();
     }
     while (true) {
       SkipSpace();
@@ -147,11 +147,11 @@ class ValueParser {
       SkipSpace();
       if (i_ == s_.size() || AtComment()) break;
       const char c = s_[i_++];
-      if (c == ']') return OkStatus();
+      if (c == ']') return absl::OkStatus();
       if (c != ',')
-        return InvalidArgumentError(std::string("expected ',' or ']' in a list, got '") + c + "'");
+        return absl::InvalidArgumentError(std::string("expected ',' or ']' in a list, got '") + c + "'");
     }
-    return InvalidArgumentError("unterminated list (a flow list must close on its own line)");
+    return absl::InvalidArgumentError("unterminated list (a flow list must close on its own line)");
   }
 
   std::string_view s_;
@@ -182,7 +182,7 @@ class BlockParser {
  public:
   explicit BlockParser(std::string_view source) : source_(source) {}
 
-  Status Run(std::string_view text, std::vector<std::pair<std::string, ConfigValue>>* out) {
+  absl::Status Run(std::string_view text, std::vector<std::pair<std::string, ConfigValue>>* out) {
     out_ = out;
     Split(text);
     size_t i = 0;
@@ -190,8 +190,8 @@ class BlockParser {
   }
 
  private:
-  Status Error(int line, const std::string& message) const {
-    return InvalidArgumentError(std::string(source_) + ":" + std::to_string(line) + ": " + message);
+  absl::Status Error(int line, const std::string& message) const {
+    return absl::InvalidArgumentError(std::string(source_) + ":" + std::to_string(line) + ": " + message);
   }
 
   void Split(std::string_view text) {
@@ -232,23 +232,23 @@ class BlockParser {
     }
   }
 
-  Status Claim(const std::string& key, int line) {
+  absl::Status Claim(const std::string& key, int line) {
     const auto [it, inserted] = seen_.emplace(key, line);
-    if (inserted) return OkStatus();
+    if (inserted) return absl::OkStatus();
     return Error(line, "duplicate key '" + key + "' (first at line " + std::to_string(it->second) + ")");
   }
 
-  Status Value(const Line& line, const std::string& key, ParsedValue* value) const {
-    const Status status = ValueParser(line.rest).Parse(value);
-    return status.ok() ? status : Error(line.number, key + ": " + status.message());
+  absl::Status Value(const Line& line, const std::string& key, ParsedValue* value) const {
+    const absl::Status status = ValueParser(line.rest).Parse(value);
+    return status.ok() ? status : Error(line.number, key + ": " + std::string(status.message()));
   }
 
   // The mapping whose keys sit at `indent`, starting at lines_[*i].
-  Status Mapping(size_t* i, int indent, const std::string& prefix) {
+  absl::Status Mapping(size_t* i, int indent, const std::string& prefix) {
     while (*i < lines_.size()) {
       const Line& line = lines_[*i];
       if (!line.error.empty()) return Error(line.number, line.error);
-      if (line.indent < indent) return OkStatus();  // the enclosing mapping checks the level
+      if (line.indent < indent) return absl::OkStatus();  // the enclosing mapping checks the level
       if (line.indent > indent) {
         return Error(line.number, "inconsistent indentation: expected " + std::to_string(indent) +
                                       " spaces, got " + std::to_string(line.indent));
@@ -271,11 +271,11 @@ class BlockParser {
         return Error(line.number, "'" + key + "' has no value (write \"\" for an empty string)");
       }
     }
-    return OkStatus();
+    return absl::OkStatus();
   }
 
   // "- item" lines, all at the indentation of the first.
-  Status BlockList(size_t* i, const std::string& key, ParsedValue* list) {
+  absl::Status BlockList(size_t* i, const std::string& key, ParsedValue* list) {
     list->present = list->is_list = true;
     const int indent = lines_[*i].indent;
     for (; *i < lines_.size() && lines_[*i].is_item && lines_[*i].indent == indent; ++*i) {
@@ -286,7 +286,7 @@ class BlockParser {
       if (item.is_list) return Error(lines_[*i].number, key + ": nested lists are not supported");
       list->list.push_back(std::move(item.scalar));
     }
-    return OkStatus();
+    return absl::OkStatus();
   }
 
   std::string_view source_;
@@ -390,7 +390,7 @@ void EmitYaml(const YamlNode& node, int depth, std::string* out) {
 
 }  // namespace
 
-StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_view source_name) {
+absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_view source_name) {
   std::vector<std::pair<std::string, ConfigValue>> entries;
   FASTDISS_RETURN_IF_ERROR(BlockParser(source_name).Run(text, &entries));
   ConfigTree tree;
@@ -399,11 +399,11 @@ StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_view s
   return tree;
 }
 
-StatusOr<ConfigTree> ConfigTree::LoadFile(const std::string& path) {
+absl::StatusOr<ConfigTree> ConfigTree::LoadFile(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    if (errno == ENOENT) return NotFoundError("config file '" + path + "' does not exist");
-    return FailedPreconditionError("cannot open config file '" + path + "': " + std::strerror(errno));
+    if (errno == ENOENT) return absl::NotFoundError("config file '" + path + "' does not exist");
+    return absl::FailedPreconditionError("cannot open config file '" + path + "': " + std::strerror(errno));
   }
   std::string text;
   char buf[8192];
@@ -411,50 +411,50 @@ StatusOr<ConfigTree> ConfigTree::LoadFile(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
   const bool failed = std::ferror(f);
   std::fclose(f);
-  if (failed) return FailedPreconditionError("cannot read config file '" + path + "'");
+  if (failed) return absl::FailedPreconditionError("cannot read config file '" + path + "'");
   return Parse(text, path);
 }
 
-Status ConfigTree::Set(std::string_view assignment) {
+absl::Status ConfigTree::Set(std::string_view assignment) {
   const std::string context = "--set " + std::string(assignment) + ": ";
   const size_t eq = assignment.find('=');
-  if (eq == std::string_view::npos) return InvalidArgumentError(context + "expected key=value");
+  if (eq == std::string_view::npos) return absl::InvalidArgumentError(context + "expected key=value");
   ParsedValue value;
-  const Status parsed = ValueParser(assignment.substr(eq + 1)).Parse(&value);
-  if (!parsed.ok()) return InvalidArgumentError(context + parsed.message());
-  if (!value.present) return InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
+  const absl::Status parsed = ValueParser(assignment.substr(eq + 1)).Parse(&value);
+  if (!parsed.ok()) return absl::InvalidArgumentError(context + std::string(parsed.message()));
+  if (!value.present) return absl::InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
   std::string_view key = assignment.substr(0, eq);
   while (!key.empty() && IsSpace(key.back())) key.remove_suffix(1);
   while (!key.empty() && IsSpace(key.front())) key.remove_prefix(1);
-  const Status stored = Store(key, ToConfigValue(std::move(value), 0), true);
-  return stored.ok() ? stored : InvalidArgumentError(context + stored.message());
+  const absl::Status stored = Store(key, ToConfigValue(std::move(value), 0), true);
+  return stored.ok() ? stored : absl::InvalidArgumentError(context + std::string(stored.message()));
 }
 
-Status ConfigTree::Store(std::string_view key, ConfigValue value, bool replace) {
+absl::Status ConfigTree::Store(std::string_view key, ConfigValue value, bool replace) {
   if (!ValidDottedKey(key)) {
-    return InvalidArgumentError("invalid config key '" + std::string(key) +
+    return absl::InvalidArgumentError("invalid config key '" + std::string(key) +
                                 "' (dot-separated names of letters, digits, '_' and '-')");
   }
   if (const auto it = index_.find(key); it != index_.end()) {
-    if (!replace) return InvalidArgumentError("duplicate config key '" + std::string(key) + "'");
+    if (!replace) return absl::InvalidArgumentError("duplicate config key '" + std::string(key) + "'");
     entries_[it->second].value = std::move(value);
-    return OkStatus();
+    return absl::OkStatus();
   }
   const std::string section = std::string(key) + ".";
   if (const auto it = index_.lower_bound(section);
       it != index_.end() && it->first.compare(0, section.size(), section) == 0) {
-    return InvalidArgumentError("'" + std::string(key) + "' is a section (it holds '" + it->first +
+    return absl::InvalidArgumentError("'" + std::string(key) + "' is a section (it holds '" + it->first +
                                 "'), so it cannot take a value");
   }
   for (size_t dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
     if (index_.count(key.substr(0, dot)) > 0) {
-      return InvalidArgumentError("'" + std::string(key.substr(0, dot)) +
+      return absl::InvalidArgumentError("'" + std::string(key.substr(0, dot)) +
                                   "' is a value, so it cannot hold '" + std::string(key) + "'");
     }
   }
   index_.emplace(std::string(key), entries_.size());
   entries_.push_back({std::string(key), std::move(value), false});
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 const ConfigValue* ConfigTree::Consume(std::string_view key) {
@@ -470,68 +470,68 @@ std::string ConfigTree::Where(const ConfigValue& value) const {
 }
 
 template <typename T>
-Status ConfigTree::GetScalar(std::string_view key, T* out, const char* expected,
+absl::Status ConfigTree::GetScalar(std::string_view key, T* out, const char* expected,
                              bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
-  if (value == nullptr) return OkStatus();
+  if (value == nullptr) return absl::OkStatus();
   const std::string context = std::string(key) + ": expected " + expected + ", got ";
-  if (value->is_list) return InvalidArgumentError(context + "a list (" + Where(*value) + ")");
+  if (value->is_list) return absl::InvalidArgumentError(context + "a list (" + Where(*value) + ")");
   T parsed{};
   if (!parse(value->scalar, &parsed)) {
-    return InvalidArgumentError(context + "'" + value->scalar + "' (" + Where(*value) + ")");
+    return absl::InvalidArgumentError(context + "'" + value->scalar + "' (" + Where(*value) + ")");
   }
   *out = std::move(parsed);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 template <typename T>
-Status ConfigTree::GetList(std::string_view key, std::vector<T>* out, const char* expected,
+absl::Status ConfigTree::GetList(std::string_view key, std::vector<T>* out, const char* expected,
                            bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
-  if (value == nullptr) return OkStatus();
+  if (value == nullptr) return absl::OkStatus();
   if (!value->is_list) {
-    return InvalidArgumentError(std::string(key) + ": expected a list, got '" + value->scalar + "' (" +
+    return absl::InvalidArgumentError(std::string(key) + ": expected a list, got '" + value->scalar + "' (" +
                                 Where(*value) + ")");
   }
   std::vector<T> parsed(value->list.size());
   for (size_t i = 0; i < parsed.size(); ++i) {
     T item{};
     if (!parse(value->list[i], &item)) {
-      return InvalidArgumentError(std::string(key) + "[" + std::to_string(i) + "]: expected " + expected +
+      return absl::InvalidArgumentError(std::string(key) + "[" + std::to_string(i) + "]: expected " + expected +
                                   ", got '" + value->list[i] + "' (" + Where(*value) + ")");
     }
     parsed[i] = std::move(item);
   }
   *out = std::move(parsed);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status ConfigTree::Get(std::string_view key, int64_t* out) {
+absl::Status ConfigTree::Get(std::string_view key, int64_t* out) {
   return GetScalar(key, out, "an integer", ParseInt64);
 }
-Status ConfigTree::Get(std::string_view key, int* out) {
+absl::Status ConfigTree::Get(std::string_view key, int* out) {
   return GetScalar(key, out, "a 32-bit integer", ParseInt);
 }
-Status ConfigTree::Get(std::string_view key, double* out) {
+absl::Status ConfigTree::Get(std::string_view key, double* out) {
   return GetScalar(key, out, "a number", ParseDouble);
 }
-Status ConfigTree::Get(std::string_view key, bool* out) {
+absl::Status ConfigTree::Get(std::string_view key, bool* out) {
   return GetScalar(key, out, "true or false", ParseBool);
 }
-Status ConfigTree::Get(std::string_view key, std::string* out) {
+absl::Status ConfigTree::Get(std::string_view key, std::string* out) {
   return GetScalar(key, out, "a string", ParseString);
 }
-Status ConfigTree::Get(std::string_view key, std::vector<int64_t>* out) {
+absl::Status ConfigTree::Get(std::string_view key, std::vector<int64_t>* out) {
   return GetList(key, out, "an integer", ParseInt64);
 }
-Status ConfigTree::Get(std::string_view key, std::vector<double>* out) {
+absl::Status ConfigTree::Get(std::string_view key, std::vector<double>* out) {
   return GetList(key, out, "a number", ParseDouble);
 }
-Status ConfigTree::Get(std::string_view key, std::vector<std::string>* out) {
+absl::Status ConfigTree::Get(std::string_view key, std::vector<std::string>* out) {
   return GetList(key, out, "a string", ParseString);
 }
 
-Status ConfigTree::CheckAllConsumed() const {
+absl::Status ConfigTree::CheckAllConsumed() const {
   std::string message;
   for (const Entry& entry : entries_) {
     if (entry.consumed) continue;
@@ -549,48 +549,48 @@ Status ConfigTree::CheckAllConsumed() const {
     if (best != nullptr) message += "; did you mean '" + *best + "'?";
     message += ")";
   }
-  return message.empty() ? OkStatus() : InvalidArgumentError(message);
+  return message.empty() ? absl::OkStatus() : absl::InvalidArgumentError(message);
 }
 
-Status ConfigTree::Put(std::string_view key, int64_t value) {
+absl::Status ConfigTree::Put(std::string_view key, int64_t value) {
   ConfigValue v;
   v.scalar = std::to_string(value);
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, double value) {
+absl::Status ConfigTree::Put(std::string_view key, double value) {
   ConfigValue v;
   v.scalar = FormatDouble(value);
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, bool value) {
+absl::Status ConfigTree::Put(std::string_view key, bool value) {
   ConfigValue v;
   v.scalar = value ? "true" : "false";
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, std::string_view value) {
+absl::Status ConfigTree::Put(std::string_view key, std::string_view value) {
   ConfigValue v;
   v.scalar = std::string(value);
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, const std::vector<int64_t>& value) {
+absl::Status ConfigTree::Put(std::string_view key, const std::vector<int64_t>& value) {
   ConfigValue v;
   v.is_list = true;
   for (int64_t x : value) v.list.push_back(std::to_string(x));
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, const std::vector<double>& value) {
+absl::Status ConfigTree::Put(std::string_view key, const std::vector<double>& value) {
   ConfigValue v;
   v.is_list = true;
   for (double x : value) v.list.push_back(FormatDouble(x));
   return Store(key, std::move(v), true);
 }
 
-Status ConfigTree::Put(std::string_view key, const std::vector<std::string>& value) {
+absl::Status ConfigTree::Put(std::string_view key, const std::vector<std::string>& value) {
   ConfigValue v;
   v.is_list = true;
   v.list = value;

@@ -37,41 +37,41 @@ struct ConfigValue {
 
 class ConfigTree {
  public:
-  static StatusOr<ConfigTree> Parse(std::string_view text, std::string_view source_name);
-  static StatusOr<ConfigTree> LoadFile(const std::string& path);
+  static absl::StatusOr<ConfigTree> Parse(std::string_view text, std::string_view source_name);
+  static absl::StatusOr<ConfigTree> LoadFile(const std::string& path);
 
   // Applies one "--set" override, "train.max_steps=100" or "model.steps=[1, 2, 5]"; the value is
   // read like a value in the file. The key may be new (CheckAllConsumed judges it later) but may
   // not turn a section into a value or a value into a section.
-  Status Set(std::string_view assignment);
+  absl::Status Set(std::string_view assignment);
 
   // Typed readers. Each marks `key` as consumed. Absent key: OK, *out untouched. Present with the
   // wrong type: INVALID_ARGUMENT, e.g. "train.lr: expected a number, got 'abc' (config.yaml:7)".
   // Integers are decimal; numbers also take exponents and .inf/-.inf/.nan; bools are true/false.
-  Status Get(std::string_view key, int64_t* out);
-  Status Get(std::string_view key, int* out);
-  Status Get(std::string_view key, double* out);
-  Status Get(std::string_view key, bool* out);
-  Status Get(std::string_view key, std::string* out);
-  Status Get(std::string_view key, std::vector<int64_t>* out);
-  Status Get(std::string_view key, std::vector<double>* out);
-  Status Get(std::string_view key, std::vector<std::string>* out);
+  absl::Status Get(std::string_view key, int64_t* out);
+  absl::Status Get(std::string_view key, int* out);
+  absl::Status Get(std::string_view key, double* out);
+  absl::Status Get(std::string_view key, bool* out);
+  absl::Status Get(std::string_view key, std::string* out);
+  absl::Status Get(std::string_view key, std::vector<int64_t>* out);
+  absl::Status Get(std::string_view key, std::vector<double>* out);
+  absl::Status Get(std::string_view key, std::vector<std::string>* out);
 
   // INVALID_ARGUMENT listing every key no Get() consumed, with its source and, where one is close,
   // the requested key it was probably meant to be:
   // "unknown config key 'train.max_stpes' (config.yaml:12; did you mean 'train.max_steps'?)".
-  Status CheckAllConsumed() const;
+  absl::Status CheckAllConsumed() const;
 
   // Writers, for building a tree to save. A new key goes last; an existing one keeps its place.
-  Status Put(std::string_view key, int64_t value);
-  Status Put(std::string_view key, int value) { return Put(key, static_cast<int64_t>(value)); }
-  Status Put(std::string_view key, double value);
-  Status Put(std::string_view key, bool value);
-  Status Put(std::string_view key, std::string_view value);
-  Status Put(std::string_view key, const char* value) { return Put(key, std::string_view(value)); }
-  Status Put(std::string_view key, const std::vector<int64_t>& value);
-  Status Put(std::string_view key, const std::vector<double>& value);
-  Status Put(std::string_view key, const std::vector<std::string>& value);
+  absl::Status Put(std::string_view key, int64_t value);
+  absl::Status Put(std::string_view key, int value) { return Put(key, static_cast<int64_t>(value)); }
+  absl::Status Put(std::string_view key, double value);
+  absl::Status Put(std::string_view key, bool value);
+  absl::Status Put(std::string_view key, std::string_view value);
+  absl::Status Put(std::string_view key, const char* value) { return Put(key, std::string_view(value)); }
+  absl::Status Put(std::string_view key, const std::vector<int64_t>& value);
+  absl::Status Put(std::string_view key, const std::vector<double>& value);
+  absl::Status Put(std::string_view key, const std::vector<std::string>& value);
 
   // The tree as a config file in the subset above: each section's keys written together, in
   // first-appearance order (so a reread tree's Keys() lists them grouped); strings quoted only
@@ -93,15 +93,15 @@ class ConfigTree {
 
   // Stores `value` under `key` after checking it against the tree's shape. `replace` allows
   // overwriting an existing value (Set/Put); the parser passes false to catch duplicate keys.
-  Status Store(std::string_view key, ConfigValue value, bool replace);
+  absl::Status Store(std::string_view key, ConfigValue value, bool replace);
   // Marks `key` requested and consumed; nullptr when absent.
   const ConfigValue* Consume(std::string_view key);
   // "config.yaml:12", or "--set" for values without a line.
   std::string Where(const ConfigValue& value) const;
   template <typename T>
-  Status GetScalar(std::string_view key, T* out, const char* expected, bool (*parse)(std::string_view, T*));
+  absl::Status GetScalar(std::string_view key, T* out, const char* expected, bool (*parse)(std::string_view, T*));
   template <typename T>
-  Status GetList(std::string_view key, std::vector<T>* out, const char* expected,
+  absl::Status GetList(std::string_view key, std::vector<T>* out, const char* expected,
                  bool (*parse)(std::string_view, T*));
 
   std::string source_name_;

@@ -23,7 +23,7 @@ ConfigTree MustParse(std::string_view text) {
 // The error message of parsing `text`, or "OK".
 std::string ParseError(std::string_view text) {
   auto tree = ConfigTree::Parse(text, "cfg.yaml");
-  return tree.ok() ? "OK" : tree.status().message();
+  return tree.ok() ? "OK" : std::string(tree.status().message());
 }
 
 std::string Scalar(const ConfigTree& tree, std::string_view key) {
@@ -204,7 +204,7 @@ TEST(ConfigTreeParseTest, GarbageIsAnErrorNotACrash) {
 }
 
 TEST(ConfigTreeParseTest, ErrorsAreInvalidArgument) {
-  EXPECT_EQ(ConfigTree::Parse("a: &x 1\n", "f").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse("a: &x 1\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 class ConfigTreeFileTest : public ::testing::Test {
@@ -235,7 +235,7 @@ TEST_F(ConfigTreeFileTest, LoadFile) {
   EXPECT_EQ(steps, 7);
 
   const auto missing = ConfigTree::LoadFile(dir_ + "/nope.yaml");
-  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(missing.status().message(), "config file '" + dir_ + "/nope.yaml' does not exist");
   EXPECT_FALSE(ConfigTree::LoadFile(dir_).ok());  // a directory
 }
@@ -326,9 +326,9 @@ TEST(ConfigTreeGetTest, TypeErrorsNameKeyValueAndLine) {
       "  scalar: 5\n"
       "  int32: 3000000000\n");
   const auto error = [&](auto* out, std::string_view key) {
-    const Status s = tree.Get(key, out);
-    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << key;
-    return s.message();
+    const absl::Status s = tree.Get(key, out);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;
+    return std::string(s.message());
   };
   double d = 1;
   int64_t i = 1;
@@ -413,8 +413,8 @@ TEST(ConfigTreeConsumedTest, ReportsEveryUnknownKeyWithSourceAndSuggestion) {
   ASSERT_TRUE(tree.Get("train.max_steps", &steps).ok());
   ASSERT_TRUE(tree.Get("train.lr", &lr).ok());
   ASSERT_TRUE(tree.Get("sampler.steps", &sampler_steps).ok());  // absent in the tree; still a suggestion
-  const Status s = tree.CheckAllConsumed();
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  const absl::Status s = tree.CheckAllConsumed();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
             "unknown config key 'train.max_stpes' (cfg.yaml:3; did you mean 'train.max_steps'?); "
             "unknown config key 'zzz' (cfg.yaml:5); "

@@ -17,10 +17,10 @@ extern char** environ;
 
 namespace fastdiss {
 
-StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
                                                         const std::string& log_path,
                                                         const std::vector<std::string>& extra_env) {
-  if (argv.empty()) return InvalidArgumentError("no program to run");
+  if (argv.empty()) return absl::InvalidArgumentError("no program to run");
   std::unique_ptr<Subprocess> child(new Subprocess(log_path));
   std::vector<std::string> args = argv, env = extra_env;
   for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);  // extra_env first: it wins
@@ -40,7 +40,7 @@ StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
   if (error != 0) {
     child->pid_ = -1;
     const std::string message = "cannot run " + argv[0] + ": " + std::strerror(error);
-    return error == ENOENT ? NotFoundError(message) : InternalError(message);
+    return error == ENOENT ? absl::NotFoundError(message) : absl::InternalError(message);
   }
   return child;
 }
@@ -99,23 +99,23 @@ std::string Subprocess::ExitDescription() const {
   return "was killed by signal " + std::to_string(WTERMSIG(wait_status_));
 }
 
-Status RunProgram(const std::vector<std::string>& argv) {
+absl::Status RunProgram(const std::vector<std::string>& argv) {
   const char* tmpdir = std::getenv("TMPDIR");
   std::string log_path = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") +
                          "/fastdiss-program-XXXXXX";
   const int fd = mkstemp(log_path.data());
-  if (fd < 0) return InternalError("cannot create " + log_path + ": " + std::strerror(errno));
+  if (fd < 0) return absl::InternalError("cannot create " + log_path + ": " + std::strerror(errno));
   close(fd);
   struct RemoveLog {
     const std::string& path;
     ~RemoveLog() { unlink(path.c_str()); }
   } remove_log{log_path};
   FASTDISS_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child, Subprocess::Start(argv, log_path));
-  if (child->WaitForExit() == 0) return OkStatus();
+  if (child->WaitForExit() == 0) return absl::OkStatus();
   constexpr size_t kKeep = 4000;
   std::string output = child->Log();
   if (output.size() > kKeep) output = "..." + output.substr(output.size() - kKeep);
-  return InternalError(argv[0] + " " + child->ExitDescription() + ":\n" + output);
+  return absl::InternalError(argv[0] + " " + child->ExitDescription() + ":\n" + output);
 }
 
 }  // namespace fastdiss

@@ -22,7 +22,7 @@ class Subprocess {
   // environment of this process plus `extra_env` ("NAME=value", which wins), and its output in
   // `log_path` (truncated first). NOT_FOUND when the program does not exist, INTERNAL when it
   // cannot be started for another reason.
-  static StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
                                                      const std::string& log_path,
                                                      const std::vector<std::string>& extra_env = {});
   ~Subprocess();
@@ -53,7 +53,7 @@ class Subprocess {
 // Runs argv to its end (argv[0] as in Subprocess::Start) with its output in a temporary file.
 // OK when it exits 0; otherwise INTERNAL with how it ended and the last 4,000 bytes of its
 // output, where programs say what went wrong; NOT_FOUND when it is not installed.
-Status RunProgram(const std::vector<std::string>& argv);
+absl::Status RunProgram(const std::vector<std::string>& argv);
 
 }  // namespace fastdiss
 

@@ -46,17 +46,17 @@ TEST_F(SubprocessTest, WaitGivesUpOnARunningChildAndASignalEndsIt) {
 
 TEST_F(SubprocessTest, AMissingProgramIsNotFound) {
   auto child = Subprocess::Start({"/nonexistent/program"}, File("log"));
-  EXPECT_EQ(child.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(child.status().message().find("/nonexistent/program"), std::string::npos);
-  EXPECT_EQ(Subprocess::Start({}, File("log")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Subprocess::Start({}, File("log")).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SubprocessTest, RunProgramCarriesTheEndOfAFailingProgramsOutput) {
   EXPECT_TRUE(RunProgram({"true"}).ok());
-  const Status failed = RunProgram({"sh", "-c", "echo the reason; exit 2"});
-  EXPECT_EQ(failed.code(), StatusCode::kInternal);
+  const absl::Status failed = RunProgram({"sh", "-c", "echo the reason; exit 2"});
+  EXPECT_EQ(failed.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(failed.message(), "sh exited with status 2:\nthe reason\n");
-  EXPECT_EQ(RunProgram({"/nonexistent/program"}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(RunProgram({"/nonexistent/program"}).code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // replaces it in a small valid checkpoint made at start. For every file but the MANIFEST, the
 // directory gets a MANIFEST that matches the new bytes, so the damage reaches the file's own
 // parser (LibTorch's reader for weights.pt) instead of stopping at the hash check. LoadCheckpoint
-// must answer with a Status, never crash. FASTDISS_FUZZ_WRITE_SEEDS=DIR writes the valid
+// must answer with an absl::Status, never crash. FASTDISS_FUZZ_WRITE_SEEDS=DIR writes the valid
 // checkpoint's files as seed inputs into DIR and exits.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,7 +28,7 @@ const char* const kFiles[] = {"MANIFEST", "model.yaml", "metadata.yaml", "tokeni
 std::map<std::string, std::string>* base_files = nullptr;
 std::string* work_dir = nullptr;
 
-void Check(const fastdiss::Status& status, const char* what) {
+void Check(const absl::Status& status, const char* what) {
   if (!status.ok()) {
     std::cerr << "checkpoint_fuzz: " << what << ": " << status.message() << "\n";
     std::exit(1);

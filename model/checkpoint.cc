@@ -16,7 +16,7 @@ constexpr char kMetadataFile[] = "metadata.yaml";
 constexpr char kTrainerStateFile[] = "trainer_state.pt";
 constexpr int64_t kModelFormatVersion = 1;
 
-StatusOr<std::string> SerializeWeights(FastDissModel& model, WeightPrecision precision) {
+absl::StatusOr<std::string> SerializeWeights(FastDissModel& model, WeightPrecision precision) {
   try {
     torch::serialize::OutputArchive archive;
     const auto dtype = precision == WeightPrecision::kFloat16 ? torch::kFloat16 : torch::kFloat32;
@@ -27,17 +27,17 @@ StatusOr<std::string> SerializeWeights(FastDissModel& model, WeightPrecision pre
     archive.save_to(out);
     return out.str();
   } catch (const std::exception& e) {
-    return InternalError(std::string("serializing weights failed: ") + e.what());
+    return absl::InternalError(std::string("serializing weights failed: ") + e.what());
   }
 }
 
-Status LoadWeights(const std::string& bytes, const std::string& dir, FastDissModel& model) {
+absl::Status LoadWeights(const std::string& bytes, const std::string& dir, FastDissModel& model) {
   torch::serialize::InputArchive archive;
   try {
     std::istringstream in(bytes);
     archive.load_from(in);
   } catch (const std::exception& e) {
-    return DataLossError("checkpoint '" + dir + "': weights.pt is not a readable weights archive");
+    return absl::DataLossError("checkpoint '" + dir + "': weights.pt is not a readable weights archive");
   }
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
@@ -49,28 +49,28 @@ Status LoadWeights(const std::string& bytes, const std::string& dir, FastDissMod
       found = false;
     }
     if (!found) {
-      return DataLossError("checkpoint '" + dir + "': weights.pt has no tensor '" + item.key() + "'");
+      return absl::DataLossError("checkpoint '" + dir + "': weights.pt has no tensor '" + item.key() + "'");
     }
     if (stored.sizes() != item.value().sizes()) {
       std::ostringstream message;
       message << "checkpoint '" << dir << "': tensor '" << item.key() << "' has shape "
               << stored.sizes() << " but model.yaml implies " << item.value().sizes();
-      return DataLossError(message.str());
+      return absl::DataLossError(message.str());
     }
     try {
       item.value().copy_(stored.to(torch::kFloat32));
     } catch (const std::exception& e) {
-      return DataLossError("checkpoint '" + dir + "': tensor '" + item.key() + "' is unreadable: " + e.what());
+      return absl::DataLossError("checkpoint '" + dir + "': tensor '" + item.key() + "' is unreadable: " + e.what());
     }
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 std::string CodeVersion() { return FASTDISS_GIT_REVISION; }
 
-Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
+absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
                       const ConfigTree& metadata, const SaveCheckpointOptions& options) {
   ConfigTree model_yaml;
   FASTDISS_RETURN_IF_ERROR(model_yaml.Put("format_version", kModelFormatVersion));
@@ -89,11 +89,11 @@ Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokeni
   return WriteCheckpointDir(dir, files);
 }
 
-StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Device device) {
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Device device) {
   FASTDISS_ASSIGN_OR_RETURN(auto files, ReadCheckpointDir(dir));
   for (const char* required : {kModelFile, kWeightsFile, kTokenizerFile, kMetadataFile}) {
     if (!files.count(required)) {
-      return DataLossError("checkpoint '" + dir + "' has no " + required);
+      return absl::DataLossError("checkpoint '" + dir + "' has no " + required);
     }
   }
   LoadedCheckpoint loaded;
@@ -102,7 +102,7 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Device de
   int64_t version = 0;
   FASTDISS_RETURN_IF_ERROR(model_yaml.Get("format_version", &version));
   if (version != kModelFormatVersion) {
-    return FailedPreconditionError("checkpoint '" + dir + "' has model format version " +
+    return absl::FailedPreconditionError("checkpoint '" + dir + "' has model format version " +
                                    std::to_string(version) + "; this build reads version " +
                                    std::to_string(kModelFormatVersion));
   }
@@ -113,7 +113,7 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Device de
   FASTDISS_RETURN_IF_ERROR(loaded.config.Validate());
   FASTDISS_ASSIGN_OR_RETURN(loaded.tokenizer, Tokenizer::FromSerializedProto(files[kTokenizerFile]));
   if (loaded.tokenizer.vocab_size() != loaded.config.vocab_size) {
-    return DataLossError("checkpoint '" + dir + "': tokenizer has " +
+    return absl::DataLossError("checkpoint '" + dir + "': tokenizer has " +
                          std::to_string(loaded.tokenizer.vocab_size()) +
                          " pieces but the model expects " + std::to_string(loaded.config.vocab_size));
   }
@@ -122,13 +122,13 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Device de
   try {
     loaded.model = FastDissModel(loaded.config);
   } catch (const std::exception& e) {
-    return InternalError("building the model for '" + dir + "' failed: " + e.what());
+    return absl::InternalError("building the model for '" + dir + "' failed: " + e.what());
   }
   FASTDISS_RETURN_IF_ERROR(LoadWeights(files[kWeightsFile], dir, loaded.model));
   try {
     loaded.model->to(device);
   } catch (const std::exception& e) {
-    return FailedPreconditionError("moving the model to " + device.str() + " failed: " + e.what());
+    return absl::FailedPreconditionError("moving the model to " + device.str() + " failed: " + e.what());
   }
   loaded.model->eval();
   if (auto it = files.find(kTrainerStateFile); it != files.end()) loaded.trainer_state = it->second;

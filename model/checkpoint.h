@@ -3,7 +3,7 @@
 // the training config, step, dev BLEU, code version) and, for resuming, the trainer's state
 // (trainer_state.pt). Written atomically through WriteCheckpointDir (temp dir + rename) with a
 // MANIFEST of sizes and hashes, so a missing, truncated, corrupted or mismatched checkpoint is a
-// clear Status on load, never a crash.
+// clear absl::Status on load, never a crash.
 #ifndef FASTDISS_MODEL_CHECKPOINT_H_
 #define FASTDISS_MODEL_CHECKPOINT_H_
 
@@ -34,10 +34,10 @@ struct SaveCheckpointOptions {
   std::string trainer_state;     // opaque bytes from the trainer; empty to leave out
 };
 
-Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
+absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
                       const ConfigTree& metadata, const SaveCheckpointOptions& options = {});
 
-StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
                                           c10::Device device = c10::Device(c10::kCPU));
 
 // The source revision this binary was built from (git describe), recorded in metadata.

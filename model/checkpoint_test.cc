@@ -68,7 +68,7 @@ TEST_F(CheckpointTest, HalfPrecisionLoadsAsFloat) {
 }
 
 TEST_F(CheckpointTest, MissingCheckpointIsNotFound) {
-  EXPECT_EQ(LoadCheckpoint(dir_.File("nope")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(LoadCheckpoint(dir_.File("nope")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(CheckpointTest, TruncatedOrCorruptedWeightsFailCleanly) {
@@ -76,12 +76,12 @@ TEST_F(CheckpointTest, TruncatedOrCorruptedWeightsFailCleanly) {
   const std::string weights = testing::ReadFile(path + "/weights.pt");
   testing::WriteFile(path + "/weights.pt", weights.substr(0, weights.size() / 2));
   auto truncated = LoadCheckpoint(path);
-  EXPECT_EQ(truncated.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(truncated.status().message().find("weights.pt"), std::string::npos) << truncated.status();
   std::string flipped = weights;
   flipped[flipped.size() / 2] ^= 0x5a;
   testing::WriteFile(path + "/weights.pt", flipped);
-  EXPECT_EQ(LoadCheckpoint(path).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(LoadCheckpoint(path).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(CheckpointTest, MismatchedConfigAndWeightsFailCleanly) {
@@ -97,7 +97,7 @@ TEST_F(CheckpointTest, MismatchedConfigAndWeightsFailCleanly) {
   std::vector<std::pair<std::string, std::string>> list(files->begin(), files->end());
   ASSERT_TRUE(WriteCheckpointDir(path, list).ok());
   auto loaded = LoadCheckpoint(path);
-  EXPECT_EQ(loaded.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(loaded.status().message().find("shape"), std::string::npos) << loaded.status();
 }
 
@@ -113,8 +113,8 @@ TEST_F(CheckpointTest, UnknownFormatVersionAndGarbageWeightsFailCleanly) {
     EXPECT_TRUE(WriteCheckpointDir(path, list).ok());
     return LoadCheckpoint(path).status();
   };
-  EXPECT_EQ(with("model.yaml", yaml).code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(with("weights.pt", "not a zip archive").code(), StatusCode::kDataLoss);
+  EXPECT_EQ(with("model.yaml", yaml).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(with("weights.pt", "not a zip archive").code(), absl::StatusCode::kDataLoss);
   EXPECT_FALSE(with("tokenizer.model", "\xff\xff\xff").ok());
   EXPECT_FALSE(with("model.yaml", "model:\n  d_model: [\n").ok());
 }

@@ -13,9 +13,9 @@
 namespace fastdiss {
 namespace {
 
-Status Positive(const char* name, double value) {
-  if (value > 0) return OkStatus();
-  return InvalidArgumentError(std::string("model.") + name + " must be positive, got " +
+absl::Status Positive(const char* name, double value) {
+  if (value > 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(std::string("model.") + name + " must be positive, got " +
                               std::to_string(value));
 }
 
@@ -40,7 +40,7 @@ torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
 
 }  // namespace
 
-Status ModelConfig::Validate() const {
+absl::Status ModelConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Positive("vocab_size", vocab_size));
   FASTDISS_RETURN_IF_ERROR(Positive("d_latent", d_latent));
   FASTDISS_RETURN_IF_ERROR(Positive("d_model", d_model));
@@ -52,29 +52,29 @@ Status ModelConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Positive("max_target_tokens", max_target_tokens));
   FASTDISS_RETURN_IF_ERROR(Positive("length_offset", length_offset));
   FASTDISS_RETURN_IF_ERROR(Positive("noise_factor", noise_factor));
-  if (Status units = CheckSourceUnits(source_units); !units.ok()) {
-    return InvalidArgumentError("model." + units.message());
+  if (absl::Status units = CheckSourceUnits(source_units); !units.ok()) {
+    return absl::InvalidArgumentError("model." + std::string(units.message()));
   }
   if (d_model % num_heads != 0) {
-    return InvalidArgumentError("model.d_model (" + std::to_string(d_model) +
+    return absl::InvalidArgumentError("model.d_model (" + std::to_string(d_model) +
                                 ") must be divisible by model.num_heads (" +
                                 std::to_string(num_heads) + ")");
   }
   if (d_model % 2 != 0) {
-    return InvalidArgumentError("model.d_model must be even, got " + std::to_string(d_model));
+    return absl::InvalidArgumentError("model.d_model must be even, got " + std::to_string(d_model));
   }
   if (dropout < 0 || dropout >= 1) {
-    return InvalidArgumentError("model.dropout must be in [0, 1), got " + std::to_string(dropout));
+    return absl::InvalidArgumentError("model.dropout must be in [0, 1), got " + std::to_string(dropout));
   }
   if (num_timesteps < 2 || num_timesteps > 100000) {
-    return InvalidArgumentError("model.num_timesteps must be in [2, 100000], got " +
+    return absl::InvalidArgumentError("model.num_timesteps must be in [2, 100000], got " +
                                 std::to_string(num_timesteps));
   }
   if (pad_id < 0 || pad_id >= vocab_size) {
-    return InvalidArgumentError("model.pad_id must be a token id in [0, vocab_size), got " +
+    return absl::InvalidArgumentError("model.pad_id must be a token id in [0, vocab_size), got " +
                                 std::to_string(pad_id));
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 ConfigFields ModelConfig::Fields() {

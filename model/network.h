@@ -51,7 +51,7 @@ struct ModelConfig {
   bool source_lowercase = false;
   SourceRule source_rule() const { return {source_units, source_lowercase}; }
 
-  Status Validate() const;
+  absl::Status Validate() const;
   int length_classes() const { return 2 * length_offset + 1; }
   // The "model.*" keys, bound to this struct: the trainer's config and the checkpoint's model.yaml.
   ConfigFields Fields();

@@ -21,7 +21,7 @@ TEST(ModelConfigTest, ValidatesWithKeyNames) {
   EXPECT_NE(c.Validate().message().find("model.dropout"), std::string::npos);
   c = TinyConfig();
   c.vocab_size = 0;
-  EXPECT_EQ(c.Validate().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FastDissModelTest, ShapesAndUnitVarianceEmbedding) {

@@ -26,17 +26,17 @@ int SetBlasThreads(int threads) {
 
 }  // namespace
 
-StatusOr<c10::Device> ResolveDevice(const std::string& name) {
-  if (!IsDeviceName(name)) return InvalidArgumentError("bad device '" + name + "': expected cpu, cuda or cuda:N");
+absl::StatusOr<c10::Device> ResolveDevice(const std::string& name) {
+  if (!IsDeviceName(name)) return absl::InvalidArgumentError("bad device '" + name + "': expected cpu, cuda or cuda:N");
   c10::Device device(name);
   if (device.is_cuda()) {
     const int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
     if (count == 0) {
-      return FailedPreconditionError("device '" + name +
+      return absl::FailedPreconditionError("device '" + name +
                                      "' asked for, but no CUDA GPU is available (this LibTorch has no CUDA, or no GPU is visible)");
     }
     if (device.has_index() && device.index() >= count) {
-      return FailedPreconditionError("device '" + name + "' asked for, but only " + std::to_string(count) +
+      return absl::FailedPreconditionError("device '" + name + "' asked for, but only " + std::to_string(count) +
                                      " CUDA GPU(s) are visible");
     }
   }

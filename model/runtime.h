@@ -31,7 +31,7 @@ std::string ConfigureRuntime(const RuntimeOptions& options);
 // The LibTorch device for a name IsDeviceName accepts ("cpu", "cuda", "cuda:N").
 // INVALID_ARGUMENT for another name; FAILED_PRECONDITION when this LibTorch has no CUDA or the
 // machine has no such GPU.
-StatusOr<c10::Device> ResolveDevice(const std::string& name);
+absl::StatusOr<c10::Device> ResolveDevice(const std::string& name);
 
 // Cores this process may run on (its CPU affinity), at least 1.
 int AvailableCores();

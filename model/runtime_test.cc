@@ -18,10 +18,10 @@ TEST(ResolveDeviceTest, NamesTheProblem) {
   auto cpu = ResolveDevice("cpu");
   ASSERT_TRUE(cpu.ok()) << cpu.status();
   EXPECT_TRUE(cpu->is_cpu());
-  EXPECT_EQ(ResolveDevice("gpu").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveDevice("gpu").status().code(), absl::StatusCode::kInvalidArgument);
   // A GPU far beyond any machine's count is refused whether or not this LibTorch has CUDA.
   auto absent = ResolveDevice("cuda:999");
-  EXPECT_EQ(absent.status().code(), StatusCode::kFailedPrecondition) << absent.status();
+  EXPECT_EQ(absent.status().code(), absl::StatusCode::kFailedPrecondition) << absent.status();
   EXPECT_NE(absent.status().message().find("cuda:999"), std::string::npos) << absent.status();
 }
 

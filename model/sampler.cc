@@ -14,12 +14,12 @@ namespace {
 
 // Runs a LibTorch call and turns its exceptions into a Status: the model boundary.
 template <typename F>
-Status Guarded(const char* what, F&& body) {
+absl::Status Guarded(const char* what, F&& body) {
   try {
     body();
-    return OkStatus();
+    return absl::OkStatus();
   } catch (const std::exception& e) {
-    return InternalError(std::string(what) + " failed: " + e.what());
+    return absl::InternalError(std::string(what) + " failed: " + e.what());
   }
 }
 
@@ -150,42 +150,42 @@ Sampler::Sampler(FastDissModel model, NoiseSchedule schedule, torch::Device devi
       device_(device),
       slots_(std::make_shared<RowSlots>(model_->config(), device)) {}
 
-Status Sampler::CheckReady() const {
+absl::Status Sampler::CheckReady() const {
   if (model_->is_training()) {
-    return FailedPreconditionError("the sampler needs the model in eval mode");
+    return absl::FailedPreconditionError("the sampler needs the model in eval mode");
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source_ids,
+absl::StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source_ids,
                                                          const DecodeOptions& options) const {
   const ModelConfig& config = model_->config();
-  if (source_ids.empty()) return InvalidArgumentError("the source has no tokens");
+  if (source_ids.empty()) return absl::InvalidArgumentError("the source has no tokens");
   if (static_cast<int>(source_ids.size()) > config.max_source_tokens) {
-    return InvalidArgumentError("the source has " + std::to_string(source_ids.size()) +
+    return absl::InvalidArgumentError("the source has " + std::to_string(source_ids.size()) +
                                 " tokens, more than the model's limit of " +
                                 std::to_string(config.max_source_tokens));
   }
   for (int id : source_ids) {
     if (id < 0 || id >= config.vocab_size) {
-      return InvalidArgumentError("token id " + std::to_string(id) + " is outside the vocabulary");
+      return absl::InvalidArgumentError("token id " + std::to_string(id) + " is outside the vocabulary");
     }
   }
   if (options.length_beam < 1 || options.length_beam > kMaxBeam) {
-    return InvalidArgumentError("length_beam must be in [1, " + std::to_string(kMaxBeam) +
+    return absl::InvalidArgumentError("length_beam must be in [1, " + std::to_string(kMaxBeam) +
                                 "], got " + std::to_string(options.length_beam));
   }
   if (options.noise_beam < 1 || options.noise_beam > kMaxBeam) {
-    return InvalidArgumentError("noise_beam must be in [1, " + std::to_string(kMaxBeam) +
+    return absl::InvalidArgumentError("noise_beam must be in [1, " + std::to_string(kMaxBeam) +
                                 "], got " + std::to_string(options.noise_beam));
   }
   if (options.target_length < 0 || options.target_length > config.max_target_tokens) {
-    return InvalidArgumentError("target_length must be in [0, " +
+    return absl::InvalidArgumentError("target_length must be in [0, " +
                                 std::to_string(config.max_target_tokens) + "], got " +
                                 std::to_string(options.target_length));
   }
   if (options.early_exit_steps < 0 || options.early_exit_steps > schedule_.num_timesteps()) {
-    return InvalidArgumentError("early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
+    return absl::InvalidArgumentError("early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
                                 "] (0: off), got " + std::to_string(options.early_exit_steps));
   }
   std::unique_ptr<DecodeState> state(new DecodeState());
@@ -195,11 +195,11 @@ StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source
   return state;
 }
 
-Status Sampler::Start(const std::vector<DecodeState*>& states) {
+absl::Status Sampler::Start(const std::vector<DecodeState*>& states) {
   FASTDISS_RETURN_IF_ERROR(CheckReady());
-  if (states.empty()) return OkStatus();
+  if (states.empty()) return absl::OkStatus();
   for (const DecodeState* state : states) {
-    if (state->started_) return FailedPreconditionError("Start: state already started");
+    if (state->started_) return absl::FailedPreconditionError("Start: state already started");
   }
   return Guarded("encoder", [&] {
     c10::InferenceMode guard;
@@ -331,13 +331,13 @@ struct StepBatch {
 
 }  // namespace
 
-Status Sampler::Step(const std::vector<DecodeState*>& states) {
+absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
   FASTDISS_RETURN_IF_ERROR(CheckReady());
-  if (states.empty()) return OkStatus();
+  if (states.empty()) return absl::OkStatus();
   int64_t n = 0;
   for (const DecodeState* state : states) {
     if (!state->started_ || state->finished() || state->slots_owner_ != slots_) {
-      return FailedPreconditionError("Step: every state must be started here and unfinished");
+      return absl::FailedPreconditionError("Step: every state must be started here and unfinished");
     }
     n += state->rows();
   }
@@ -345,7 +345,7 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
     std::vector<const DecodeState*> distinct(states.begin(), states.end());
     std::sort(distinct.begin(), distinct.end());
     if (std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end()) {
-      return InvalidArgumentError("Step: a state is listed twice");
+      return absl::InvalidArgumentError("Step: a state is listed twice");
     }
   }
   return Guarded("denoiser step", [&] {
@@ -495,12 +495,12 @@ Status Sampler::Step(const std::vector<DecodeState*>& states) {
   });
 }
 
-StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
-  if (state.steps_done() == 0) return FailedPreconditionError("Result: no step taken yet");
+absl::StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
+  if (state.steps_done() == 0) return absl::FailedPreconditionError("Result: no step taken yet");
   if (state.finished()) return state.final_;
-  if (state.slots_owner_ != slots_) return FailedPreconditionError("Result: the state runs in another sampler");
+  if (state.slots_owner_ != slots_) return absl::FailedPreconditionError("Result: the state runs in another sampler");
   DecodeResult result;
-  Status status = Guarded("rounding", [&] {
+  absl::Status status = Guarded("rounding", [&] {
     c10::InferenceMode guard;
     const int64_t max_length = *std::max_element(state.lengths_.begin(), state.lengths_.end());
     std::vector<int64_t> slots(state.slots_.begin(), state.slots_.end()), offsets;
@@ -512,7 +512,7 @@ StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
   return result;
 }
 
-StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<std::vector<int>>& sources,
+absl::StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<std::vector<int>>& sources,
                                                        const DecodeOptions& options, int max_rows) {
   const int rows_per_request = options.length_beam * options.noise_beam;
   const size_t per_batch = std::max(1, max_rows / std::max(1, rows_per_request));

@@ -108,29 +108,29 @@ class Sampler {
 
   // Validates and makes a state; no model work. Source ids must be non-empty, within
   // max_source_tokens and the vocabulary.
-  StatusOr<std::unique_ptr<DecodeState>> NewState(std::vector<int> source_ids,
+  absl::StatusOr<std::unique_ptr<DecodeState>> NewState(std::vector<int> source_ids,
                                                   const DecodeOptions& options) const;
 
   // Encodes all given new states in one batch, fixes their candidate lengths and draws their
   // starting noise.
-  Status Start(const std::vector<DecodeState*>& states);
+  absl::Status Start(const std::vector<DecodeState*>& states);
 
   // One denoising step for every given started, unfinished state, in one batched forward. States
   // with early exit also get their estimate rounded (one batched output projection), and finish
   // once it has stopped changing.
-  Status Step(const std::vector<DecodeState*>& states);
+  absl::Status Step(const std::vector<DecodeState*>& states);
 
   // The best candidate so far (rounding the latest z0 estimate); after the last step this is the
   // final result, rounded by that step. Needs at least one step.
-  StatusOr<DecodeResult> Result(const DecodeState& state);
+  absl::StatusOr<DecodeResult> Result(const DecodeState& state);
 
   // Decodes a list of requests to completion, in batches of up to max_rows rows of similar source
   // length (for evaluation). Request i uses seed options.seed + i; results are in input order.
-  StatusOr<std::vector<DecodeResult>> DecodeAll(const std::vector<std::vector<int>>& sources,
+  absl::StatusOr<std::vector<DecodeResult>> DecodeAll(const std::vector<std::vector<int>>& sources,
                                                 const DecodeOptions& options, int max_rows);
 
  private:
-  Status CheckReady() const;
+  absl::Status CheckReady() const;
 
   FastDissModel model_;
   NoiseSchedule schedule_;

@@ -42,7 +42,7 @@ class SamplerTest : public ::testing::TestWithParam<std::string> {
     auto state = New(std::move(source), options);
     EXPECT_TRUE(sampler_.Start({state.get()}).ok());
     while (!state->finished()) {
-      Status stepped = sampler_.Step({state.get()});
+      absl::Status stepped = sampler_.Step({state.get()});
       EXPECT_TRUE(stepped.ok()) << stepped;
       if (!stepped.ok()) break;
     }
@@ -127,7 +127,7 @@ TEST_P(SamplerTest, ARequestDroppedMidwayFreesItsRowsAndTheOthersGoOn) {
 TEST_P(SamplerTest, StepRefusesAStateListedTwice) {
   auto a = New({5, 6, 7}, Options(3, 1));
   ASSERT_TRUE(sampler_.Start({a.get()}).ok());
-  EXPECT_EQ(sampler_.Step({a.get(), a.get()}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.Step({a.get(), a.get()}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(sampler_.Step({a.get()}).ok());
 }
 
@@ -147,7 +147,7 @@ TEST_P(SamplerTest, OneStepAndFixedLength) {
   EXPECT_EQ(result.steps, 1);
   EXPECT_EQ(result.tokens.size(), 7u);
   auto state = New({5, 6}, Options(1, 0));
-  EXPECT_EQ(sampler_.Result(*state).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sampler_.Result(*state).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_P(SamplerTest, LengthBeamTriesDistinctLengths) {
@@ -159,20 +159,20 @@ TEST_P(SamplerTest, LengthBeamTriesDistinctLengths) {
 }
 
 TEST_P(SamplerTest, RejectsBadRequests) {
-  EXPECT_EQ(sampler_.NewState({}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(sampler_.NewState(std::vector<int>(25, 5), Options(5, 0)).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5, 40}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5, -1}, Options(5, 0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(0, 0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(201, 0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 17)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 0)).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 1, 25)).status().code(), StatusCode::kInvalidArgument);
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, 40}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, -1}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(0, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(201, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 17)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 1, 25)).status().code(), absl::StatusCode::kInvalidArgument);
   auto state = New({5}, Options(2, 0));
-  EXPECT_EQ(sampler_.Step({state.get()}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sampler_.Step({state.get()}).code(), absl::StatusCode::kFailedPrecondition);
   model_->train();
-  EXPECT_EQ(sampler_.Start({state.get()}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sampler_.Start({state.get()}).code(), absl::StatusCode::kFailedPrecondition);
   model_->eval();
 }
 
@@ -221,9 +221,9 @@ TEST_P(SamplerTest, EarlyExitOffRunsEveryStepAndBadValuesAreRefused) {
   DecodeOptions options = Options(20, 3);
   EXPECT_EQ(Alone({5, 6}, options).steps, 20);
   options.early_exit_steps = -1;
-  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), absl::StatusCode::kInvalidArgument);
   options.early_exit_steps = sampler_.schedule().num_timesteps() + 1;
-  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(SamplerTest, DecodeAllMatchesOneByOne) {

@@ -14,13 +14,13 @@ double SqrtAlphaBar(double s) { return 1.0 - std::sqrt(s + 1e-4); }
 
 }  // namespace
 
-StatusOr<NoiseSchedule> NoiseSchedule::Create(const NoiseScheduleOptions& options) {
+absl::StatusOr<NoiseSchedule> NoiseSchedule::Create(const NoiseScheduleOptions& options) {
   if (options.num_timesteps < 2 || options.num_timesteps > 100000) {
-    return InvalidArgumentError("num_timesteps must be in [2, 100000], got " +
+    return absl::InvalidArgumentError("num_timesteps must be in [2, 100000], got " +
                                 std::to_string(options.num_timesteps));
   }
   if (!(options.noise_factor > 0) || !std::isfinite(options.noise_factor)) {
-    return InvalidArgumentError("noise_factor must be positive, got " +
+    return absl::InvalidArgumentError("noise_factor must be positive, got " +
                                 std::to_string(options.noise_factor));
   }
   const int T = options.num_timesteps;
@@ -47,10 +47,10 @@ torch::Tensor NoiseSchedule::AddNoise(const torch::Tensor& z0, const torch::Tens
   return signal * z0 + sigma * noise;
 }
 
-StatusOr<std::vector<int>> NoiseSchedule::Respace(int steps) const {
+absl::StatusOr<std::vector<int>> NoiseSchedule::Respace(int steps) const {
   const int T = num_timesteps();
   if (steps < 1 || steps > T) {
-    return InvalidArgumentError("steps must be in [1, " + std::to_string(T) + "], got " +
+    return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(T) + "], got " +
                                 std::to_string(steps));
   }
   if (steps == 1) return std::vector<int>{T - 1};

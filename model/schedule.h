@@ -32,7 +32,7 @@ struct StepCoefficients {
 
 class NoiseSchedule {
  public:
-  static StatusOr<NoiseSchedule> Create(const NoiseScheduleOptions& options);
+  static absl::StatusOr<NoiseSchedule> Create(const NoiseScheduleOptions& options);
 
   int num_timesteps() const { return static_cast<int>(alpha_bar_.size()); }
   double noise_factor() const { return noise_factor_; }
@@ -45,7 +45,7 @@ class NoiseSchedule {
 
   // The K kept timesteps in sampling order (descending): round(i (T-1) / (K-1)) for i = K-1..0.
   // K = 1 runs its single step at t = T-1. K must be in [1, T].
-  StatusOr<std::vector<int>> Respace(int steps) const;
+  absl::StatusOr<std::vector<int>> Respace(int steps) const;
 
   // Coefficients for moving from kept step t to kept step s (s < t) given the network's estimate
   // of z0. The DDPM posterior uses the respaced beta 1 - abar_t / abar_s; variances carry F^2.

@@ -25,8 +25,8 @@ TEST(NoiseScheduleTest, MatchesReferenceValues) {
 }
 
 TEST(NoiseScheduleTest, RejectsBadOptions) {
-  EXPECT_EQ(NoiseSchedule::Create({1, 4.0}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(NoiseSchedule::Create({2000, 0.0}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(NoiseSchedule::Create({1, 4.0}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NoiseSchedule::Create({2000, 0.0}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(NoiseScheduleTest, RespacesIncludingOneStep) {

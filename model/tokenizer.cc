@@ -35,10 +35,10 @@ struct Field {
 // truncated or corrupt buffer gives DATA_LOSS, never a read past the end. on_field skips an
 // unknown field by ignoring it: its payload has already been read.
 template <typename OnField>
-Status ForEachField(std::string_view data, const char* message, OnField on_field) {
+absl::Status ForEachField(std::string_view data, const char* message, OnField on_field) {
   size_t pos = 0;
   const auto corrupt = [&](const char* what) {
-    return DataLossError(std::string("corrupt sentencepiece model: ") + message + ": " + what +
+    return absl::DataLossError(std::string("corrupt sentencepiece model: ") + message + ": " + what +
                          " at byte " + std::to_string(pos));
   };
   const auto varint = [&](uint64_t* v) {
@@ -72,25 +72,25 @@ Status ForEachField(std::string_view data, const char* message, OnField on_field
     pos += size;
     FASTDISS_RETURN_IF_ERROR(on_field(f));
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 // A known field must come with the wire type its declaration implies.
-Status Want(const Field& f, WireType type, const char* name) {
-  if (f.wire_type == type) return OkStatus();
-  return DataLossError(std::string("corrupt sentencepiece model: ") + name + " has wire type " +
+absl::Status Want(const Field& f, WireType type, const char* name) {
+  if (f.wire_type == type) return absl::OkStatus();
+  return absl::DataLossError(std::string("corrupt sentencepiece model: ") + name + " has wire type " +
                        std::to_string(f.wire_type) + ", want " + std::to_string(type));
 }
-Status ReadString(const Field& f, const char* name, std::string* out) {
+absl::Status ReadString(const Field& f, const char* name, std::string* out) {
   FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, name));
   out->assign(f.bytes);
-  return OkStatus();
+  return absl::OkStatus();
 }
 template <typename T>  // int32, enum and bool fields
-Status ReadVarint(const Field& f, const char* name, T* out) {
+absl::Status ReadVarint(const Field& f, const char* name, T* out) {
   FASTDISS_RETURN_IF_ERROR(Want(f, kVarint, name));
   *out = static_cast<T>(static_cast<int32_t>(f.value));  // a negative int32 is sign-extended
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 // sentencepiece's string_util::OneCharLen: steps through text already known to be valid UTF-8.
@@ -113,9 +113,9 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-Status CheckSourceUnits(std::string_view units) {
-  if (units == kSourceUnitsText || units == kSourceUnitsCharacters) return OkStatus();
-  return InvalidArgumentError("source_units must be \"text\" or \"characters\", got \"" +
+absl::Status CheckSourceUnits(std::string_view units) {
+  if (units == kSourceUnitsText || units == kSourceUnitsCharacters) return absl::OkStatus();
+  return absl::InvalidArgumentError("source_units must be \"text\" or \"characters\", got \"" +
                               std::string(units) + "\"");
 }
 
@@ -146,26 +146,26 @@ std::string PrepareSource(std::string_view text, const SourceRule& rule) {
 // ---------------------------------------------------------------------------------------------
 // Loading.
 
-StatusOr<Tokenizer> Tokenizer::FromSerializedProto(std::string bytes) {
+absl::StatusOr<Tokenizer> Tokenizer::FromSerializedProto(std::string bytes) {
   Tokenizer tokenizer;
   tokenizer.serialized_ = std::move(bytes);
   FASTDISS_RETURN_IF_ERROR(tokenizer.Parse());
   return tokenizer;
 }
 
-StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_path) {
+absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_path) {
   std::ifstream in(model_path, std::ios::binary);
-  if (!in) return NotFoundError("cannot open sentencepiece model " + model_path);
+  if (!in) return absl::NotFoundError("cannot open sentencepiece model " + model_path);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return DataLossError("cannot read sentencepiece model " + model_path);
-  StatusOr<Tokenizer> tokenizer = FromSerializedProto(std::move(bytes));
+  if (in.bad()) return absl::DataLossError("cannot read sentencepiece model " + model_path);
+  absl::StatusOr<Tokenizer> tokenizer = FromSerializedProto(std::move(bytes));
   if (!tokenizer.ok()) {
-    return Status(tokenizer.status().code(), model_path + ": " + tokenizer.status().message());
+    return absl::Status(tokenizer.status().code(), model_path + ": " + std::string(tokenizer.status().message()));
   }
   return tokenizer;
 }
 
-Status Tokenizer::Parse() {
+absl::Status Tokenizer::Parse() {
   int model_type = 1, treat_ws_as_suffix = 0;
   int trainer_ids[3] = {1, 2, -1};  // bos, eos, pad: the TrainerSpec defaults
   bool has_normalizer = false;
@@ -179,11 +179,11 @@ Status Tokenizer::Parse() {
         return ForEachField(f.bytes, "SentencePiece", [&](const Field& g) {
           if (g.number == 1) return ReadString(g, "piece", &piece.text);
           if (g.number == 3) return ReadVarint(g, "type", &piece.type);
-          if (g.number != 2) return OkStatus();
+          if (g.number != 2) return absl::OkStatus();
           FASTDISS_RETURN_IF_ERROR(Want(g, kFixed32, "score"));
           const uint32_t bits = static_cast<uint32_t>(g.value);
           std::memcpy(&piece.score, &bits, sizeof(bits));
-          return OkStatus();
+          return absl::OkStatus();
         });
       }
       case 2:  // TrainerSpec
@@ -197,7 +197,7 @@ Status Tokenizer::Parse() {
             case 42: return ReadVarint(g, "eos_id", &trainer_ids[1]);
             case 43: return ReadVarint(g, "pad_id", &trainer_ids[2]);
             case 44: return ReadString(g, "unk_surface", &unk_surface_);
-            default: return OkStatus();
+            default: return absl::OkStatus();
           }
         });
       case 3:  // NormalizerSpec
@@ -210,36 +210,36 @@ Status Tokenizer::Parse() {
             case 3: return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix_);
             case 4: return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces_);
             case 5: return ReadVarint(g, "escape_whitespaces", &escape_whitespaces_);
-            default: return OkStatus();
+            default: return absl::OkStatus();
           }
         });
       case 5:  // denormalizer_spec: a NormalizerSpec applied after decoding
         FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "denormalizer_spec"));
         return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
           return g.number == 2 ? ReadString(g, "precompiled_charsmap", &denormalizer_charsmap)
-                               : OkStatus();
+                               : absl::OkStatus();
         });
-      default: return OkStatus();
+      default: return absl::OkStatus();
     }
   }));
 
   // The normalizer spec is serialized after the pieces and the trainer spec, so a file cut at a
   // field boundary still shows up here.
   if (pieces_.empty() || !has_normalizer) {
-    return DataLossError("not a complete sentencepiece model: no pieces or no normalizer_spec");
+    return absl::DataLossError("not a complete sentencepiece model: no pieces or no normalizer_spec");
   }
   if (rule != "identity" || !charsmap.empty() || !denormalizer_charsmap.empty()) {
-    return InvalidArgumentError(
+    return absl::InvalidArgumentError(
         "sentencepiece normalization rule '" + rule +
         "' is not supported: train with --normalization_rule_name=identity");
   }
   if (model_type != 1 && model_type != 2) {
-    return InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
+    return absl::InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
                                 " is not supported: only unigram (1) and bpe (2)");
   }
   bpe_ = model_type == 2;
   if (treat_ws_as_suffix) {
-    return InvalidArgumentError("sentencepiece treat_whitespace_as_suffix is not supported");
+    return absl::InvalidArgumentError("sentencepiece treat_whitespace_as_suffix is not supported");
   }
 
   // As sentencepiece's Model constructor computes them; note that max_score_ starts at FLT_MIN
@@ -251,21 +251,21 @@ Status Tokenizer::Parse() {
     const Piece& p = pieces_[id];
     const std::string where = "sentencepiece piece " + std::to_string(id);
     if (p.text.empty() || p.text.find('\0') != std::string::npos) {
-      return DataLossError(where + " is empty or holds a NUL byte");
+      return absl::DataLossError(where + " is empty or holds a NUL byte");
     }
     if (p.type < kNormal || p.type > kByte) {
-      return DataLossError(where + " has unknown type " + std::to_string(p.type));
+      return absl::DataLossError(where + " has unknown type " + std::to_string(p.type));
     }
     if (!ids_.emplace(p.text, id).second) {
-      return DataLossError(where + " '" + p.text + "' is a duplicate");
+      return absl::DataLossError(where + " '" + p.text + "' is a duplicate");
     }
     if (p.type == kUnknown) {
-      if (unk_id_ >= 0) return DataLossError(where + " is a second unknown piece");
+      if (unk_id_ >= 0) return absl::DataLossError(where + " is a second unknown piece");
       unk_id_ = id;
     }
     if (p.type == kByte) {
       if (!byte_fallback_ || PieceToByte(p.text) < 0) {
-        return DataLossError(where + " '" + p.text +
+        return absl::DataLossError(where + " '" + p.text +
                              "' is a byte piece without byte_fallback or malformed");
       }
       byte_ids_[PieceToByte(p.text)] = id;
@@ -286,9 +286,9 @@ Status Tokenizer::Parse() {
       prefixes_[pieces_[id].text] = id;
     }
   }
-  if (unk_id_ < 0) return DataLossError("sentencepiece model has no unknown piece");
+  if (unk_id_ < 0) return absl::DataLossError("sentencepiece model has no unknown piece");
   if (byte_fallback_ && num_byte_pieces != 256) {  // no duplicates, so all 256 bytes are there
-    return DataLossError("sentencepiece model with byte_fallback has " +
+    return absl::DataLossError("sentencepiece model with byte_fallback has " +
                          std::to_string(num_byte_pieces) + " byte pieces, want 256");
   }
   // spm_train writes the reserved pieces as control pieces at these ids; -1 disables one.
@@ -297,7 +297,7 @@ Status Tokenizer::Parse() {
     const int id = trainer_ids[i];
     *ours[i] = id >= 0 && id < vocab_size() && pieces_[id].type == kControl ? id : -1;
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 const std::string& Tokenizer::IdToPiece(int id) const {
@@ -542,9 +542,9 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
 // ---------------------------------------------------------------------------------------------
 // Training.
 
-Status TrainSentencePiece(const SentencePieceTrainOptions& options) {
+absl::Status TrainSentencePiece(const SentencePieceTrainOptions& options) {
   const auto bad = [](const std::string& rule, const std::string& got) {
-    return InvalidArgumentError(rule + ", got " + got);
+    return absl::InvalidArgumentError(rule + ", got " + got);
   };
   std::string inputs;
   for (const std::string& file : options.input_files) {

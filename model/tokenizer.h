@@ -29,9 +29,9 @@ class Tokenizer {
   // class cannot reproduce exactly (another normalization rule, WORD/CHAR models,
   // treat_whitespace_as_suffix) gives INVALID_ARGUMENT naming what is unsupported.
   // Keeps `bytes` so that checkpoints can embed the model unchanged.
-  static StatusOr<Tokenizer> FromSerializedProto(std::string bytes);
+  static absl::StatusOr<Tokenizer> FromSerializedProto(std::string bytes);
   // Reads `model_path` (NOT_FOUND if it cannot be read) and parses it as above.
-  static StatusOr<Tokenizer> Load(const std::string& model_path);
+  static absl::StatusOr<Tokenizer> Load(const std::string& model_path);
 
   // An empty tokenizer (no pieces), to be assigned a loaded one.
   Tokenizer() = default;
@@ -74,7 +74,7 @@ class Tokenizer {
   };
   using Segment = std::pair<std::string_view, int>;  // a piece of the normalized text and its id
 
-  Status Parse();  // reads serialized_, validates it and builds the lookup tables
+  absl::Status Parse();  // reads serialized_, validates it and builds the lookup tables
   std::string Normalize(std::string_view text) const;
   std::vector<Segment> EncodeUnigram(std::string_view normalized) const;
   std::vector<Segment> EncodeBpe(std::string_view normalized) const;
@@ -111,7 +111,7 @@ class Tokenizer {
 inline constexpr std::string_view kSourceUnitsText = "text";
 inline constexpr std::string_view kSourceUnitsCharacters = "characters";
 // INVALID_ARGUMENT naming the allowed values unless `units` is one of the two above.
-Status CheckSourceUnits(std::string_view units);
+absl::Status CheckSourceUnits(std::string_view units);
 // A model's whole rule for its source text (ModelConfig::source_rule()).
 struct SourceRule {
   std::string_view units = kSourceUnitsText;  // checked with CheckSourceUnits
@@ -141,7 +141,7 @@ struct SentencePieceTrainOptions {
 // bos=2, eos=3, no byte fallback, soft vocab limit. With the same inputs and options the model
 // comes out the same (the seed is always passed). Blocks until it exits; on failure the status
 // carries the tail of its output. NOT_FOUND when the program is not installed.
-Status TrainSentencePiece(const SentencePieceTrainOptions& options);
+absl::Status TrainSentencePiece(const SentencePieceTrainOptions& options);
 
 }  // namespace fastdiss
 

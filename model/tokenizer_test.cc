@@ -145,7 +145,7 @@ class TrainedModelTest : public testing::TestWithParam<const char*> {
     options.model_type = GetParam();
     ASSERT_TRUE(TrainSentencePiece(options).ok());
     model_ = dir_.path() / "m.model";
-    StatusOr<Tokenizer> tokenizer = Tokenizer::Load(model_.string());
+    absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Load(model_.string());
     ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tokenizer).value());
     lines_ = ReadLines(fs::path(kLicenses) / "MPL-2.0");
@@ -215,10 +215,10 @@ TEST_P(TrainedModelTest, CorruptModelsGiveAnErrorNotACrash) {
   const std::string bytes = tokenizer_->serialized();
   // Cut anywhere, including the last bytes where the normalizer spec sits.
   for (size_t size = 0; size < bytes.size(); size += size + 64 < bytes.size() ? 61 : 1) {
-    const StatusOr<Tokenizer> cut = Tokenizer::FromSerializedProto(bytes.substr(0, size));
+    const absl::StatusOr<Tokenizer> cut = Tokenizer::FromSerializedProto(bytes.substr(0, size));
     EXPECT_FALSE(cut.ok()) << "cut at " << size;
     if (!cut.ok()) {
-      EXPECT_EQ(cut.status().code(), StatusCode::kDataLoss) << cut.status();
+      EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss) << cut.status();
     }
   }
   std::mt19937 random(7);
@@ -231,7 +231,7 @@ TEST_P(TrainedModelTest, CorruptModelsGiveAnErrorNotACrash) {
   for (int i = 0; i < 200; ++i) {
     std::string flipped = bytes;
     for (int j = 0; j < 3; ++j) flipped[random() % flipped.size()] ^= 1 << (random() % 8);
-    const StatusOr<Tokenizer> tokenizer = Tokenizer::FromSerializedProto(flipped);
+    const absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromSerializedProto(flipped);
     if (tokenizer.ok()) tokenizer->Decode(tokenizer->Encode("Licensed under the License."));
   }
 }
@@ -244,9 +244,9 @@ TEST_P(TrainedModelTest, OtherNormalizationRuleIsRefused) {
   options.model_type = GetParam();
   options.extra_args = {"--normalization_rule_name=nmt_nfkc"};
   ASSERT_TRUE(TrainSentencePiece(options).ok());
-  const StatusOr<Tokenizer> tokenizer = Tokenizer::Load((dir_.path() / "nfkc.model").string());
+  const absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Load((dir_.path() / "nfkc.model").string());
   ASSERT_FALSE(tokenizer.ok());
-  EXPECT_EQ(tokenizer.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tokenizer.status().message().find("nmt_nfkc"), std::string::npos) << tokenizer.status();
 }
 
@@ -260,7 +260,7 @@ TEST_P(TrainedModelTest, ExtraSymbolsAndByteFallbackMatchSpm) {
                         "--byte_fallback=true"};
   ASSERT_TRUE(TrainSentencePiece(options).ok());
   const fs::path model = dir_.path() / "extra.model";
-  StatusOr<Tokenizer> tokenizer = Tokenizer::Load(model.string());
+  absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Load(model.string());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   std::vector<std::string> lines = {"the License[X] of <mask> [X][X]License", "dense sense"};
   lines.insert(lines.end(), lines_.end() - 40, lines_.end());
@@ -303,7 +303,7 @@ std::string HandMadeModel(const std::string& rule = "identity", int model_type =
 TEST(HandMadeModelTest, UserDefinedBonusAndTiesMatchSpm) {
   // spm 0.1.97 scores a user-defined piece length * max_score - 0.1 (about -0.1 here), so "abc"
   // (-0.5) beats "ab" + "c" (-1.1); an older +1.0 bonus would pick "ab" "c".
-  const StatusOr<Tokenizer> tokenizer = Tokenizer::FromSerializedProto(HandMadeModel());
+  const absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromSerializedProto(HandMadeModel());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   EXPECT_EQ(tokenizer->Encode("abc"), std::vector<int>({5}));
   EXPECT_EQ(tokenizer->Encode("cab"), std::vector<int>({3, 4}));
@@ -321,18 +321,18 @@ TEST(HandMadeModelTest, UserDefinedBonusAndTiesMatchSpm) {
 TEST(HandMadeModelTest, UnknownFieldsOfEveryWireTypeAreSkipped) {
   const std::string unknown = Int(99, 12345) + Tag(98, 1) + std::string(8, '\x7f') + Tag(97, 5) +
                               std::string(4, '\x01') + Message(96, "junk");
-  const StatusOr<Tokenizer> tokenizer =
+  const absl::StatusOr<Tokenizer> tokenizer =
       Tokenizer::FromSerializedProto(HandMadeModel("identity", 1, unknown));
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   EXPECT_EQ(tokenizer->Encode("cab"), std::vector<int>({3, 4}));
 }
 
 TEST(HandMadeModelTest, UnsupportedModelsAreRefusedByName) {
-  const StatusOr<Tokenizer> nfkc = Tokenizer::FromSerializedProto(HandMadeModel("nfkc_cf"));
-  EXPECT_EQ(nfkc.status().code(), StatusCode::kInvalidArgument);
+  const absl::StatusOr<Tokenizer> nfkc = Tokenizer::FromSerializedProto(HandMadeModel("nfkc_cf"));
+  EXPECT_EQ(nfkc.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(nfkc.status().message().find("nfkc_cf"), std::string::npos) << nfkc.status();
-  const StatusOr<Tokenizer> word = Tokenizer::FromSerializedProto(HandMadeModel("identity", 3));
-  EXPECT_EQ(word.status().code(), StatusCode::kInvalidArgument) << word.status();
+  const absl::StatusOr<Tokenizer> word = Tokenizer::FromSerializedProto(HandMadeModel("identity", 3));
+  EXPECT_EQ(word.status().code(), absl::StatusCode::kInvalidArgument) << word.status();
 }
 
 TEST(HandMadeModelTest, MalformedModelsAreDataLoss) {
@@ -345,9 +345,9 @@ TEST(HandMadeModelTest, MalformedModelsAreDataLoss) {
            good + Piece("z", -1, 9),                     // unknown piece type
            Message(3, Message(1, "identity")),           // no pieces
        }) {
-    EXPECT_EQ(Tokenizer::FromSerializedProto(bad).status().code(), StatusCode::kDataLoss);
+    EXPECT_EQ(Tokenizer::FromSerializedProto(bad).status().code(), absl::StatusCode::kDataLoss);
   }
-  EXPECT_EQ(Tokenizer::Load("/nonexistent/m.model").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Tokenizer::Load("/nonexistent/m.model").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(PrepareSourceTest, TextUnitsLeaveTheTextAlone) {
@@ -381,8 +381,8 @@ TEST(PrepareSourceTest, LowercasingTouchesOnlyAsciiCapitals) {
 TEST(PrepareSourceTest, OnlyTheTwoKnownUnitsPassTheCheck) {
   EXPECT_TRUE(CheckSourceUnits("text").ok());
   EXPECT_TRUE(CheckSourceUnits("characters").ok());
-  const Status bad = CheckSourceUnits("letters");
-  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  const absl::Status bad = CheckSourceUnits("letters");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("\"letters\""), std::string::npos) << bad.message();
 }
 
@@ -390,7 +390,7 @@ TEST(TrainSentencePieceTest, RejectsBadOptions) {
   SentencePieceTrainOptions options;
   options.input_files = {"a.txt"};
   options.model_prefix = "m";
-  EXPECT_EQ(TrainSentencePiece({}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(TrainSentencePiece({}).code(), absl::StatusCode::kInvalidArgument);
   for (auto change : std::vector<void (*)(SentencePieceTrainOptions&)>{
            [](SentencePieceTrainOptions& o) { o.input_files = {"a.txt,b.txt"}; },
            [](SentencePieceTrainOptions& o) { o.model_prefix.clear(); },
@@ -402,7 +402,7 @@ TEST(TrainSentencePieceTest, RejectsBadOptions) {
        }) {
     SentencePieceTrainOptions bad = options;
     change(bad);
-    EXPECT_EQ(TrainSentencePiece(bad).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(TrainSentencePiece(bad).code(), absl::StatusCode::kInvalidArgument);
   }
 }
 
@@ -411,11 +411,11 @@ TEST(TrainSentencePieceTest, ReportsMissingProgramAndItsFailures) {
   options.input_files = {"/nonexistent/input.txt"};
   options.model_prefix = "/nonexistent/m";
   options.program = "/nonexistent/spm_train";
-  EXPECT_EQ(TrainSentencePiece(options).code(), StatusCode::kNotFound);
+  EXPECT_EQ(TrainSentencePiece(options).code(), absl::StatusCode::kNotFound);
   if (!HaveSentencePieceTools()) GTEST_SKIP() << "spm_train not installed";
   options.program = "spm_train";
-  const Status status = TrainSentencePiece(options);
-  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  const absl::Status status = TrainSentencePiece(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   // The message carries spm_train's own complaint about the input.
   EXPECT_NE(status.message().find("input.txt"), std::string::npos) << status;
 }

@@ -8,7 +8,7 @@
 #
 # Carry: .gpu-deps, data/g2p, data/de-en/{train,dev}.{de,en}, data/de-en/test.de and runs/tok (the
 # g2p tokenizer, TOKENIZER_G2P, made here: the GPU machine has no spm_train). Stages, each logged apart so that one failing does not stop the rest:
-#  1. builds model/ and trainer/ against LibTorch alone (seconds), and starts the trainings:
+#  1. builds model/ and trainer/ against LibTorch and the carried Abseil (seconds), and starts the trainings:
 #     RUNS below, side by side on the GPU, each restarted from last/ if it dies, until
 #     DEADLINE_SECONDS - RESERVE_SECONDS;
 #  2. meanwhile builds everything (server, clients, tests) against the carried Debian libraries,
@@ -81,8 +81,8 @@ common_cmake=(-G Ninja -DCMAKE_BUILD_TYPE=Release ${torch_prefix:+-DCMAKE_PREFIX
 } | tee -a "$OUT/summary.txt"
 
 # 1. The trainer, at once, then the trainings.
-say "build model/ and trainer/ (LibTorch alone)"
-if cmake -S . -B "$BUILD_TRAIN" "${common_cmake[@]}" -DFASTDISS_BUILD_SERVER=OFF -DFASTDISS_BUILD_TESTS=OFF \
+say "build model/ and trainer/ (LibTorch, with base/'s Abseil and yaml-cpp from $DEPS)"
+if cmake -S . -B "$BUILD_TRAIN" "${common_cmake[@]}" -DFASTDISS_DEPS_ROOT="$DEPS" -DFASTDISS_BUILD_SERVER=OFF -DFASTDISS_BUILD_TESTS=OFF \
      >"$LOGS/build-train.log" 2>&1 &&
    ninja -C "$BUILD_TRAIN" -j "$JOBS" fastdiss-train fastdiss-eval fastdiss-export fastdiss-step-bench \
      >>"$LOGS/build-train.log" 2>&1; then

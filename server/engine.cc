@@ -4,7 +4,6 @@
 #include <string>
 #include <utility>
 
-#include "server/status_util.h"
 
 namespace fastdiss {
 namespace {
@@ -86,7 +85,7 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
   options.steps = plan->steps;
   // NewState only reads the immutable config and schedule, so it is safe off the engine thread.
   auto state = sampler_.NewState(t.source_ids, options);
-  if (!state.ok()) return ToAbslStatus(state.status());
+  if (!state.ok()) return state.status();
   auto entry = std::make_unique<Entry>();
   entry->rows = static_cast<int>(rows);
   entry->tokens = tokens;
@@ -281,10 +280,10 @@ void Engine::Loop() {
     if (!admitted.empty()) {
       std::vector<DecodeState*> states;
       for (auto& entry : admitted) states.push_back(entry->state.get());
-      Status started = sampler_.Start(states);
+      absl::Status started = sampler_.Start(states);
       for (auto& entry : admitted) {
         if (!started.ok()) {
-          entry->task->on_done(ToAbslStatus(started));
+          entry->task->on_done(started);
           leaving.push_back(std::move(entry));
           continue;
         }
@@ -339,7 +338,7 @@ void Engine::Loop() {
       }
       stats.requests = static_cast<int>(active.size());
       const absl::Time step_start = Now();
-      Status stepped = sampler_.Step(states);
+      absl::Status stepped = sampler_.Step(states);
       stats.duration = Now() - step_start;
       if (stepped.ok()) {
         absl::MutexLock lock(&mu_);
@@ -348,7 +347,7 @@ void Engine::Loop() {
       if (hooks_.on_step) hooks_.on_step(stats);
       for (auto& entry : active) {
         if (!stepped.ok()) {
-          entry->task->on_done(ToAbslStatus(stepped));
+          entry->task->on_done(stepped);
           finished.push_back(std::move(entry));
           continue;
         }
@@ -356,7 +355,7 @@ void Engine::Loop() {
         if (!done && !entry->task->on_step) continue;
         auto result = sampler_.Result(*entry->state);
         if (!result.ok()) {
-          entry->task->on_done(ToAbslStatus(result.status()));
+          entry->task->on_done(result.status());
           finished.push_back(std::move(entry));
           continue;
         }

@@ -10,7 +10,6 @@
 #include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "server/model_versions.h"
-#include "server/status_util.h"
 
 namespace fastdiss {
 namespace {
@@ -27,18 +26,18 @@ std::string CheckpointStep(const ConfigTree& metadata) {
 
 absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& name, const ModelSpec& spec,
                                                                EngineOptions options, Engine::Hooks hooks) {
-  StatusOr<c10::Device> device = ResolveDevice(spec.device);
-  if (!device.ok()) return ToAbslStatus(device.status());
+  absl::StatusOr<c10::Device> device = ResolveDevice(spec.device);
+  if (!device.ok()) return device.status();
   absl::StatusOr<std::string> digest = ManifestDigest(spec.checkpoint);
   if (!digest.ok()) return absl::Status(digest.status().code(), "model '" + name + "': " + std::string(digest.status().message()));
-  StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
+  absl::StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
   if (!loaded.ok()) {
-    return absl::Status(ToAbslStatus(loaded.status()).code(),
+    return absl::Status(loaded.status().code(),
                         "model '" + name + "': " + std::string(loaded.status().message()));
   }
-  StatusOr<NoiseSchedule> schedule =
+  absl::StatusOr<NoiseSchedule> schedule =
       NoiseSchedule::Create({loaded->config.num_timesteps, loaded->config.noise_factor});
-  if (!schedule.ok()) return ToAbslStatus(schedule.status());
+  if (!schedule.ok()) return schedule.status();
 
   std::unique_ptr<ServedModel> model(new ServedModel());
   ServedModelInfo& info = model->info_;

@@ -5,7 +5,6 @@
 
 #include "base/config_tree.h"
 #include "base/device_name.h"
-#include "server/status_util.h"
 
 namespace fastdiss {
 namespace {
@@ -30,9 +29,9 @@ absl::Status ReadModels(ConfigTree& tree, std::map<std::string, ModelSpec>* mode
     const std::string name = rest.substr(0, dot), field = rest.substr(dot + 1);
     ModelSpec& spec = (*models)[name];
     if (field == "checkpoint") {
-      if (absl::Status s = ToAbslStatus(tree.Get(key, &spec.checkpoint)); !s.ok()) return s;
+      if (absl::Status s = tree.Get(key, &spec.checkpoint); !s.ok()) return s;
     } else if (field == "device") {
-      if (absl::Status s = ToAbslStatus(tree.Get(key, &spec.device)); !s.ok()) return s;
+      if (absl::Status s = tree.Get(key, &spec.device); !s.ok()) return s;
     }
   }
   return absl::OkStatus();
@@ -223,17 +222,17 @@ absl::StatusOr<ServerConfig> ServerConfig::Load(const std::string& path,
                                                 const std::vector<std::string>& model_flags) {
   ConfigTree tree;
   if (!path.empty()) {
-    StatusOr<ConfigTree> loaded = ConfigTree::LoadFile(path);
-    if (!loaded.ok()) return ToAbslStatus(loaded.status());
+    absl::StatusOr<ConfigTree> loaded = ConfigTree::LoadFile(path);
+    if (!loaded.ok()) return loaded.status();
     tree = std::move(loaded).value();
   }
   for (const std::string& assignment : overrides) {
-    if (absl::Status s = ToAbslStatus(tree.Set(assignment)); !s.ok()) return s;
+    if (absl::Status s = tree.Set(assignment); !s.ok()) return s;
   }
   ServerConfig config;
-  if (absl::Status s = ToAbslStatus(ReadFields(tree, config.Fields())); !s.ok()) return s;
+  if (absl::Status s = ReadFields(tree, config.Fields()); !s.ok()) return s;
   if (absl::Status s = ReadModels(tree, &config.models); !s.ok()) return s;
-  if (absl::Status s = ToAbslStatus(tree.CheckAllConsumed()); !s.ok()) return s;
+  if (absl::Status s = tree.CheckAllConsumed(); !s.ok()) return s;
   for (const std::string& flag : model_flags) {
     const size_t eq = flag.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == flag.size()) {

@@ -184,17 +184,17 @@ int64_t ClosestRefLen(int64_t hyp_len, const std::vector<int64_t>& ref_lens) {
   return closest_len;
 }
 
-Status ValidateOptions(const BleuOptions& options) {
+absl::Status ValidateOptions(const BleuOptions& options) {
   if (options.max_ngram_order < 1) {
-    return InvalidArgumentError("max_ngram_order must be at least 1, got " +
+    return absl::InvalidArgumentError("max_ngram_order must be at least 1, got " +
                                 std::to_string(options.max_ngram_order));
   }
   if (options.smooth_value.has_value() &&
       !(std::isfinite(*options.smooth_value) && *options.smooth_value >= 0.0)) {
-    return InvalidArgumentError("smooth_value must be finite and non-negative, got " +
+    return absl::InvalidArgumentError("smooth_value must be finite and non-negative, got " +
                                 std::to_string(*options.smooth_value));
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 double DefaultSmoothValue(BleuSmoothing method) {
@@ -235,12 +235,12 @@ const char* BleuSmoothingName(BleuSmoothing method) {
   return "?";
 }
 
-StatusOr<BleuSmoothing> ParseBleuSmoothing(std::string_view name) {
+absl::StatusOr<BleuSmoothing> ParseBleuSmoothing(std::string_view name) {
   for (BleuSmoothing m :
        {BleuSmoothing::kExp, BleuSmoothing::kNone, BleuSmoothing::kFloor, BleuSmoothing::kAddK}) {
     if (name == BleuSmoothingName(m)) return m;
   }
-  return InvalidArgumentError("BLEU smoothing must be one of exp, none, floor, add-k; got '" +
+  return absl::InvalidArgumentError("BLEU smoothing must be one of exp, none, floor, add-k; got '" +
                               std::string(name) + "'");
 }
 
@@ -254,11 +254,11 @@ const char* BleuTokenizeName(BleuTokenize tokenize) {
   return "?";
 }
 
-StatusOr<BleuTokenize> ParseBleuTokenize(std::string_view name) {
+absl::StatusOr<BleuTokenize> ParseBleuTokenize(std::string_view name) {
   for (BleuTokenize t : {BleuTokenize::k13a, BleuTokenize::kNone}) {
     if (name == BleuTokenizeName(t)) return t;
   }
-  return InvalidArgumentError("BLEU tokenizer must be 13a or none; got '" + std::string(name) +
+  return absl::InvalidArgumentError("BLEU tokenizer must be 13a or none; got '" + std::string(name) +
                               "'");
 }
 
@@ -322,14 +322,14 @@ std::string Tokenize13a(std::string_view line) {
   return RegexpTokenize(" " + s + " ");
 }
 
-StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
                                     const std::vector<std::vector<std::string>>& ref_streams,
                                     const BleuOptions& options) {
   FASTDISS_RETURN_IF_ERROR(ValidateOptions(options));
-  if (ref_streams.empty()) return InvalidArgumentError("no reference streams given");
+  if (ref_streams.empty()) return absl::InvalidArgumentError("no reference streams given");
   for (size_t k = 0; k < ref_streams.size(); ++k) {
     if (ref_streams[k].size() != hyps.size()) {
-      return InvalidArgumentError("reference stream " + std::to_string(k) + " has " +
+      return absl::InvalidArgumentError("reference stream " + std::to_string(k) + " has " +
                                   std::to_string(ref_streams[k].size()) + " lines but there are " +
                                   std::to_string(hyps.size()) + " hypotheses");
     }
@@ -352,7 +352,7 @@ StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
       }
     }
     if (ref_lens.empty()) {
-      return InvalidArgumentError("segment " + std::to_string(i) + " has no non-empty reference");
+      return absl::InvalidArgumentError("segment " + std::to_string(i) + " has no non-empty reference");
     }
     const int segment_refs = static_cast<int>(ref_lens.size());
     if (i == 0) {
@@ -376,12 +376,12 @@ StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
   return stats;
 }
 
-StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions& options) {
+absl::StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions& options) {
   FASTDISS_RETURN_IF_ERROR(ValidateOptions(options));
   const int max_order = options.max_ngram_order;
   if (stats.correct.size() != static_cast<size_t>(max_order) ||
       stats.total.size() != static_cast<size_t>(max_order)) {
-    return InvalidArgumentError("BLEU statistics have " + std::to_string(stats.correct.size()) +
+    return absl::InvalidArgumentError("BLEU statistics have " + std::to_string(stats.correct.size()) +
                                 " and " + std::to_string(stats.total.size()) +
                                 " orders, max_ngram_order is " + std::to_string(max_order));
   }
@@ -452,17 +452,17 @@ std::string BleuSignature(const BleuOptions& options, int num_refs) {
          "|version:" + kSacreBleuVersion;
 }
 
-StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
                                        const std::vector<std::vector<std::string>>& ref_streams,
                                        const BleuOptions& options) {
-  if (hyps.empty()) return InvalidArgumentError("corpus BLEU needs at least one hypothesis");
+  if (hyps.empty()) return absl::InvalidArgumentError("corpus BLEU needs at least one hypothesis");
   FASTDISS_ASSIGN_OR_RETURN(BleuStats stats, CorpusBleuStats(hyps, ref_streams, options));
   FASTDISS_ASSIGN_OR_RETURN(BleuScore score, ComputeBleu(stats, options));
   score.signature = BleuSignature(options, stats.num_refs);
   return score;
 }
 
-StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
                                const std::vector<std::string>& refs, const BleuOptions& options) {
   return CorpusBleuMultiRef(hyps, {refs}, options);
 }
@@ -484,10 +484,10 @@ int64_t EditDistance(const std::vector<std::string_view>& hyp,
   return row[ref.size()];
 }
 
-StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
+absl::StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
                                   const std::vector<std::string>& refs) {
   if (hyps.size() != refs.size()) {
-    return InvalidArgumentError("PER needs one reference per hypothesis, got " +
+    return absl::InvalidArgumentError("PER needs one reference per hypothesis, got " +
                                 std::to_string(hyps.size()) + " hypotheses and " +
                                 std::to_string(refs.size()) + " references");
   }
@@ -499,18 +499,18 @@ StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
     ref_tokens += static_cast<int64_t>(ref.size());
   }
   if (ref_tokens == 0)
-    return InvalidArgumentError("PER is undefined: the references have no tokens");
+    return absl::InvalidArgumentError("PER is undefined: the references have no tokens");
   return static_cast<double>(edits) / ref_tokens;
 }
 
-StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
+absl::StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
                                const std::vector<std::string>& refs) {
   if (hyps.size() != refs.size()) {
-    return InvalidArgumentError("WER needs one reference per hypothesis, got " +
+    return absl::InvalidArgumentError("WER needs one reference per hypothesis, got " +
                                 std::to_string(hyps.size()) + " hypotheses and " +
                                 std::to_string(refs.size()) + " references");
   }
-  if (refs.empty()) return InvalidArgumentError("WER is undefined: there are no references");
+  if (refs.empty()) return absl::InvalidArgumentError("WER is undefined: there are no references");
   int64_t wrong = 0;
   for (size_t i = 0; i < hyps.size(); ++i) {
     if (SplitPyWhitespace(hyps[i]) != SplitPyWhitespace(refs[i])) ++wrong;

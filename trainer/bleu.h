@@ -30,10 +30,10 @@ enum class BleuTokenize { k13a, kNone };
 
 // "exp", "none", "floor", "add-k" (sacreBLEU's names).
 const char* BleuSmoothingName(BleuSmoothing method);
-StatusOr<BleuSmoothing> ParseBleuSmoothing(std::string_view name);
+absl::StatusOr<BleuSmoothing> ParseBleuSmoothing(std::string_view name);
 // "13a", "none".
 const char* BleuTokenizeName(BleuTokenize tokenize);
-StatusOr<BleuTokenize> ParseBleuTokenize(std::string_view name);
+absl::StatusOr<BleuTokenize> ParseBleuTokenize(std::string_view name);
 
 struct BleuOptions {
   BleuSmoothing smooth_method = BleuSmoothing::kExp;
@@ -83,22 +83,22 @@ std::string Tokenize13a(std::string_view line);
 std::vector<std::string_view> SplitPyWhitespace(std::string_view text);
 
 // One reference per hypothesis.
-StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
                                const std::vector<std::string>& refs,
                                const BleuOptions& options = {});
 
 // sacreBLEU's layout: ref_streams[k][i] is the k-th reference of hypothesis i. Empty strings are
 // missing references; every hypothesis needs at least one.
-StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
                                        const std::vector<std::vector<std::string>>& ref_streams,
                                        const BleuOptions& options = {});
 
-StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
+absl::StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
                                     const std::vector<std::vector<std::string>>& ref_streams,
                                     const BleuOptions& options = {});
 
 // sacreBLEU's BLEU.compute_bleu: the score from (summed) statistics. No signature.
-StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions& options = {});
+absl::StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions& options = {});
 
 // num_refs as in BleuStats.
 std::string BleuSignature(const BleuOptions& options, int num_refs);
@@ -108,12 +108,12 @@ int64_t EditDistance(const std::vector<std::string_view>& hyp,
                      const std::vector<std::string_view>& ref);
 
 // Total edit distance over whitespace tokens / total reference tokens (a fraction, not percent).
-StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
+absl::StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
                                   const std::vector<std::string>& refs);
 
 // Share of hypotheses whose whitespace tokens differ from their reference's in any way (g2p's
 // word error rate: the whole pronunciation is wrong). A fraction, not percent.
-StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
+absl::StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
                                const std::vector<std::string>& refs);
 
 }  // namespace fastdiss

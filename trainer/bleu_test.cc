@@ -25,7 +25,7 @@ const std::vector<std::vector<std::string>> kRefs = {
 
 BleuScore MustBleu(const std::vector<std::string>& hyps,
                    const std::vector<std::vector<std::string>>& refs, const BleuOptions& options) {
-  StatusOr<BleuScore> score = CorpusBleuMultiRef(hyps, refs, options);
+  absl::StatusOr<BleuScore> score = CorpusBleuMultiRef(hyps, refs, options);
   EXPECT_TRUE(score.ok()) << score.status();
   return score.ok() ? score.value() : BleuScore{};
 }
@@ -123,7 +123,7 @@ TEST(CorpusBleuTest, SacreBleuStatisticsAndOffsetCases) {
 TEST(ComputeBleuTest, SacreBleuScoringCase) {
   BleuOptions options;
   options.smooth_method = BleuSmoothing::kNone;
-  StatusOr<BleuScore> score = ComputeBleu(Stats({9, 7, 5, 3}, {10, 8, 6, 4}, 11, 11), options);
+  absl::StatusOr<BleuScore> score = ComputeBleu(Stats({9, 7, 5, 3}, {10, 8, 6, 4}, 11, 11), options);
   ASSERT_TRUE(score.ok()) << score.status();
   EXPECT_NEAR(score->score / 100, 0.8375922397, kEpsilon);
   EXPECT_TRUE(score->signature.empty());
@@ -147,7 +147,7 @@ TEST(ComputeBleuTest, SacreBleuDegenerateCases) {
     BleuOptions options;
     options.smooth_method = BleuSmoothing::kFloor;
     options.smooth_value = c.offset;
-    StatusOr<BleuScore> score = ComputeBleu(c.stats, options);
+    absl::StatusOr<BleuScore> score = ComputeBleu(c.stats, options);
     ASSERT_TRUE(score.ok()) << score.status();
     EXPECT_EQ(score->score, 0.0) << "offset " << c.offset;
   }
@@ -252,7 +252,7 @@ TEST(CorpusBleuTest, ClipsByTheMaximumCountOverReferences) {
 }
 
 TEST(CorpusBleuTest, SingleReferenceOverloadMatchesMultiRef) {
-  StatusOr<BleuScore> single = CorpusBleu(kHyps, kRefs[0]);
+  absl::StatusOr<BleuScore> single = CorpusBleu(kHyps, kRefs[0]);
   ASSERT_TRUE(single.ok()) << single.status();
   const BleuScore multi = MustBleu(kHyps, {kRefs[0]}, {});
   EXPECT_EQ(single->score, multi.score);
@@ -261,47 +261,47 @@ TEST(CorpusBleuTest, SingleReferenceOverloadMatchesMultiRef) {
 }
 
 TEST(CorpusBleuTest, StatsOfShardsAddUpToTheCorpus) {
-  StatusOr<BleuStats> first = CorpusBleuStats({kHyps[0]}, {{kRefs[0][0]}, {kRefs[1][0]}});
-  StatusOr<BleuStats> rest = CorpusBleuStats(
+  absl::StatusOr<BleuStats> first = CorpusBleuStats({kHyps[0]}, {{kRefs[0][0]}, {kRefs[1][0]}});
+  absl::StatusOr<BleuStats> rest = CorpusBleuStats(
       {kHyps[1], kHyps[2]}, {{kRefs[0][1], kRefs[0][2]}, {kRefs[1][1], kRefs[1][2]}});
   ASSERT_TRUE(first.ok() && rest.ok());
   BleuStats sum = first.value();
   sum += rest.value();
   EXPECT_EQ(sum.num_refs, 2);
-  StatusOr<BleuScore> score = ComputeBleu(sum);
+  absl::StatusOr<BleuScore> score = ComputeBleu(sum);
   ASSERT_TRUE(score.ok()) << score.status();
   EXPECT_NEAR(score->score, 48.530827, kEpsilon);
 }
 
 TEST(CorpusBleuTest, RejectsBadInput) {
-  EXPECT_EQ(CorpusBleu({"a", "b"}, {"a"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(CorpusBleu({"a"}, {""}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(CorpusBleu({}, {}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(CorpusBleuMultiRef({"a"}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CorpusBleu({"a", "b"}, {"a"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CorpusBleu({"a"}, {""}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CorpusBleu({}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CorpusBleuMultiRef({"a"}, {}).status().code(), absl::StatusCode::kInvalidArgument);
 
   BleuOptions zero_order;
   zero_order.max_ngram_order = 0;
-  const Status status = CorpusBleu({"a"}, {"a"}, zero_order).status();
-  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  const absl::Status status = CorpusBleu({"a"}, {"a"}, zero_order).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("max_ngram_order"), std::string::npos) << status;
 
   BleuOptions negative;
   negative.smooth_method = BleuSmoothing::kFloor;
   negative.smooth_value = -0.1;
-  EXPECT_EQ(CorpusBleu({"a"}, {"a"}, negative).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CorpusBleu({"a"}, {"a"}, negative).status().code(), absl::StatusCode::kInvalidArgument);
 
-  EXPECT_EQ(ComputeBleu(Stats({1, 1}, {1, 1}, 2, 2)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ComputeBleu(Stats({1, 1}, {1, 1}, 2, 2)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(BleuNamesTest, ParseRoundTrips) {
   for (BleuSmoothing m :
        {BleuSmoothing::kExp, BleuSmoothing::kNone, BleuSmoothing::kFloor, BleuSmoothing::kAddK}) {
-    StatusOr<BleuSmoothing> parsed = ParseBleuSmoothing(BleuSmoothingName(m));
+    absl::StatusOr<BleuSmoothing> parsed = ParseBleuSmoothing(BleuSmoothingName(m));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(parsed.value(), m);
   }
   EXPECT_FALSE(ParseBleuSmoothing("add-n").ok());
-  StatusOr<BleuTokenize> tok = ParseBleuTokenize("none");
+  absl::StatusOr<BleuTokenize> tok = ParseBleuTokenize("none");
   ASSERT_TRUE(tok.ok());
   EXPECT_EQ(tok.value(), BleuTokenize::kNone);
   EXPECT_FALSE(ParseBleuTokenize("intl").ok());
@@ -357,23 +357,23 @@ TEST(EditDistanceTest, CountsInsertionsDeletionsSubstitutions) {
 }
 
 TEST(PhonemeErrorRateTest, IsTotalEditsOverTotalReferenceTokens) {
-  StatusOr<double> per =
+  absl::StatusOr<double> per =
       PhonemeErrorRate({"k eh m b ax l", "k ae t", "d"}, {"k eh m b ax l", "k ae t s", "d ao g"});
   ASSERT_TRUE(per.ok()) << per.status();
   EXPECT_DOUBLE_EQ(per.value(), 3.0 / 13.0);  // 0 + 1 + 2 edits over 6 + 4 + 3 tokens
 
-  EXPECT_EQ(PhonemeErrorRate({"a"}, {"a", "b"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(PhonemeErrorRate({"a"}, {" "}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PhonemeErrorRate({"a"}, {"a", "b"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PhonemeErrorRate({"a"}, {" "}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(WordErrorRateTest, CountsWholeSequencesThatDifferAtAll) {
-  StatusOr<double> wer = WordErrorRate({"k eh m b ax l", "k ae t", "d  ao g", "b"},
+  absl::StatusOr<double> wer = WordErrorRate({"k eh m b ax l", "k ae t", "d  ao g", "b"},
                                        {"k eh m b ax l", "k ae t s", "d ao g", "p"});
   ASSERT_TRUE(wer.ok()) << wer.status();
   EXPECT_DOUBLE_EQ(wer.value(), 2.0 / 4.0);  // extra spaces are no error; a missing or wrong token is
 
-  EXPECT_EQ(WordErrorRate({"a"}, {"a", "b"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(WordErrorRate({}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(WordErrorRate({"a"}, {"a", "b"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WordErrorRate({}, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -9,30 +9,30 @@
 
 namespace fastdiss {
 
-StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
+absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot open '" + path + "'");
+  if (!in) return absl::NotFoundError("cannot open '" + path + "'");
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!IsValidUtf8(line)) {
-      return InvalidArgumentError("'" + path + "' line " + std::to_string(lines.size() + 1) +
+      return absl::InvalidArgumentError("'" + path + "' line " + std::to_string(lines.size() + 1) +
                                   " is not valid UTF-8");
     }
     lines.push_back(std::move(line));
   }
-  if (in.bad()) return DataLossError("error reading '" + path + "'");
+  if (in.bad()) return absl::DataLossError("error reading '" + path + "'");
   return lines;
 }
 
-StatusOr<ParallelText> ReadParallelText(const std::string& source_path,
+absl::StatusOr<ParallelText> ReadParallelText(const std::string& source_path,
                                         const std::string& target_path) {
   ParallelText text;
   FASTDISS_ASSIGN_OR_RETURN(text.source, ReadLines(source_path));
   FASTDISS_ASSIGN_OR_RETURN(text.target, ReadLines(target_path));
   if (text.source.size() != text.target.size()) {
-    return InvalidArgumentError("'" + source_path + "' has " + std::to_string(text.source.size()) +
+    return absl::InvalidArgumentError("'" + source_path + "' has " + std::to_string(text.source.size()) +
                                 " lines but '" + target_path + "' has " +
                                 std::to_string(text.target.size()));
   }

@@ -21,8 +21,8 @@ struct ParallelText {
 
 // Reads two line-aligned UTF-8 files; different line counts or invalid UTF-8 are errors that name
 // the file and line.
-StatusOr<ParallelText> ReadParallelText(const std::string& source_path, const std::string& target_path);
-StatusOr<std::vector<std::string>> ReadLines(const std::string& path);
+absl::StatusOr<ParallelText> ReadParallelText(const std::string& source_path, const std::string& target_path);
+absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path);
 
 struct Example {
   std::vector<int> source;

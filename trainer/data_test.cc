@@ -27,11 +27,11 @@ TEST(DataTest, ReadsAlignedFilesAndRejectsBadOnes) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(text->source, (std::vector<std::string>{"eins", "zwei"}));
   auto mismatch = ReadParallelText(dir.File("a"), dir.File("c"));
-  EXPECT_EQ(mismatch.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kInvalidArgument);
   auto bad = ReadLines(dir.File("bad"));
-  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("line 2"), std::string::npos) << bad.status();
-  EXPECT_EQ(ReadLines(dir.File("missing")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadLines(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(DataTest, TokenizeSkipsAndCountsUnusablePairs) {

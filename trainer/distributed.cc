@@ -19,18 +19,18 @@ namespace fastdiss {
 namespace {
 
 // Parses an environment variable as an integer in [lo, hi]; absent leaves *out alone.
-Status ReadIntVariable(const char* name, int lo, int hi, int* out, bool* present) {
+absl::Status ReadIntVariable(const char* name, int lo, int hi, int* out, bool* present) {
   const char* value = std::getenv(name);
   *present = value != nullptr && *value != '\0';
-  if (!*present) return OkStatus();
+  if (!*present) return absl::OkStatus();
   char* end = nullptr;
   const long parsed = std::strtol(value, &end, 10);
   if (*end != '\0' || parsed < lo || parsed > hi) {
-    return InvalidArgumentError(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
+    return absl::InvalidArgumentError(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
                                 std::to_string(hi) + "], got '" + value + "'");
   }
   *out = static_cast<int>(parsed);
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 torch::Tensor Flatten(const std::vector<torch::Tensor>& tensors) {
@@ -63,7 +63,7 @@ bool HasCommBackend(CommBackend backend) {
   return false;
 }
 
-StatusOr<DistributedEnv> DistributedEnvFromEnvironment() {
+absl::StatusOr<DistributedEnv> DistributedEnvFromEnvironment() {
   DistributedEnv env;
   bool has_rank = false, has_local_rank = false, has_port = false;
   FASTDISS_RETURN_IF_ERROR(ReadIntVariable("WORLD_SIZE", 1, 65536, &env.world_size, &env.launched));
@@ -73,9 +73,9 @@ StatusOr<DistributedEnv> DistributedEnvFromEnvironment() {
   if (!has_local_rank) env.local_rank = env.rank;
   if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') env.master_addr = addr;
   if (env.launched) {
-    if (!has_rank) return InvalidArgumentError("WORLD_SIZE is " + std::to_string(env.world_size) + " but RANK is not set");
+    if (!has_rank) return absl::InvalidArgumentError("WORLD_SIZE is " + std::to_string(env.world_size) + " but RANK is not set");
     if (std::getenv("MASTER_ADDR") == nullptr || !has_port) {
-      return InvalidArgumentError("WORLD_SIZE is set, so MASTER_ADDR and MASTER_PORT (rank 0's address) must be too");
+      return absl::InvalidArgumentError("WORLD_SIZE is set, so MASTER_ADDR and MASTER_PORT (rank 0's address) must be too");
     }
   }
   return env;
@@ -111,12 +111,12 @@ struct Communicator::Impl {};
 Communicator::Communicator(DistributedEnv env, CommBackend backend) : env_(std::move(env)), backend_(backend) {}
 Communicator::~Communicator() = default;
 
-StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const DistributedEnv& env, CommBackend backend,
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const DistributedEnv& env, CommBackend backend,
                                                               std::chrono::milliseconds timeout) {
   std::unique_ptr<Communicator> comm(new Communicator(env, backend));
   if (!env.launched) return comm;
   if (!HasCommBackend(backend)) {
-    return FailedPreconditionError(std::string("torch.distributed over ") + CommBackendName(backend) +
+    return absl::FailedPreconditionError(std::string("torch.distributed over ") + CommBackendName(backend) +
                                    " asked for (WORLD_SIZE is set), but this build has no " + CommBackendName(backend) +
                                    (backend == CommBackend::kNccl ? " (it needs a LibTorch with CUDA and NCCL's header)"
                                                                   : " (built with FASTDISS_DISTRIBUTED=OFF or without gloo's headers)"));
@@ -149,29 +149,29 @@ StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const DistributedE
 #endif
     comm->impl_ = std::move(impl);
   } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, "torch.distributed rendezvous at " + env.master_addr + ":" +
+    return absl::Status(absl::StatusCode::kUnavailable, "torch.distributed rendezvous at " + env.master_addr + ":" +
                                                 std::to_string(env.master_port) + " failed: " + e.what());
   }
 #endif
   return comm;
 }
 
-Status Communicator::AllReduceSum(const std::vector<torch::Tensor>& tensors) {
-  if (impl_ == nullptr || tensors.empty()) return OkStatus();
+absl::Status Communicator::AllReduceSum(const std::vector<torch::Tensor>& tensors) {
+  if (impl_ == nullptr || tensors.empty()) return absl::OkStatus();
 #ifdef FASTDISS_HAS_C10D
   try {
     std::vector<torch::Tensor> message = {Flatten(tensors)};
     impl_->WithGroup([&](auto& group) { group.allreduce(message)->wait(); });
     Unflatten(message[0], tensors);
   } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, std::string("all-reduce failed: ") + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable, std::string("all-reduce failed: ") + e.what());
   }
 #endif
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status Communicator::Broadcast(const std::vector<torch::Tensor>& tensors, int root) {
-  if (impl_ == nullptr || tensors.empty()) return OkStatus();
+absl::Status Communicator::Broadcast(const std::vector<torch::Tensor>& tensors, int root) {
+  if (impl_ == nullptr || tensors.empty()) return absl::OkStatus();
 #ifdef FASTDISS_HAS_C10D
   try {
     std::vector<torch::Tensor> message = {Flatten(tensors)};
@@ -180,14 +180,14 @@ Status Communicator::Broadcast(const std::vector<torch::Tensor>& tensors, int ro
     impl_->WithGroup([&](auto& group) { group.broadcast(message, options)->wait(); });
     Unflatten(message[0], tensors);
   } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, std::string("broadcast failed: ") + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable, std::string("broadcast failed: ") + e.what());
   }
 #endif
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status Communicator::BroadcastBytes(std::string* bytes, const std::string& key) {
-  if (impl_ == nullptr) return OkStatus();
+absl::Status Communicator::BroadcastBytes(std::string* bytes, const std::string& key) {
+  if (impl_ == nullptr) return absl::OkStatus();
 #ifdef FASTDISS_HAS_C10D
   try {
     const std::string store_key = "fastdiss/" + key;
@@ -198,10 +198,10 @@ Status Communicator::BroadcastBytes(std::string* bytes, const std::string& key) 
       bytes->assign(value.begin(), value.end());
     }
   } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, "sharing '" + key + "' failed: " + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable, "sharing '" + key + "' failed: " + e.what());
   }
 #endif
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 }  // namespace fastdiss

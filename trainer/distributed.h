@@ -32,7 +32,7 @@ struct DistributedEnv {
 
 // Reads the torchrun variables. INVALID_ARGUMENT names a variable that is malformed, out of range
 // or missing when WORLD_SIZE > 1 needs it.
-StatusOr<DistributedEnv> DistributedEnvFromEnvironment();
+absl::StatusOr<DistributedEnv> DistributedEnvFromEnvironment();
 
 enum class CommBackend { kGloo, kNccl };
 const char* CommBackendName(CommBackend backend);
@@ -43,7 +43,7 @@ class Communicator {
  public:
   // Connects to the other ranks (blocks until all have joined or `timeout` passes).
   // FAILED_PRECONDITION when this build lacks `backend`.
-  static StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env, CommBackend backend,
+  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env, CommBackend backend,
                                                          std::chrono::milliseconds timeout);
   ~Communicator();
   Communicator(const Communicator&) = delete;
@@ -58,11 +58,11 @@ class Communicator {
 
   // Sums `tensors` (float tensors on one device: CPU for Gloo, this rank's GPU for NCCL) over the
   // ranks, in place, as one flat message.
-  Status AllReduceSum(const std::vector<torch::Tensor>& tensors);
+  absl::Status AllReduceSum(const std::vector<torch::Tensor>& tensors);
   // Copies `tensors` of rank `root` into every rank's tensors of the same shapes.
-  Status Broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
+  absl::Status Broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
   // Rank 0's `*bytes` on every rank (through the store; for small things like a tokenizer).
-  Status BroadcastBytes(std::string* bytes, const std::string& key);
+  absl::Status BroadcastBytes(std::string* bytes, const std::string& key);
 
  private:
   struct Impl;

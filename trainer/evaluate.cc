@@ -9,13 +9,13 @@
 
 namespace fastdiss {
 
-StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
+absl::StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
                                                      const std::vector<std::string>& sources,
                                                      const std::vector<std::string>& references,
                                                      const std::vector<int64_t>& steps,
                                                      const DecodeOptions& base, int max_rows) {
   if (sources.size() != references.size()) {
-    return InvalidArgumentError("sources and references differ in count");
+    return absl::InvalidArgumentError("sources and references differ in count");
   }
   const int max_source = sampler.model()->config().max_source_tokens;
   std::vector<std::vector<int>> encoded;
@@ -53,11 +53,11 @@ StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tok
   return results;
 }
 
-StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
+absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
                                          const std::vector<Example>& examples, int steps,
                                          int max_rows, uint64_t seed) {
-  if (steps < 2) return InvalidArgumentError("the approximation gap needs at least 2 steps");
-  if (examples.empty()) return InvalidArgumentError("the approximation gap needs examples");
+  if (steps < 2) return absl::InvalidArgumentError("the approximation gap needs at least 2 steps");
+  if (examples.empty()) return absl::InvalidArgumentError("the approximation gap needs examples");
   FASTDISS_ASSIGN_OR_RETURN(std::vector<int> kept, schedule.Respace(steps));
   GapEvaluation result;
   result.steps = steps;
@@ -99,7 +99,7 @@ StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedu
     result.error_inference = sum_inference / tokens;
     result.error_same = sum_same / tokens;
   } catch (const std::exception& e) {
-    return InternalError(std::string("approximation gap failed: ") + e.what());
+    return absl::InternalError(std::string("approximation gap failed: ") + e.what());
   }
   return result;
 }

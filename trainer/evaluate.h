@@ -27,7 +27,7 @@ struct StepsEvaluation {
 };
 
 // Decodes every source at each K (same seeds at every K) and scores against the references.
-StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
+absl::StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
                                                      const std::vector<std::string>& sources,
                                                      const std::vector<std::string>& references,
                                                      const std::vector<int64_t>& steps,
@@ -42,7 +42,7 @@ struct GapEvaluation {
 
 // The approximation gap over the transitions of a K-step schedule (K >= 2), averaged over tokens
 // of the given pairs. Seeded: the same inputs give the same figure.
-StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
+absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
                                          const std::vector<Example>& examples, int steps,
                                          int max_rows, uint64_t seed);
 

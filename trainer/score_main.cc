@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   auto bleu = fastdiss::CorpusBleu(*hyps, *refs);
   auto per = fastdiss::PhonemeErrorRate(*hyps, *refs);
   auto wer = fastdiss::WordErrorRate(*hyps, *refs);
-  for (const fastdiss::Status& status : {bleu.status(), per.status(), wer.status()}) {
+  for (const absl::Status& status : {bleu.status(), per.status(), wer.status()}) {
     if (!status.ok()) {
       std::cerr << "fastdiss-score: " << status.message() << "\n";
       return 2;

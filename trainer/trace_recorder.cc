@@ -60,11 +60,11 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* context) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<TraceRecorder>> TraceRecorder::Start(bool operators) {
+absl::StatusOr<std::unique_ptr<TraceRecorder>> TraceRecorder::Start(bool operators) {
   auto state = std::make_unique<State>();
   State* expected = nullptr;
   if (!active.compare_exchange_strong(expected, state.get())) {
-    return FailedPreconditionError("a TraceRecorder is already recording");
+    return absl::FailedPreconditionError("a TraceRecorder is already recording");
   }
   std::unordered_set<at::RecordScope, std::hash<at::RecordScope>> scopes = {at::RecordScope::USER_SCOPE};
   if (operators) {
@@ -105,12 +105,12 @@ std::string TraceRecorder::ChromeTraceJson() const {
   return json.str();
 }
 
-Status TraceRecorder::WriteChromeTrace(const std::string& path) const {
+absl::Status TraceRecorder::WriteChromeTrace(const std::string& path) const {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << ChromeTraceJson() << "\n";
   out.close();
-  if (!out) return InternalError("cannot write the trace to " + path);
-  return OkStatus();
+  if (!out) return absl::InternalError("cannot write the trace to " + path);
+  return absl::OkStatus();
 }
 
 }  // namespace fastdiss

@@ -21,7 +21,7 @@ namespace fastdiss {
 class TraceRecorder {
  public:
   // Fails when another recorder is active.
-  static StatusOr<std::unique_ptr<TraceRecorder>> Start(bool operators);
+  static absl::StatusOr<std::unique_ptr<TraceRecorder>> Start(bool operators);
   ~TraceRecorder();  // stops recording
   TraceRecorder(const TraceRecorder&) = delete;
   TraceRecorder& operator=(const TraceRecorder&) = delete;
@@ -29,7 +29,7 @@ class TraceRecorder {
   int64_t span_count() const;
   // The spans recorded so far as a Chrome trace: a JSON array of complete ("X") events, times in us.
   std::string ChromeTraceJson() const;
-  Status WriteChromeTrace(const std::string& path) const;
+  absl::Status WriteChromeTrace(const std::string& path) const;
 
   struct State;  // shared with the RecordFunction callbacks
 

@@ -49,7 +49,7 @@ TEST(TraceRecorderTest, OneAtATimeAndNothingAfterStop) {
   auto first = TraceRecorder::Start(false);
   ASSERT_TRUE(first.ok());
   auto second = TraceRecorder::Start(false);
-  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   first->reset();
   NamedWork();  // no recorder: must not crash or record
   auto third = TraceRecorder::Start(false);

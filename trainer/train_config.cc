@@ -7,8 +7,8 @@
 namespace fastdiss {
 namespace {
 
-Status Require(bool ok, const std::string& message) {
-  return ok ? OkStatus() : InvalidArgumentError(message);
+absl::Status Require(bool ok, const std::string& message) {
+  return ok ? absl::OkStatus() : absl::InvalidArgumentError(message);
 }
 
 template <typename T>
@@ -84,7 +84,7 @@ ConfigFields TrainConfig::Fields() {
   return fields;
 }
 
-Status TrainConfig::Validate() const {
+absl::Status TrainConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Require(!data.train_source.empty(), "data.train_source must name at least one file"));
   FASTDISS_RETURN_IF_ERROR(Require(data.train_source.size() == data.train_target.size(),
       "data.train_source and data.train_target must list the same number of files, got " +
@@ -146,10 +146,10 @@ Status TrainConfig::Validate() const {
   FASTDISS_RETURN_IF_ERROR(Require(eval.keep_last >= 0, "eval.keep_last must be >= 0"));
   FASTDISS_RETURN_IF_ERROR(Require(eval.length_beam >= 1 && eval.length_beam <= 16, "eval.length_beam must be in [1, 16]"));
   FASTDISS_RETURN_IF_ERROR(Require(eval.noise_beam >= 1 && eval.noise_beam <= 16, "eval.noise_beam must be in [1, 16]"));
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-StatusOr<TrainConfig> TrainConfig::Load(const std::string& path,
+absl::StatusOr<TrainConfig> TrainConfig::Load(const std::string& path,
                                         const std::vector<std::string>& overrides) {
   ConfigTree tree;
   if (!path.empty()) {

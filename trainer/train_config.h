@@ -79,11 +79,11 @@ struct TrainConfig {
   EvalConfig eval;
 
   ConfigFields Fields();
-  Status Validate() const;
+  absl::Status Validate() const;
 
   // Reads a YAML file (may be empty for all defaults), applies "key=value" overrides in order,
   // rejects unknown keys, validates. Relative paths are relative to the working directory.
-  static StatusOr<TrainConfig> Load(const std::string& path, const std::vector<std::string>& overrides);
+  static absl::StatusOr<TrainConfig> Load(const std::string& path, const std::vector<std::string>& overrides);
 };
 
 }  // namespace fastdiss

@@ -16,7 +16,7 @@ constexpr char kMinimal[] =
     "train:\n"
     "  output_dir: out\n";
 
-StatusOr<TrainConfig> Load(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+absl::StatusOr<TrainConfig> Load(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("c.yaml"), yaml);
   return TrainConfig::Load(dir.File("c.yaml"), overrides);
@@ -56,7 +56,7 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
   EXPECT_TRUE(Load(kMinimal, {"objective.mans_shift=proportional"}).ok());
   auto mismatched = Load(kMinimal, {"data.train_target=[a.tgt, b.tgt]"});
   EXPECT_NE(mismatched.status().message().find("data.train_target"), std::string::npos);
-  EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(TrainConfigTest, EveryKeyIsDocumentedAndRoundTrips) {

@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   auto summary = (*trainer)->Run();
   running_trainer.store(nullptr);
   if (profile != nullptr) {
-    const fastdiss::Status written = profile->WriteChromeTrace(profile_path);
+    const absl::Status written = profile->WriteChromeTrace(profile_path);
     if (!written.ok()) {
       std::cerr << "fastdiss-train: " << written << "\n";
       return 1;

@@ -54,18 +54,18 @@ T ReadScalar(torch::serialize::InputArchive& archive, const char* key) {
 Trainer::Trainer(TrainConfig config, std::ostream* log, Communicator* comm)
     : config_(std::move(config)), log_(comm == nullptr || comm->rank() == 0 ? log : &null_log_), comm_(comm) {}
 
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log, Communicator* comm) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log, Communicator* comm) {
   FASTDISS_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(config), log, comm));
   FASTDISS_RETURN_IF_ERROR(trainer->Initialize());
   return trainer;
 }
 
-Status Trainer::Initialize() {
+absl::Status Trainer::Initialize() {
   const std::string out = config_.train.output_dir;
   std::error_code error;
   fs::create_directories(out, error);
-  if (error) return InvalidArgumentError("cannot create train.output_dir '" + out + "': " + error.message());
+  if (error) return absl::InvalidArgumentError("cannot create train.output_dir '" + out + "': " + error.message());
 
   // Rank 0 decides what to resume from, so that every rank loads the same checkpoint.
   std::string resume = config_.train.resume;
@@ -89,13 +89,13 @@ Status Trainer::Initialize() {
   if (!resume.empty()) {
     FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(resume));
     if (loaded.trainer_state.empty()) {
-      return FailedPreconditionError("checkpoint '" + resume + "' has no trainer state to resume from");
+      return absl::FailedPreconditionError("checkpoint '" + resume + "' has no trainer state to resume from");
     }
     ModelConfig expected = config_.model;
     expected.vocab_size = loaded.config.vocab_size;
     expected.pad_id = loaded.config.pad_id;
     if (!SameModelConfig(expected, loaded.config)) {
-      return FailedPreconditionError("checkpoint '" + resume +
+      return absl::FailedPreconditionError("checkpoint '" + resume +
                                      "' was trained with another model config than this run's model.*");
     }
     tokenizer_ = std::move(loaded.tokenizer);
@@ -114,7 +114,7 @@ Status Trainer::Initialize() {
     found.source_lowercase = wanted.source_lowercase;
     found.dropout = wanted.dropout;
     if (!SameModelConfig(wanted, found)) {
-      return FailedPreconditionError("train.init_from '" + from +
+      return absl::FailedPreconditionError("train.init_from '" + from +
                                      "' has another model shape than this run's model.*");
     }
     FASTDISS_RETURN_IF_ERROR(wanted.Validate());
@@ -133,7 +133,7 @@ Status Trainer::Initialize() {
     if (is_chief() && !config_.data.tokenizer.empty()) {
       *log_ << "tokenizer: " << config_.data.tokenizer << "\n";
       std::ifstream in(config_.data.tokenizer, std::ios::binary);
-      if (!in) return NotFoundError("data.tokenizer '" + config_.data.tokenizer + "' cannot be read");
+      if (!in) return absl::NotFoundError("data.tokenizer '" + config_.data.tokenizer + "' cannot be read");
       tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     } else if (is_chief()) {
       SentencePieceTrainOptions spm;
@@ -151,7 +151,7 @@ Status Trainer::Initialize() {
     }
     if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
     FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromSerializedProto(tokenizer_bytes));
-    if (tokenizer_.pad_id() < 0) return InternalError("the trained tokenizer has no pad piece");
+    if (tokenizer_.pad_id() < 0) return absl::InternalError("the trained tokenizer has no pad piece");
     ModelConfig model_config = config_.model;
     model_config.vocab_size = tokenizer_.vocab_size();
     model_config.pad_id = tokenizer_.pad_id();
@@ -185,7 +185,7 @@ Status Trainer::Initialize() {
     train_.skipped_empty += part.skipped_empty;
     std::move(part.examples.begin(), part.examples.end(), std::back_inserter(train_.examples));
   }
-  if (train_.examples.empty()) return InvalidArgumentError("no usable training pairs");
+  if (train_.examples.empty()) return absl::InvalidArgumentError("no usable training pairs");
   FASTDISS_ASSIGN_OR_RETURN(ParallelText dev, ReadParallelText(config_.data.dev_source, config_.data.dev_target));
   size_t dev_count = dev.source.size();
   if (config_.eval.dev_sentences > 0) dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
@@ -204,7 +204,7 @@ Status Trainer::Initialize() {
         << train_.examples.size() << " training pairs in " << epoch_batches_.size()
         << " batches per epoch; objective scp=" << (config_.objective.scp ? "on" : "off")
         << " mans=" << (config_.objective.mans ? "on" : "off") << "\n";
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 double Trainer::LearningRate(int64_t step) const {
@@ -213,7 +213,7 @@ double Trainer::LearningRate(int64_t step) const {
   return config_.train.lr * std::min(s / warmup, std::sqrt(warmup / s));
 }
 
-StatusOr<TrainSummary> Trainer::Run() {
+absl::StatusOr<TrainSummary> Trainer::Run() {
   TrainSummary summary;
   const auto run_start = std::chrono::steady_clock::now();
   auto window_start = run_start;
@@ -325,11 +325,11 @@ StatusOr<TrainSummary> Trainer::Run() {
         optimizer_->step();
       }
     } catch (const std::exception& e) {
-      return InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
+      return absl::InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
     }
     const double total = loss.total.item<double>();
     if (!std::isfinite(total)) {
-      return InternalError("loss became " + std::to_string(total) + " at step " + std::to_string(step_) +
+      return absl::InternalError("loss became " + std::to_string(total) + " at step " + std::to_string(step_) +
                            "; lower train.lr or raise train.warmup_steps");
     }
     const int64_t tokens = source_tokens + loss.target_tokens;
@@ -419,7 +419,7 @@ StatusOr<TrainSummary> Trainer::Run() {
   return summary;
 }
 
-Status Trainer::EvaluateAndCheckpoint(double loss) {
+absl::Status Trainer::EvaluateAndCheckpoint(double loss) {
   // Left out of `fastdiss-train --profile` traces: they are about the training step, and a dev
   // evaluation records millions of operator events.
   at::RecordFunctionGuard no_profiling(false);
@@ -486,13 +486,13 @@ Status Trainer::EvaluateAndCheckpoint(double loss) {
       }
     }
     for (const fs::path& path : remove) {
-      if (Status removed = RemoveCheckpointDir(path.string()); !removed.ok()) *log_ << "warning: " << removed << "\n";
+      if (absl::Status removed = RemoveCheckpointDir(path.string()); !removed.ok()) *log_ << "warning: " << removed << "\n";
     }
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
-Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu) {
+absl::Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu) {
   ConfigTree metadata;
   FASTDISS_RETURN_IF_ERROR(WriteFields(config_.Fields(), &metadata));
   FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.step", step_));
@@ -506,7 +506,7 @@ Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64
   try {
     options.trainer_state = SerializeState();
   } catch (const std::exception& e) {
-    return InternalError(std::string("serializing the trainer state failed: ") + e.what());
+    return absl::InternalError(std::string("serializing the trainer state failed: ") + e.what());
   }
   return SaveCheckpoint(dir, model_, tokenizer_, metadata, options);
 }
@@ -532,7 +532,7 @@ std::string Trainer::SerializeState() const {
   return out.str();
 }
 
-Status Trainer::RestoreState(const std::string& bytes) {
+absl::Status Trainer::RestoreState(const std::string& bytes) {
   try {
     torch::serialize::InputArchive archive;
     std::istringstream in(bytes);
@@ -555,9 +555,9 @@ Status Trainer::RestoreState(const std::string& bytes) {
     archive.read("optimizer", optimizer);
     optimizer_->load(optimizer);
   } catch (const std::exception& e) {
-    return DataLossError(std::string("the checkpoint's trainer state is unreadable: ") + e.what());
+    return absl::DataLossError(std::string("the checkpoint's trainer state is unreadable: ") + e.what());
   }
-  return OkStatus();
+  return absl::OkStatus();
 }
 
 void Trainer::AppendMetrics(const std::string& json_line) {

@@ -51,10 +51,10 @@ class Trainer {
  public:
   // log receives progress lines (rank 0 only); it must outlive the trainer, and so must `comm`
   // (null: a single process).
-  static StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log,
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log,
                                                    Communicator* comm = nullptr);
 
-  StatusOr<TrainSummary> Run();
+  absl::StatusOr<TrainSummary> Run();
 
   // Ends Run at the end of the current step, at the same step on every rank: rank 0 saves last/
   // (no dev evaluation, so it is quick) and Run returns; resuming continues exactly. Callable
@@ -69,11 +69,11 @@ class Trainer {
   bool is_chief() const { return comm_ == nullptr || comm_->rank() == 0; }
   int rank() const { return comm_ == nullptr ? 0 : comm_->rank(); }
   int world_size() const { return comm_ == nullptr ? 1 : comm_->world_size(); }
-  Status Initialize();
-  Status EvaluateAndCheckpoint(double loss);
-  Status SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu);
+  absl::Status Initialize();
+  absl::Status EvaluateAndCheckpoint(double loss);
+  absl::Status SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu);
   std::string SerializeState() const;
-  Status RestoreState(const std::string& bytes);
+  absl::Status RestoreState(const std::string& bytes);
   void AppendMetrics(const std::string& json_line);
   double LearningRate(int64_t step) const;
 

@@ -67,7 +67,7 @@ class TrainerTest : public ::testing::Test {
     }
   }
 
-  StatusOr<TrainSummary> Train(const TrainConfig& config) {
+  absl::StatusOr<TrainSummary> Train(const TrainConfig& config) {
     FASTDISS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, &log_));
     return trainer->Run();
   }
@@ -177,7 +177,7 @@ TEST_F(TrainerTest, AGivenTokenizerIsUsedAsIs) {
 
   TrainConfig missing = Config("third", 1);
   missing.data.tokenizer = dir_.File("nope.model");
-  EXPECT_EQ(Train(missing).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Train(missing).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(TrainerTest, AnAbsentDeviceIsRefused) {
@@ -185,7 +185,7 @@ TEST_F(TrainerTest, AnAbsentDeviceIsRefused) {
   TrainConfig config = Config("cuda", 1);
   config.train.device = "cuda";
   auto status = Train(config).status();
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   EXPECT_NE(status.message().find("cuda"), std::string::npos) << status;
 }
 
@@ -195,7 +195,7 @@ TEST_F(TrainerTest, ResumeFromAMismatchedModelIsRefused) {
   TrainConfig other = Config("run", 10);
   other.model.d_model = 32;
   auto status = Train(other).status();
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
 }
 
 // train.init_from starts a fresh run (step 0, fresh optimizer) from another checkpoint's weights
@@ -226,7 +226,7 @@ TEST_F(TrainerTest, InitFromStartsAFreshRunFromAnotherCheckpointsWeights) {
   reshaped.train.init_from = dir_.File("donor/last");
   reshaped.model.ffn_dim = 64;
   auto status = Train(reshaped).status();
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   TrainConfig missing = Config("orphan", 1);
   missing.train.init_from = dir_.File("nowhere");
   EXPECT_FALSE(Train(missing).ok());
