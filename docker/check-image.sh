@@ -10,13 +10,18 @@
 # chroot, with the image's own config, user-independent paths and bundled model; then calls
 # the health service and Generate through fastdiss-client (also from the image).
 # Needs root, podman, debootstrap (apt-get install podman debootstrap fuse-overlayfs).
-# Environment: IMAGE (fastdiss-server:check), BASE_DIR (build/debian-base), MIRROR.
+# Environment: IMAGE (fastdiss-server:check), BASE_DIR (build/debian-base), MIRROR (default: the
+# archive this machine's own apt configuration uses for bookworm, from `apt-get indextargets`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-localhost/fastdiss-server:check}
 BASE_DIR=${BASE_DIR:-build/debian-base}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+if [[ -z "${MIRROR:-}" ]]; then
+  MIRROR=$(apt-get indextargets --format '$(SITE) $(RELEASE)' 'Identifier: Packages' 2>/dev/null |
+             awk '$2 == "bookworm" { print $1; exit }')
+  [[ -n "$MIRROR" ]] || { echo "check-image: apt has no bookworm archive configured; set MIRROR" >&2; exit 1; }
+fi
 BASE=localhost/debian-base:bookworm
 for tool in podman debootstrap; do
   command -v "$tool" >/dev/null || { echo "check-image: $tool is missing (apt-get install podman debootstrap)" >&2; exit 1; }
