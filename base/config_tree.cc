@@ -1,5 +1,7 @@
 #include "base/config_tree.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -13,7 +15,6 @@
 namespace fastdiss {
 namespace {
 
-bool IsSpace(char c) { return c == ' ' || c == '\t'; }
 bool IsKeyChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }
 
 bool ValidKeySegment(std::string_view s) {
@@ -29,271 +30,74 @@ bool ValidDottedKey(std::string_view key) {
   }
 }
 
-bool IsNull(std::string_view s) { return s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+// 1-based line of a node in its text.
+int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 
-// A value as written after "key:", "- " or "--set key=": absent, a scalar, or a flow list.
-struct ParsedValue {
-  bool present = false;
-  bool is_list = false;
-  std::string scalar;
-  std::vector<std::string> list;
-};
-
-// Reads one value of the subset from a single line; errors carry no location (callers add it).
-class ValueParser {
- public:
-  explicit ValueParser(std::string_view text) : s_(text) {}
-
-  absl::Status Parse(ParsedValue* out) {
-    SkipSpace();
-    if (i_ == s_.size() || AtComment()) return absl::OkStatus();
-    out->present = true;
-    if (s_[i_] == '[') {
-      out->is_list = true;
-      FASTDISS_RETURN_IF_ERROR(FlowList(&out->list));
-    } else if (s_[i_] == '"' || s_[i_] == '\'') {
-      FASTDISS_RETURN_IF_ERROR(Quoted(&out->scalar));
-    } else {
-      FASTDISS_RETURN_IF_ERROR(Plain(/*in_list=*/false, &out->scalar));
-    }
-    SkipSpace();
-    if (i_ == s_.size() || AtComment()) return absl::OkStatus();
-    return absl::InvalidArgumentError("unexpected text after the value: '" + std::string(s_.substr(i_)) + "'");
-  }
-
- private:
-  void SkipSpace() {
-    while (i_ < s_.size() && IsSpace(s_[i_])) ++i_;
-  }
-  // YAML starts a comment only at '#' after whitespace (or at the start).
-  bool AtComment() const { return i_ < s_.size() && s_[i_] == '#' && (i_ == 0 || IsSpace(s_[i_ - 1])); }
-
-  absl::Status Quoted(std::string* out) {
-    const char quote = s_[i_++];
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == quote) {
-        if (quote == '"' || i_ == s_.size() || s_[i_] != '\'') return absl::OkStatus();
-        ++i_;  // '' inside '...' is one quote
-        out->push_back('\'');
-      } else if (c == '\\' && quote == '"' && i_ < s_.size()) {
-        const char e = s_[i_++];
-        static constexpr std::string_view kFrom = "\"\\/ntr", kTo = "\"\\/\n\t\r";
-        const size_t k = kFrom.find(e);
-        if (k == std::string_view::npos) {
-          return absl::InvalidArgumentError(std::string("unsupported escape '\\") + e +
-                                      "' (use \\\" \\\\ \\n \\t \\r)");
-        }
-        out->push_back(kTo[k]);
-      } else {
-        out->push_back(c);
-      }
-    }
-    return absl::InvalidArgumentError("unterminated quoted string (multi-line strings are not supported)");
-  }
-
-  absl::Status Plain(bool in_list, std::string* out) {
-    const char c0 = s_[i_];
-    const bool item_marker = c0 == '-' && (i_ + 1 == s_.size() || IsSpace(s_[i_ + 1]));
-    if (c0 == '&' || c0 == '*') return absl::InvalidArgumentError("anchors and aliases are not supported");
-    if (c0 == '!') return absl::InvalidArgumentError("tags are not supported");
-    if (c0 == '|' || c0 == '>') return absl::InvalidArgumentError("multi-line strings are not supported");
-    if (c0 == '{') return absl::InvalidArgumentError("flow mappings are not supported");
-    if (c0 == '[') return absl::InvalidArgumentError("nested lists are not supported");
-    if (item_marker) return absl::InvalidArgumentError("a list item must start its own line");
-    if (!in_list && std::string_view("]},@`%?").find(c0) != std::string_view::npos) {
-      return absl::InvalidArgumentError(std::string("a value cannot start with '") + c0 + "'; quote it");
-    }
-    const size_t start = i_;
-    for (; i_ < s_.size(); ++i_) {
-      const char c = s_[i_];
-      if (in_list && (c == ',' || c == ']')) break;
-      if (AtComment()) break;
-      if (in_list && (c == '[' || c == '{' || c == '}')) {
-        return absl::InvalidArgumentError("nested lists and flow mappings are not supported");
-      }
-      const char next = i_ + 1 < s_.size() ? s_[i_ + 1] : ' ';
-      if (c == ':' && (IsSpace(next) || (in_list && (next == ',' || next == ']')))) {
-        return absl::InvalidArgumentError(
-            "': ' inside a plain value (put nested keys on their own lines; quote strings)");
-      }
-    }
-    size_t end = i_;
-    while (end > start && IsSpace(s_[end - 1])) --end;
-    *out = std::string(s_.substr(start, end - start));
-    if (out->empty()) return absl::InvalidArgumentError("empty list item");
-    if (IsNull(*out))
-      return absl::InvalidArgumentError("null values are not supported (quote the string, or drop the key)");
-    return absl::OkStatus();
-  }
-
-  absl::Status FlowList(std::vector<std::string>* out) {
-    ++i_;  // '['
-    SkipSpace();
-    if (i_ < s_.size() && s_[i_] == ']') {
-      ++i_;
-      return absl::OkStatus();
-    }
-    while (true) {
-      SkipSpace();
-      if (i_ == s_.size()) break;
-      std::string item;
-      if (s_[i_] == '"' || s_[i_] == '\'') {
-        FASTDISS_RETURN_IF_ERROR(Quoted(&item));
-      } else {
-        FASTDISS_RETURN_IF_ERROR(Plain(/*in_list=*/true, &item));
-      }
-      out->push_back(std::move(item));
-      SkipSpace();
-      if (i_ == s_.size() || AtComment()) break;
-      const char c = s_[i_++];
-      if (c == ']') return absl::OkStatus();
-      if (c != ',')
-        return absl::InvalidArgumentError(std::string("expected ',' or ']' in a list, got '") + c + "'");
-    }
-    return absl::InvalidArgumentError("unterminated list (a flow list must close on its own line)");
-  }
-
-  std::string_view s_;
-  size_t i_ = 0;
-};
-
-ConfigValue ToConfigValue(ParsedValue v, int line) {
+// A value node as the tree holds it: a scalar, or a list of scalars. The message says why not,
+// without a location (callers add it).
+absl::StatusOr<ConfigValue> ToConfigValue(const YAML::Node& node) {
   ConfigValue value;
-  value.is_list = v.is_list;
-  value.scalar = std::move(v.scalar);
-  value.list = std::move(v.list);
-  value.line = line;
-  return value;
+  value.line = LineOf(node);
+  if (node.IsScalar()) {
+    value.scalar = node.Scalar();
+    return value;
+  }
+  if (node.IsSequence()) {
+    value.is_list = true;
+    for (const YAML::Node& item : node) {
+      if (item.IsNull()) return absl::InvalidArgumentError("empty list item");
+      if (!item.IsScalar()) return absl::InvalidArgumentError("lists hold only scalars (no nested lists or mappings)");
+      value.list.push_back(item.Scalar());
+    }
+    return value;
+  }
+  if (node.IsNull()) return absl::InvalidArgumentError("no value (write \"\" for an empty string)");
+  return absl::InvalidArgumentError("expected a scalar or a list");
 }
 
-// One non-blank, non-comment line of a file.
-struct Line {
-  int number;
-  int indent;
-  bool is_item;           // "- value"
-  std::string_view key;   // when !is_item
-  std::string_view rest;  // the text after "key:" or "-"
-  std::string error;      // why the line is malformed; reported in line order, when reached
+// Where a text's YAML content lines are: the first (0 when there is none) and the first "---"
+// after content, which starts a second document (0 when there is none).
+struct ContentLines {
+  int first = 0;
+  int second_document = 0;
 };
 
-// Turns lines into dotted-key entries, checking the nesting and duplicate keys.
-class BlockParser {
- public:
-  explicit BlockParser(std::string_view source) : source_(source) {}
-
-  absl::Status Run(std::string_view text, std::vector<std::pair<std::string, ConfigValue>>* out) {
-    out_ = out;
-    Split(text);
-    size_t i = 0;
-    return Mapping(&i, 0, "");
+ContentLines FindContentLines(std::string_view text) {
+  ContentLines lines;
+  int number = 0;
+  for (size_t start = 0; start < text.size() && lines.second_document == 0;) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++number;
+    const bool marker = line.substr(0, 3) == "---" && (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3])));
+    if (marker && lines.first > 0) lines.second_document = number;
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (marker || first == std::string_view::npos || line[first] == '#' || line[0] == '%') continue;
+    if (lines.first == 0) lines.first = number;
   }
+  return lines;
+}
 
- private:
-  absl::Status Error(int line, const std::string& message) const {
-    return absl::InvalidArgumentError(std::string(source_) + ":" + std::to_string(line) + ": " + message);
+// The one document of `text` (a null node when it has only comments). yaml-cpp's parse errors become
+// INVALID_ARGUMENT at "<source>:<line>" (no location when `source` is empty). YAML::Load, not
+// LoadAll: yaml-cpp 0.7's LoadAll never returns on some malformed input (a lone ","), Load does.
+absl::StatusOr<YAML::Node> LoadDocument(std::string_view text, std::string_view source) {
+  const auto error = [&](int line, const std::string& message) {
+    if (source.empty()) return absl::InvalidArgumentError(message);
+    return absl::InvalidArgumentError(std::string(source) + ":" + std::to_string(line) + ": " + message);
+  };
+  const ContentLines lines = FindContentLines(text);
+  if (lines.second_document > 0) return error(lines.second_document, "more than one document");
+  YAML::Node document;
+  try {
+    document = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return error(e.mark.line + 1, e.msg);
   }
-
-  void Split(std::string_view text) {
-    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte order mark
-    int number = 0;
-    for (size_t pos = 0; pos <= text.size();) {
-      size_t eol = text.find('\n', pos);
-      if (eol == std::string_view::npos) eol = text.size();
-      std::string_view raw = text.substr(pos, eol - pos);
-      pos = eol + 1;
-      ++number;
-      if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-      const size_t first = raw.find_first_not_of(" \t");
-      if (first == std::string_view::npos || raw[first] == '#') continue;
-      const size_t indent = raw.find_first_not_of(' ');
-      const std::string_view content = raw.substr(indent);
-      Line line{number, static_cast<int>(indent), false, {}, {}, {}};
-      if (content[0] == '\t') {
-        line.error = "tab in indentation (indent with spaces)";
-      } else if (content == "---" || content == "..." || content.substr(0, 4) == "--- ") {
-        line.error = "document markers are not supported";
-      } else if (content[0] == '-' && (content.size() == 1 || IsSpace(content[1]))) {
-        line.is_item = true;
-        line.rest = content.substr(1);
-      } else {
-        size_t colon = 0;
-        while (colon < content.size() && IsKeyChar(content[colon])) ++colon;
-        line.key = content.substr(0, colon);
-        if (colon == content.size() || content[colon] != ':' ||
-            (colon + 1 < content.size() && !IsSpace(content[colon + 1])) || !ValidKeySegment(line.key)) {
-          line.error = "expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got '" +
-                       std::string(content) + "'";
-        } else {
-          line.rest = content.substr(colon + 1);
-        }
-      }
-      lines_.push_back(std::move(line));
-    }
-  }
-
-  absl::Status Claim(const std::string& key, int line) {
-    const auto [it, inserted] = seen_.emplace(key, line);
-    if (inserted) return absl::OkStatus();
-    return Error(line, "duplicate key '" + key + "' (first at line " + std::to_string(it->second) + ")");
-  }
-
-  absl::Status Value(const Line& line, const std::string& key, ParsedValue* value) const {
-    const absl::Status status = ValueParser(line.rest).Parse(value);
-    return status.ok() ? status : Error(line.number, key + ": " + std::string(status.message()));
-  }
-
-  // The mapping whose keys sit at `indent`, starting at lines_[*i].
-  absl::Status Mapping(size_t* i, int indent, const std::string& prefix) {
-    while (*i < lines_.size()) {
-      const Line& line = lines_[*i];
-      if (!line.error.empty()) return Error(line.number, line.error);
-      if (line.indent < indent) return absl::OkStatus();  // the enclosing mapping checks the level
-      if (line.indent > indent) {
-        return Error(line.number, "inconsistent indentation: expected " + std::to_string(indent) +
-                                      " spaces, got " + std::to_string(line.indent));
-      }
-      if (line.is_item) return Error(line.number, "list item without a key above it");
-      const std::string key = prefix + std::string(line.key);
-      FASTDISS_RETURN_IF_ERROR(Claim(key, line.number));
-      ParsedValue value;
-      FASTDISS_RETURN_IF_ERROR(Value(line, key, &value));
-      ++*i;
-      if (*i < lines_.size() && !lines_[*i].error.empty()) return Error(lines_[*i].number, lines_[*i].error);
-      if (value.present) {
-        out_->emplace_back(key, ToConfigValue(std::move(value), line.number));
-      } else if (*i < lines_.size() && lines_[*i].is_item && lines_[*i].indent >= indent) {
-        FASTDISS_RETURN_IF_ERROR(BlockList(i, key, &value));
-        out_->emplace_back(key, ToConfigValue(std::move(value), line.number));
-      } else if (*i < lines_.size() && lines_[*i].indent > indent) {
-        FASTDISS_RETURN_IF_ERROR(Mapping(i, lines_[*i].indent, key + "."));
-      } else {
-        return Error(line.number, "'" + key + "' has no value (write \"\" for an empty string)");
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  // "- item" lines, all at the indentation of the first.
-  absl::Status BlockList(size_t* i, const std::string& key, ParsedValue* list) {
-    list->present = list->is_list = true;
-    const int indent = lines_[*i].indent;
-    for (; *i < lines_.size() && lines_[*i].is_item && lines_[*i].indent == indent; ++*i) {
-      if (!lines_[*i].error.empty()) return Error(lines_[*i].number, lines_[*i].error);
-      ParsedValue item;
-      FASTDISS_RETURN_IF_ERROR(Value(lines_[*i], key, &item));
-      if (!item.present) return Error(lines_[*i].number, key + ": empty list item");
-      if (item.is_list) return Error(lines_[*i].number, key + ": nested lists are not supported");
-      list->list.push_back(std::move(item.scalar));
-    }
-    return absl::OkStatus();
-  }
-
-  std::string_view source_;
-  std::vector<Line> lines_;
-  std::map<std::string, int> seen_;  // every key and section -> line, for duplicates
-  std::vector<std::pair<std::string, ConfigValue>>* out_ = nullptr;
-};
+  return document;
+}
 
 // ---- Scalar conversions for Get() and Put(). ----
 
@@ -316,43 +120,6 @@ std::string FormatDouble(double v) {
   return std::string(buf, r.ptr);
 }
 
-// Whether `s` must be quoted to read back as the same string (in a list or not).
-bool NeedsQuotes(std::string_view s) {
-  if (s.empty() || IsSpace(s.front()) || IsSpace(s.back()) || IsNull(s)) return true;
-  if (std::string_view("&*!|>{}[]@`%?,#'\"").find(s[0]) != std::string_view::npos) return true;
-  if (s[0] == '-' && (s.size() == 1 || IsSpace(s[1]))) return true;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || std::string_view(",[]{}").find(s[i]) != std::string_view::npos) return true;
-    if (c == ':' && (i + 1 == s.size() || IsSpace(s[i + 1]))) return true;
-    if (c == '#' && IsSpace(s[i - 1])) return true;
-  }
-  return false;
-}
-
-std::string FormatScalar(std::string_view s) {
-  if (!NeedsQuotes(s)) return std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string FormatValue(const ConfigValue& value) {
-  if (!value.is_list) return FormatScalar(value.scalar);
-  std::string out = "[";
-  for (size_t i = 0; i < value.list.size(); ++i) out += (i ? ", " : "") + FormatScalar(value.list[i]);
-  return out + "]";
-}
-
 // Optimal string alignment distance (a transposition counts as one edit).
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
@@ -368,33 +135,93 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
-// Sections of ToYaml(), in first-appearance order.
-struct YamlNode {
-  std::string name;
-  const ConfigValue* value = nullptr;
-  std::vector<YamlNode> children;
-};
 
-void EmitYaml(const YamlNode& node, int depth, std::string* out) {
-  for (const YamlNode& child : node.children) {
-    out->append(2 * depth, ' ');
-    *out += child.name + ":";
-    if (child.value != nullptr) {
-      *out += " " + FormatValue(*child.value) + "\n";
+// yaml-cpp's emitter writes a carriage return or other control character into a plain scalar,
+// where it does not read back; such strings go double-quoted, with escapes.
+void EmitString(const std::string& text, YAML::Emitter* out) {
+  const bool control = std::any_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (control) *out << YAML::DoubleQuoted;
+  *out << text;
+}
+
+// Writes the entries below `prefix` (entries_[begin, end) all start with it) as one mapping,
+// each section's keys together in first-appearance order.
+template <typename Entry>
+void EmitSection(const std::vector<Entry>& entries, const std::string& prefix, YAML::Emitter* out) {
+  std::vector<std::string> names;  // this level's keys and sections, in first-appearance order
+  for (const Entry& entry : entries) {
+    if (entry.key.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string name = entry.key.substr(prefix.size(), entry.key.find('.', prefix.size()) - prefix.size());
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  *out << YAML::BeginMap;
+  for (const std::string& name : names) {
+    *out << YAML::Key << name << YAML::Value;
+    const auto value = std::find_if(entries.begin(), entries.end(),
+                                    [&](const Entry& entry) { return entry.key == prefix + name; });
+    if (value == entries.end()) {
+      EmitSection(entries, prefix + name + ".", out);
+    } else if (value->value.is_list) {
+      *out << YAML::Flow << YAML::BeginSeq;
+      for (const std::string& item : value->value.list) EmitString(item, out);
+      *out << YAML::EndSeq;
     } else {
-      *out += "\n";
-      EmitYaml(child, depth + 1, out);
+      EmitString(value->value.scalar, out);
     }
   }
+  *out << YAML::EndMap;
 }
 
 }  // namespace
 
 absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_view source_name) {
-  std::vector<std::pair<std::string, ConfigValue>> entries;
-  FASTDISS_RETURN_IF_ERROR(BlockParser(source_name).Run(text, &entries));
+  const auto error = [&](int line, const std::string& message) {
+    return absl::InvalidArgumentError(std::string(source_name) + ":" + std::to_string(line) + ": " + message);
+  };
+  FASTDISS_ASSIGN_OR_RETURN(const YAML::Node root, LoadDocument(text, source_name));
   ConfigTree tree;
   tree.source_name_ = std::string(source_name);
+  // yaml-cpp reads some malformed text (a leading ",") as no document at all, like a file of
+  // comments: only the latter is an empty config.
+  const int first_content = FindContentLines(text).first;
+  if (root.IsNull() && first_content == 0) return tree;
+  if (!root.IsMap()) {
+    return error(root.IsNull() ? first_content : LineOf(root), "the file must be a mapping of 'key: value' lines");
+  }
+  // Depth-first over the mappings, so keys keep their file order.
+  std::map<std::string, int> seen;  // every key and section -> line, for duplicates
+  std::vector<std::pair<std::string, ConfigValue>> entries;
+  // Nesting is bounded: an alias may name a mapping that holds it, which would never end.
+  constexpr int kMaxDepth = 32;
+  const std::function<absl::Status(const YAML::Node&, const std::string&, int)> read_mapping =
+      [&](const YAML::Node& mapping, const std::string& prefix, int depth) -> absl::Status {
+    if (depth > kMaxDepth) {
+      return error(LineOf(mapping), "sections nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    for (const auto& pair : mapping) {
+      const int line = LineOf(pair.first);
+      if (!pair.first.IsScalar() || !ValidKeySegment(pair.first.Scalar())) {
+        return error(line, "keys are names of letters, digits, '_' and '-'");
+      }
+      const std::string key = prefix + pair.first.Scalar();
+      const auto [first, inserted] = seen.emplace(key, line);
+      if (!inserted) return error(line, "duplicate key '" + key + "' (first at line " + std::to_string(first->second) + ")");
+      if (pair.second.IsMap()) {
+        if (pair.second.size() == 0) return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
+        FASTDISS_RETURN_IF_ERROR(read_mapping(pair.second, key + ".", depth + 1));
+        continue;
+      }
+      if (pair.second.IsNull()) return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
+      auto value = ToConfigValue(pair.second);
+      if (!value.ok()) return error(LineOf(pair.second), key + ": " + std::string(value.status().message()));
+      value->line = line;
+      entries.emplace_back(key, *std::move(value));
+    }
+    return absl::OkStatus();
+  };
+  FASTDISS_RETURN_IF_ERROR(read_mapping(root, "", 1));
   for (auto& [key, value] : entries) FASTDISS_RETURN_IF_ERROR(tree.Store(key, std::move(value), false));
   return tree;
 }
@@ -419,14 +246,16 @@ absl::Status ConfigTree::Set(std::string_view assignment) {
   const std::string context = "--set " + std::string(assignment) + ": ";
   const size_t eq = assignment.find('=');
   if (eq == std::string_view::npos) return absl::InvalidArgumentError(context + "expected key=value");
-  ParsedValue value;
-  const absl::Status parsed = ValueParser(assignment.substr(eq + 1)).Parse(&value);
-  if (!parsed.ok()) return absl::InvalidArgumentError(context + std::string(parsed.message()));
-  if (!value.present) return absl::InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
+  const auto document = LoadDocument(assignment.substr(eq + 1), "");
+  if (!document.ok()) return absl::InvalidArgumentError(context + std::string(document.status().message()));
+  if (document->IsNull()) return absl::InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
+  auto value = ToConfigValue(*document);
+  if (!value.ok()) return absl::InvalidArgumentError(context + std::string(value.status().message()));
+  value->line = 0;
   std::string_view key = assignment.substr(0, eq);
-  while (!key.empty() && IsSpace(key.back())) key.remove_suffix(1);
-  while (!key.empty() && IsSpace(key.front())) key.remove_prefix(1);
-  const absl::Status stored = Store(key, ToConfigValue(std::move(value), 0), true);
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.remove_suffix(1);
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.remove_prefix(1);
+  const absl::Status stored = Store(key, *std::move(value), true);
   return stored.ok() ? stored : absl::InvalidArgumentError(context + std::string(stored.message()));
 }
 
@@ -598,26 +427,10 @@ absl::Status ConfigTree::Put(std::string_view key, const std::vector<std::string
 }
 
 std::string ConfigTree::ToYaml() const {
-  YamlNode root;
-  for (const Entry& entry : entries_) {
-    YamlNode* node = &root;
-    for (size_t start = 0;;) {
-      const size_t dot = entry.key.find('.', start);
-      const std::string name = entry.key.substr(start, dot - start);
-      if (dot == std::string::npos) {
-        node->children.push_back({name, &entry.value, {}});
-        break;
-      }
-      auto it = std::find_if(node->children.begin(), node->children.end(),
-                             [&](const YamlNode& c) { return c.name == name && c.value == nullptr; });
-      if (it == node->children.end()) it = node->children.insert(node->children.end(), {name, nullptr, {}});
-      node = &*it;
-      start = dot + 1;
-    }
-  }
-  std::string out;
-  EmitYaml(root, 0, &out);
-  return out;
+  if (entries_.empty()) return "";
+  YAML::Emitter out;
+  EmitSection(entries_, "", &out);
+  return std::string(out.c_str()) + "\n";
 }
 
 std::vector<std::string> ConfigTree::Keys() const {

@@ -1,15 +1,14 @@
-// ConfigTree: the project's config files, a strict YAML subset parsed without yaml-cpp.
+// ConfigTree: the project's config files, YAML read by yaml-cpp into a flat tree of dotted keys.
 //
-// Accepted: block mappings nested by space indentation; `key: value` scalars (plain, "double"
-// quoted with \" \\ \n \t \r escapes, 'single' quoted with '' for a quote); flow lists of scalars
-// `[1, 2, 5]`; block lists of scalars (`- item`); full-line and trailing `# comments`. Keys are
-// [A-Za-z0-9_-]. Everything else YAML allows (tabs, anchors, tags, multi-line strings, flow
-// mappings, nested lists, null, duplicate keys, inconsistent indentation, a key with no value) is
-// rejected with "<file>:<line>: <why>", so a file either means what it says or fails to load.
+// The tree maps dotted keys ("train.max_steps") to a scalar or a list of scalars, in file order:
+// nested mappings become sections, and YAML's anchors, aliases, tags, quoting and multi-line
+// strings read as YAML says. What such a tree cannot hold is rejected with "<file>:<line>: <why>":
+// null or empty values, nested lists or mappings inside lists, duplicate keys, keys other than
+// [A-Za-z0-9_-] names, a top level that is not a mapping, more than one document; and so is
+// anything yaml-cpp cannot parse. So a file either means what it says or fails to load.
 //
-// The tree is a flat map from dotted keys ("train.max_steps") to a scalar or a list of scalars,
-// in file order. Config structs pull their fields with the typed Get() overloads, which keep the
-// struct's default when the key is absent and name key, value and source line on a type error;
+// Config structs pull their fields with the typed Get() overloads, which keep the struct's
+// default when the key is absent and name key, value and source line on a type error;
 // CheckAllConsumed() then rejects every key nobody read (typos). Set() applies "--set" overrides;
 // Put() and ToYaml() write a tree back out (checkpoints store their config this way), and
 // Parse(ToYaml()) gives the same keys and values. Not thread-safe.
@@ -41,7 +40,7 @@ class ConfigTree {
   static absl::StatusOr<ConfigTree> LoadFile(const std::string& path);
 
   // Applies one "--set" override, "train.max_steps=100" or "model.steps=[1, 2, 5]"; the value is
-  // read like a value in the file. The key may be new (CheckAllConsumed judges it later) but may
+  // YAML, read like a value in the file. The key may be new (CheckAllConsumed judges it later) but may
   // not turn a section into a value or a value into a section.
   absl::Status Set(std::string_view assignment);
 
@@ -73,7 +72,7 @@ class ConfigTree {
   absl::Status Put(std::string_view key, const std::vector<double>& value);
   absl::Status Put(std::string_view key, const std::vector<std::string>& value);
 
-  // The tree as a config file in the subset above: each section's keys written together, in
+  // The tree as YAML (yaml-cpp's emitter): each section's keys written together, in
   // first-appearance order (so a reread tree's Keys() lists them grouped); strings quoted only
   // where needed; lists in flow style; numbers as Put() formatted them (doubles in the shortest
   // form that reads back bit-exact, non-finite as .inf/-.inf/.nan).

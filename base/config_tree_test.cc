@@ -123,64 +123,83 @@ struct Rejected {
   const char* message;  // the full error message
 };
 
-TEST(ConfigTreeParseTest, RejectsEverythingOutsideTheSubset) {
+// What a tree of dotted keys cannot hold is refused by name and line.
+TEST(ConfigTreeParseTest, RejectsWhatTheTreeCannotHold) {
   const Rejected cases[] = {
-      {"a:\n\tb: 1\n", "cfg.yaml:2: tab in indentation (indent with spaces)"},
-      {"a: &anchor 1\n", "cfg.yaml:1: a: anchors and aliases are not supported"},
-      {"a: 1\nb: *a\n", "cfg.yaml:2: b: anchors and aliases are not supported"},
-      {"a: !!str 1\n", "cfg.yaml:1: a: tags are not supported"},
-      {"a: |\n  text\n", "cfg.yaml:1: a: multi-line strings are not supported"},
-      {"a: >-\n  text\n", "cfg.yaml:1: a: multi-line strings are not supported"},
-      {"a: \"two\n  lines\"\n",
-       "cfg.yaml:1: a: unterminated quoted string (multi-line strings are not supported)"},
-      {"a: {b: 1}\n", "cfg.yaml:1: a: flow mappings are not supported"},
-      {"a: [1, {b: 1}]\n", "cfg.yaml:1: a: flow mappings are not supported"},
-      {"a: [1, x{b: 1}]\n", "cfg.yaml:1: a: nested lists and flow mappings are not supported"},
-      {"a: [1, [2]]\n", "cfg.yaml:1: a: nested lists are not supported"},
-      {"a: [1, 2\n", "cfg.yaml:1: a: unterminated list (a flow list must close on its own line)"},
-      {"a: [1, 2 # c]\n", "cfg.yaml:1: a: unterminated list (a flow list must close on its own line)"},
+      {"a: [1, {b: 1}]\n", "cfg.yaml:1: a: lists hold only scalars (no nested lists or mappings)"},
+      {"a: [1, [2]]\n", "cfg.yaml:1: a: lists hold only scalars (no nested lists or mappings)"},
+      {"a:\n  - [1]\n", "cfg.yaml:2: a: lists hold only scalars (no nested lists or mappings)"},
+      {"a:\n  - b: 1\n", "cfg.yaml:2: a: lists hold only scalars (no nested lists or mappings)"},
       {"a: [1,, 2]\n", "cfg.yaml:1: a: empty list item"},
-      {"a: [1 2] x\n", "cfg.yaml:1: a: unexpected text after the value: 'x'"},
-      {"a:\n  - [1]\n", "cfg.yaml:2: a: nested lists are not supported"},
-      {"a:\n  - b: 1\n",
-       "cfg.yaml:2: a: ': ' inside a plain value (put nested keys on their own lines; quote strings)"},
       {"a:\n  -\n", "cfg.yaml:2: a: empty list item"},
-      {"a: b: c\n",
-       "cfg.yaml:1: a: ': ' inside a plain value (put nested keys on their own lines; quote strings)"},
-      {"a: - b\n", "cfg.yaml:1: a: a list item must start its own line"},
-      {"a: ~\n", "cfg.yaml:1: a: null values are not supported (quote the string, or drop the key)"},
-      {"a: null\n", "cfg.yaml:1: a: null values are not supported (quote the string, or drop the key)"},
-      {"a: \"\\x41\"\n", "cfg.yaml:1: a: unsupported escape '\\x' (use \\\" \\\\ \\n \\t \\r)"},
-      {"a: \"x\" y\n", "cfg.yaml:1: a: unexpected text after the value: 'y'"},
-      {"a: \"x\"# c\n", "cfg.yaml:1: a: unexpected text after the value: '# c'"},
-      {"a: @x\n", "cfg.yaml:1: a: a value cannot start with '@'; quote it"},
-      {"a: 1\nb: 2\na: 3\n", "cfg.yaml:3: duplicate key 'a' (first at line 1)"},
-      {"s:\n  x: 1\nt: 1\ns:\n  y: 2\n", "cfg.yaml:4: duplicate key 's' (first at line 1)"},
-      {"s:\n  x: 1\n  x: 2\n", "cfg.yaml:3: duplicate key 's.x' (first at line 2)"},
-      {"a:\n    b: 1\n  c: 2\n", "cfg.yaml:3: inconsistent indentation: expected 0 spaces, got 2"},
-      {"a:\n  b: 1\n   c: 2\n", "cfg.yaml:3: inconsistent indentation: expected 2 spaces, got 3"},
-      {"  a: 1\n", "cfg.yaml:1: inconsistent indentation: expected 0 spaces, got 2"},
-      {"a:\n  - 1\n    - 2\n", "cfg.yaml:3: inconsistent indentation: expected 0 spaces, got 4"},
+      {"a: [~]\n", "cfg.yaml:1: a: empty list item"},
+      {"a: ~\n", "cfg.yaml:1: 'a' has no value (write \"\" for an empty string)"},
+      {"a: null\n", "cfg.yaml:1: 'a' has no value (write \"\" for an empty string)"},
       {"a:\nb: 1\n", "cfg.yaml:1: 'a' has no value (write \"\" for an empty string)"},
       {"a:\n  b:\n", "cfg.yaml:2: 'a.b' has no value (write \"\" for an empty string)"},
       {"a:   # just a comment\n", "cfg.yaml:1: 'a' has no value (write \"\" for an empty string)"},
-      {"- 1\n", "cfg.yaml:1: list item without a key above it"},
-      {"a:\n  b: 1\n  - 2\n", "cfg.yaml:3: list item without a key above it"},
-      {"---\na: 1\n", "cfg.yaml:1: document markers are not supported"},
-      {"a:1\n",
-       "cfg.yaml:1: expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got 'a:1'"},
-      {"a.b: 1\n",
-       "cfg.yaml:1: expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got 'a.b: 1'"},
-      {"\"a\": 1\n",
-       "cfg.yaml:1: expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got '\"a\": "
-       "1'"},
-      {"? a\n",
-       "cfg.yaml:1: expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got '? a'"},
-      {"a: 1\n  continued\n",
-       "cfg.yaml:2: expected 'key: value' or '- item' (keys are letters, digits, '_' and '-'), got "
-       "'continued'"},
+      {"a: {}\n", "cfg.yaml:1: 'a' has no value (write \"\" for an empty string)"},
+      {"a: 1\nb: 2\na: 3\n", "cfg.yaml:3: duplicate key 'a' (first at line 1)"},
+      {"s:\n  x: 1\nt: 1\ns:\n  y: 2\n", "cfg.yaml:4: duplicate key 's' (first at line 1)"},
+      {"s:\n  x: 1\n  x: 2\n", "cfg.yaml:3: duplicate key 's.x' (first at line 2)"},
+      {"a.b: 1\n", "cfg.yaml:1: keys are names of letters, digits, '_' and '-'"},
+      {"<<: {a: 1}\n", "cfg.yaml:1: keys are names of letters, digits, '_' and '-'"},
+      {"[a]: 1\n", "cfg.yaml:1: keys are names of letters, digits, '_' and '-'"},
+      {"- 1\n", "cfg.yaml:1: the file must be a mapping of 'key: value' lines"},
+      {"just text\n", "cfg.yaml:1: the file must be a mapping of 'key: value' lines"},
+      {"a: 1\n---\nb: 2\n", "cfg.yaml:2: more than one document"},
+      {"# c\n,\na: 1\n", "cfg.yaml:2: the file must be a mapping of 'key: value' lines"},
+      {"a: &x {b: *x}\n", "cfg.yaml:1: sections nested deeper than 32 levels"},
   };
   for (const Rejected& c : cases) EXPECT_EQ(ParseError(c.text), c.message) << c.text;
+}
+
+// What is not YAML at all is refused with yaml-cpp's reason, at the line where it found it.
+TEST(ConfigTreeParseTest, SyntaxErrorsNameTheLine) {
+  const Rejected cases[] = {
+      {"a:\n\tb: 1\n", "cfg.yaml:2: "},
+      {"a: [1, 2\n", "cfg.yaml:2: "},
+      {"a: [1 2] x\n", "cfg.yaml:1: "},
+      {"a: b: c\n", "cfg.yaml:1: "},
+      {"a: - b\n", "cfg.yaml:1: "},
+      {"a: \"x\" y\n", "cfg.yaml:1: "},
+      {"a: @x\n", "cfg.yaml:1: "},
+      {"a:\n    b: 1\n  c: 2\n", "cfg.yaml:3: "},
+      {"a:\n  b: 1\n  - 2\n", "cfg.yaml:3: "},
+  };
+  for (const Rejected& c : cases) {
+    const std::string error = ParseError(c.text);
+    EXPECT_EQ(error.substr(0, std::strlen(c.message)), c.message) << c.text << " -> " << error;
+    EXPECT_GT(error.size(), std::strlen(c.message)) << c.text;
+  }
+}
+
+// The rest of YAML reads as YAML says.
+TEST(ConfigTreeParseTest, AcceptsTheRestOfYaml) {
+  const ConfigTree tree = MustParse(
+      "---\n"
+      "base: &lr 0.001\n"
+      "train:\n"
+      "  lr: *lr\n"
+      "  name: !!str 12\n"
+      "  note: |\n"
+      "    two\n"
+      "    lines\n"
+      "  folded: >-\n"
+      "    one\n"
+      "    line\n"
+      "  escaped: \"\\x41\\u00e9\"\n"
+      "model: {dim: 64, steps: [1, 2]}\n"
+      "\"quoted\": 1\n");
+  EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"base", "train.lr", "train.name", "train.note", "train.folded",
+                                                   "train.escaped", "model.dim", "model.steps", "quoted"}));
+  EXPECT_EQ(Scalar(tree, "train.lr"), "0.001");
+  EXPECT_EQ(Scalar(tree, "train.name"), "12");
+  EXPECT_EQ(Scalar(tree, "train.note"), "two\nlines\n");
+  EXPECT_EQ(Scalar(tree, "train.folded"), "one line");
+  EXPECT_EQ(Scalar(tree, "train.escaped"), "A\xC3\xA9");
+  EXPECT_EQ(List(tree, "model.steps"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(tree.Find("train.note")->line, 6);
 }
 
 // Garbage never crashes or throws: every prefix of a valid file, and random bytes.
@@ -204,7 +223,11 @@ TEST(ConfigTreeParseTest, GarbageIsAnErrorNotACrash) {
 }
 
 TEST(ConfigTreeParseTest, ErrorsAreInvalidArgument) {
-  EXPECT_EQ(ConfigTree::Parse("a: &x 1\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse("a: [1, [2]]\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse("a: [1, 2\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  // yaml-cpp 0.7's LoadAll never returns on these; the tree must answer.
+  EXPECT_EQ(ConfigTree::Parse(",", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse(",\"[{.{\"\n-\t,[\nb1]}\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 class ConfigTreeFileTest : public ::testing::Test {
@@ -220,11 +243,10 @@ class ConfigTreeFileTest : public ::testing::Test {
 
 TEST_F(ConfigTreeFileTest, LoadFile) {
   const std::string path = dir_ + "/config.yaml";
-  std::ofstream(path) << "train:\n  steps: 7\n  bad: [1\n";
+  std::ofstream(path) << "train:\n  steps: 7\n  bad: [1, [2]]\n";
   auto tree = ConfigTree::LoadFile(path);
   ASSERT_FALSE(tree.ok());
-  EXPECT_EQ(tree.status().message(),
-            path + ":3: train.bad: unterminated list (a flow list must close on its own line)");
+  EXPECT_EQ(tree.status().message(), path + ":3: train.bad: lists hold only scalars (no nested lists or mappings)");
 
   std::ofstream(path, std::ios::trunc) << "train:\n  steps: 7\n";
   tree = ConfigTree::LoadFile(path);
@@ -393,8 +415,10 @@ TEST(ConfigTreeSetTest, OverridesAddAndReject) {
        "--set train..lr=5: invalid config key 'train..lr' (dot-separated names of letters, digits, "
        "'_' and '-')"},
       {"=5", "--set =5: invalid config key '' (dot-separated names of letters, digits, '_' and '-')"},
-      {"a=[1", "--set a=[1: unterminated list (a flow list must close on its own line)"},
-      {"a={b: 1}", "--set a={b: 1}: flow mappings are not supported"},
+      {"a=[1", "--set a=[1: end of sequence flow not found"},
+      {"a={b: 1}", "--set a={b: 1}: expected a scalar or a list"},
+      {"a=[1, [2]]", "--set a=[1, [2]]: lists hold only scalars (no nested lists or mappings)"},
+      {"a=~", "--set a=~: empty value (write \"\" for an empty string)"},
   };
   for (const auto& [assignment, message] : bad) EXPECT_EQ(tree.Set(assignment).message(), message);
   EXPECT_FALSE(tree.Has("a"));
