@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cctype>
 #include <cerrno>
@@ -20,24 +21,6 @@ namespace {
 constexpr char kManifest[] = "MANIFEST";
 constexpr char kFormatName[] = "fastdiss-checkpoint";
 constexpr size_t kMaxManifestBytes = 16 << 20;
-
-// ---- XXH64, after the reference description in xxHash's doc/xxhash_spec.md. ----
-constexpr uint64_t kP1 = 11400714785074694791ULL;
-constexpr uint64_t kP2 = 14029467366897019727ULL;
-constexpr uint64_t kP3 = 1609587929392839161ULL;
-constexpr uint64_t kP4 = 9650029242287828579ULL;
-constexpr uint64_t kP5 = 2870177450012600261ULL;
-
-uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-uint64_t ReadLe(const unsigned char* p, int bytes) {  // little-endian on any host
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-uint64_t Round(uint64_t acc, uint64_t input) { return Rotl(acc + input * kP2, 31) * kP1; }
-uint64_t MergeRound(uint64_t acc, uint64_t v) { return (acc ^ Round(0, v)) * kP1 + kP4; }
 
 // ---- Small file-system helpers with errno-based messages. ----
 absl::Status ErrnoError(const std::string& what, int err) {
@@ -273,36 +256,7 @@ absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir,
 
 }  // namespace
 
-uint64_t XxHash64(std::string_view data, uint64_t seed) {
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  const unsigned char* const end = p + data.size();
-  uint64_t h;
-  if (data.size() >= 32) {
-    uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
-    for (; end - p >= 32; p += 32) {
-      v1 = Round(v1, ReadLe(p, 8));
-      v2 = Round(v2, ReadLe(p + 8, 8));
-      v3 = Round(v3, ReadLe(p + 16, 8));
-      v4 = Round(v4, ReadLe(p + 24, 8));
-    }
-    h = Rotl(v1, 1) + Rotl(v2, 7) + Rotl(v3, 12) + Rotl(v4, 18);
-    h = MergeRound(MergeRound(MergeRound(MergeRound(h, v1), v2), v3), v4);
-  } else {
-    h = seed + kP5;
-  }
-  h += data.size();
-  for (; end - p >= 8; p += 8) h = Rotl(h ^ Round(0, ReadLe(p, 8)), 27) * kP1 + kP4;
-  if (end - p >= 4) {
-    h = Rotl(h ^ (ReadLe(p, 4) * kP1), 23) * kP2 + kP3;
-    p += 4;
-  }
-  for (; p < end; ++p) h = Rotl(h ^ (*p * kP5), 11) * kP1;
-  h ^= h >> 33;
-  h *= kP2;
-  h ^= h >> 29;
-  h *= kP3;
-  return h ^ (h >> 32);
-}
+uint64_t XxHash64(std::string_view data, uint64_t seed) { return XXH64(data.data(), data.size(), seed); }
 
 // Depth-first, without following symbolic links; ENOENT counts as done.
 absl::Status RemoveCheckpointDir(const std::string& path) {

@@ -58,7 +58,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::
 // replacement, the step that called remove_all (scripts/gpu-check.sh, docs/deploy.md).
 absl::Status RemoveCheckpointDir(const std::string& dir);
 
-// XXH64 (xxHash, 64-bit) of `data`; the MANIFEST's file hash.
+// XXH64 (xxHash, 64-bit, libxxhash) of `data`; the MANIFEST's file hash.
 uint64_t XxHash64(std::string_view data, uint64_t seed = 0);
 
 }  // namespace fastdiss

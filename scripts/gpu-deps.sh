@@ -22,7 +22,7 @@ packages=(
   libabsl-dev libabsl20220623 libc-ares2 libc-ares-dev libre2-9 libre2-dev
   libssl3 libssl-dev zlib1g zlib1g-dev libbrotli1 libbrotli-dev
   prometheus-cpp-dev libprometheus-cpp-core1.0 libcpp-httplib-dev libcpp-httplib0.11
-  libyaml-cpp-dev libyaml-cpp0.7 libgtest-dev libgmock-dev
+  libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev libxxhash-dev libxxhash0 libgtest-dev libgmock-dev
   pkgconf pkgconf-bin libpkgconf3
 )
 
@@ -79,5 +79,5 @@ EOF
 chmod +x "$dir/bin/pkg-config"
 
 "$dir/bin/protoc" --version >/dev/null
-"$dir/bin/pkg-config" --exists grpc++ prometheus-cpp-core cpp-httplib yaml-cpp
+"$dir/bin/pkg-config" --exists grpc++ prometheus-cpp-core cpp-httplib yaml-cpp libxxhash
 echo "gpu-deps: ${#packages[@]} packages in $dir: $(du -sh --apparent-size "$dir" | cut -f1) ($(du -sb "$dir" | cut -f1) bytes)"

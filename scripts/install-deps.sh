@@ -10,9 +10,11 @@ packages=(
   libtorch-dev libopenblas0-pthread
   # torch.distributed's Gloo backend for data-parallel training on CPU.
   libgloo-dev
-  # Serving: gRPC, protobuf, Abseil, metrics, config, HTTP for the metrics endpoint.
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  prometheus-cpp-dev libyaml-cpp-dev libcpp-httplib-dev
+  # base/: Abseil's Status, yaml-cpp for config files, JSON, xxHash for checkpoint manifests.
+  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libxxhash-dev
+  # Serving: gRPC, protobuf, metrics, HTTP for the metrics endpoint.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  prometheus-cpp-dev libcpp-httplib-dev
   # Allocator: glibc returns large tensors to the kernel on every free (measured 3-5x slower).
   libjemalloc-dev
   # Tests; the TLS tests make their certificates with openssl.

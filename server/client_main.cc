@@ -13,7 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/command_line.h"
-#include "base/json_writer.h"
+#include "base/json.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/tls.h"
@@ -49,24 +49,20 @@ std::string CodeName(const grpc::Status& status) {
 }
 
 std::string ResponseJson(const std::string& source, const GenerateResponse& r) {
-  fastdiss::JsonWriter json;
-  json.BeginObject();
-  json.Key("source").String(source);
-  json.Key("text").String(r.text());
-  json.Key("token_ids").BeginArray();
-  for (int id : r.token_ids()) json.Int(id);
-  json.EndArray();
-  json.Key("score").Double(r.score());
-  json.Key("steps").Int(r.steps());
-  json.Key("planned_steps").Int(r.planned_steps());
-  json.Key("seed").Uint(r.seed());
-  json.Key("model").String(r.model());
-  json.Key("model_version").String(r.model_version());
-  json.Key("queue_seconds").Double(r.timing().queue_seconds());
-  json.Key("compute_seconds").Double(r.timing().compute_seconds());
-  json.Key("total_seconds").Double(r.timing().total_seconds());
-  json.EndObject();
-  return json.str();
+  fastdiss::Json json;
+  json["source"] = source;
+  json["text"] = r.text();
+  json["token_ids"] = std::vector<int>(r.token_ids().begin(), r.token_ids().end());
+  json["score"] = r.score();
+  json["steps"] = r.steps();
+  json["planned_steps"] = r.planned_steps();
+  json["seed"] = r.seed();
+  json["model"] = r.model();
+  json["model_version"] = r.model_version();
+  json["queue_seconds"] = r.timing().queue_seconds();
+  json["compute_seconds"] = r.timing().compute_seconds();
+  json["total_seconds"] = r.timing().total_seconds();
+  return fastdiss::JsonText(json);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "base/json_writer.h"
+#include "base/json.h"
 #include "fastdiss/v1/generator.grpc.pb.h"
 
 namespace fastdiss {
@@ -445,15 +445,15 @@ class Driver {
 
 void Call::OnDone(const grpc::Status& status) { driver->Finished(this, status); }
 
-void WriteSummary(const LatencySummary& s, JsonWriter* json) {
-  json->BeginObject();
-  json->Key("count").Int(s.count);
-  json->Key("mean_ms").Double(s.mean * 1e3);
-  json->Key("p50_ms").Double(s.p50 * 1e3);
-  json->Key("p90_ms").Double(s.p90 * 1e3);
-  json->Key("p99_ms").Double(s.p99 * 1e3);
-  json->Key("max_ms").Double(s.max * 1e3);
-  json->EndObject();
+Json SummaryJson(const LatencySummary& s) {
+  Json json;
+  json["count"] = s.count;
+  json["mean_ms"] = s.mean * 1e3;
+  json["p50_ms"] = s.p50 * 1e3;
+  json["p90_ms"] = s.p90 * 1e3;
+  json["p99_ms"] = s.p99 * 1e3;
+  json["max_ms"] = s.max * 1e3;
+  return json;
 }
 
 std::string SummaryRow(const std::string& label, const LatencySummary& s) {
@@ -538,60 +538,42 @@ std::string LoadReport::ToText() const {
 }
 
 std::string LoadReport::ToJson() const {
-  JsonWriter json;
-  json.BeginObject();
-  json.Key("mode").String(mode);
-  json.Key("concurrency").Int(concurrency);
-  json.Key("rate").Double(rate);
-  json.Key("steps").BeginArray();
-  for (int k : steps) json.Int(k);
-  json.EndArray();
-  json.Key("min_steps").Int(min_steps);
-  json.Key("max_steps").Int(max_steps);
-  json.Key("mean_planned_steps").Double(mean_planned_steps);
-  json.Key("measured_seconds").Double(measured_seconds);
-  json.Key("ok").Int(ok);
-  json.Key("errors").BeginObject();
-  for (const auto& [code, n] : errors) json.Key(code).Int(n);
-  json.EndObject();
-  json.Key("throughput_rps").Double(throughput);
-  json.Key("model_version").String(model_version);
-  json.Key("first_error").String(first_error);
-  json.Key("latency").BeginObject();
-  json.Key("all");
-  WriteSummary(overall, &json);
-  for (const auto& [k, s] : by_steps) {
-    json.Key("K=" + std::to_string(k));
-    WriteSummary(s, &json);
-  }
-  json.EndObject();
-  json.Key("server_queue");
-  WriteSummary(server_queue, &json);
-  json.Key("calls_started").Int(calls_started);
-  json.Key("unanswered").Int(unanswered);
-  json.Key("unexpected").Int(unexpected);
-  json.Key("all_codes").BeginObject();
-  for (const auto& [code, n] : all_codes) json.Key(code).Int(n);
-  json.EndObject();
-  json.Key("kinds").BeginObject();
+  Json json;
+  json["mode"] = mode;
+  json["concurrency"] = concurrency;
+  json["rate"] = rate;
+  json["steps"] = steps;
+  json["min_steps"] = min_steps;
+  json["max_steps"] = max_steps;
+  json["mean_planned_steps"] = mean_planned_steps;
+  json["measured_seconds"] = measured_seconds;
+  json["ok"] = ok;
+  json["errors"] = Json::object();
+  for (const auto& [code, n] : errors) json["errors"][code] = n;
+  json["throughput_rps"] = throughput;
+  json["model_version"] = model_version;
+  json["first_error"] = first_error;
+  json["latency"]["all"] = SummaryJson(overall);
+  for (const auto& [k, s] : by_steps) json["latency"]["K=" + std::to_string(k)] = SummaryJson(s);
+  json["server_queue"] = SummaryJson(server_queue);
+  json["calls_started"] = calls_started;
+  json["unanswered"] = unanswered;
+  json["unexpected"] = unexpected;
+  json["all_codes"] = Json::object();
+  for (const auto& [code, n] : all_codes) json["all_codes"][code] = n;
+  json["kinds"] = Json::object();
   for (const auto& [name, kind] : kinds) {
-    json.Key(name).BeginObject();
-    json.Key("codes").BeginObject();
-    for (const auto& [code, n] : kind.codes) json.Key(code).Int(n);
-    json.EndObject();
-    json.Key("unexpected").Int(kind.unexpected);
-    json.Key("first_unexpected").String(kind.first_unexpected);
-    json.EndObject();
+    Json& entry = json["kinds"][name];
+    entry["codes"] = Json::object();
+    for (const auto& [code, n] : kind.codes) entry["codes"][code] = n;
+    entry["unexpected"] = kind.unexpected;
+    entry["first_unexpected"] = kind.first_unexpected;
   }
-  json.EndObject();
-  json.Key("verify").BeginObject();
-  json.Key("checked").Int(verify.checked);
-  json.Key("mismatched").Int(verify.mismatched);
-  json.Key("failed").Int(verify.failed);
-  json.Key("first_mismatch").String(verify.first_mismatch);
-  json.EndObject();
-  json.EndObject();
-  return json.str();
+  json["verify"]["checked"] = verify.checked;
+  json["verify"]["mismatched"] = verify.mismatched;
+  json["verify"]["failed"] = verify.failed;
+  json["verify"]["first_mismatch"] = verify.first_mismatch;
+  return JsonText(json);
 }
 
 absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& options) {

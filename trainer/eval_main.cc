@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/command_line.h"
-#include "base/json_writer.h"
+#include "base/json.h"
 #include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "trainer/data.h"
@@ -163,36 +163,30 @@ int main(int argc, char** argv) {
     for (const auto& line : r.hypotheses) out << line << "\n";
   }
   if (json) {
-    fastdiss::JsonWriter w;
-    w.BeginObject()
-        .Key("checkpoint").String(checkpoint)
-        .Key("sentences").Int(static_cast<int64_t>(text->source.size()))
-        .Key("signature").String(results->front().bleu.signature)
-        .Key("runtime").String(runtime_description)
-        .Key("device").String(device->str())
-        .Key("results").BeginArray();
+    fastdiss::Json json;
+    json["checkpoint"] = checkpoint;
+    json["sentences"] = text->source.size();
+    json["signature"] = results->front().bleu.signature;
+    json["runtime"] = runtime_description;
+    json["device"] = device->str();
+    json["results"] = fastdiss::Json::array();
     for (const auto& r : *results) {
-      w.BeginObject()
-          .Key("steps").Int(r.steps)
-          .Key("bleu").Double(r.bleu.score)
-          .Key("per").Double(r.phoneme_error_rate)
-          .Key("wer").Double(r.word_error_rate)
-          .Key("sentences_per_second").Double(r.sentences_per_second)
-          .Key("mean_steps_run").Double(r.mean_steps_run)
-          .Key("seconds").Double(r.seconds)
-          .EndObject();
+      json["results"].push_back({{"steps", r.steps},
+                                 {"bleu", r.bleu.score},
+                                 {"per", r.phoneme_error_rate},
+                                 {"wer", r.word_error_rate},
+                                 {"sentences_per_second", r.sentences_per_second},
+                                 {"mean_steps_run", r.mean_steps_run},
+                                 {"seconds", r.seconds}});
     }
-    w.EndArray().Key("gap").BeginArray();
+    json["gap"] = fastdiss::Json::array();
     for (const auto& g : gaps) {
-      w.BeginObject()
-          .Key("steps").Int(g.steps)
-          .Key("error_inference").Double(g.error_inference)
-          .Key("error_same").Double(g.error_same)
-          .Key("gap").Double(g.gap())
-          .EndObject();
+      json["gap"].push_back({{"steps", g.steps},
+                             {"error_inference", g.error_inference},
+                             {"error_same", g.error_same},
+                             {"gap", g.gap()}});
     }
-    w.EndArray().EndObject();
-    std::cout << w.str() << "\n";
+    std::cout << fastdiss::JsonText(json) << "\n";
     return 0;
   }
   std::printf("%zu sentences, %s\n", text->source.size(), results->front().bleu.signature.c_str());

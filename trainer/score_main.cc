@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "base/command_line.h"
-#include "base/json_writer.h"
+#include "base/json.h"
 #include "trainer/bleu.h"
 #include "trainer/data.h"
 
@@ -60,14 +60,8 @@ int main(int argc, char** argv) {
     }
   }
   if (json) {
-    fastdiss::JsonWriter out;
-    out.BeginObject();
-    out.Key("lines").Int(static_cast<int64_t>(hyps->size()));
-    out.Key("bleu").Double(bleu->score);
-    out.Key("per").Double(*per * 100);
-    out.Key("wer").Double(*wer * 100);
-    out.EndObject();
-    std::cout << out.str() << "\n";
+    const fastdiss::Json out = {{"lines", hyps->size()}, {"bleu", bleu->score}, {"per", *per * 100}, {"wer", *wer * 100}};
+    std::cout << fastdiss::JsonText(out) << "\n";
   } else {
     std::printf("lines %zu  BLEU %.2f  PER %.2f%%  WER %.2f%%\n", hyps->size(), bleu->score, *per * 100, *wer * 100);
   }

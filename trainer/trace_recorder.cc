@@ -9,7 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "base/json_writer.h"
+#include "base/json.h"
 
 namespace fastdiss {
 namespace {
@@ -89,20 +89,16 @@ int64_t TraceRecorder::span_count() const {
 
 std::string TraceRecorder::ChromeTraceJson() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
-  JsonWriter json;
-  json.BeginArray();
+  Json json = Json::array();
   for (const Span& span : state_->spans) {
-    json.BeginObject()
-        .Key("name").String(span.name)
-        .Key("ph").String("X")
-        .Key("ts").Double((span.start_ns - state_->origin_ns) / 1e3)
-        .Key("dur").Double((span.end_ns - span.start_ns) / 1e3)
-        .Key("pid").Int(0)
-        .Key("tid").Uint(span.thread)
-        .EndObject();
+    json.push_back({{"name", span.name},
+                    {"ph", "X"},
+                    {"ts", (span.start_ns - state_->origin_ns) / 1e3},
+                    {"dur", (span.end_ns - span.start_ns) / 1e3},
+                    {"pid", 0},
+                    {"tid", span.thread}});
   }
-  json.EndArray();
-  return json.str();
+  return JsonText(json);
 }
 
 absl::Status TraceRecorder::WriteChromeTrace(const std::string& path) const {

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "base/checkpoint_files.h"
-#include "base/json_writer.h"
+#include "base/json.h"
 #include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "trainer/evaluate.h"
@@ -363,39 +363,31 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
             << ") lr " << Format("%.2e", LearningRate(step_)) << " " << Format("%.0f", tokens_per_second)
             << " tok/s ETA " << Duration(eta) << "\n"
             << std::flush;
-      JsonWriter json;
-      json.BeginObject()
-          .Key("event").String("train")
-          .Key("step").Int(step_)
-          .Key("epoch").Int(epoch_)
-          .Key("loss").Double(window_loss / n)
-          .Key("mse").Double(window_mse / n)
-          .Key("rounding_ce").Double(window_ce / n)
-          .Key("length_ce").Double(window_length / n)
-          .Key("mans_shift").Double(window_shift / n)
-          .Key("lr").Double(LearningRate(step_))
-          .Key("tokens_per_second").Double(tokens_per_second)
-          .Key("elapsed_seconds").Double(run_seconds);
+      Json json = {{"event", "train"},
+                   {"step", step_},
+                   {"epoch", epoch_},
+                   {"loss", window_loss / n},
+                   {"mse", window_mse / n},
+                   {"rounding_ce", window_ce / n},
+                   {"length_ce", window_length / n},
+                   {"mans_shift", window_shift / n},
+                   {"lr", LearningRate(step_)},
+                   {"tokens_per_second", tokens_per_second},
+                   {"elapsed_seconds", run_seconds}};
       // Timesteps the trained pass visited, by tenths of [0, T): share of tokens, and their MSE.
       if (window_t_tokens.defined()) {
         const auto counts = window_t_tokens.to(torch::kCPU, torch::kDouble);
         const auto errors = window_t_error.to(torch::kCPU, torch::kDouble);
         const double all = std::max(1.0, counts.sum().item<double>());
-        json.Key("t_share").BeginArray();
-        for (int64_t b = 0; b < kTimestepBins; ++b) json.Double(counts[b].item<double>() / all);
-        json.EndArray().Key("t_mse").BeginArray();
+        json["t_share"] = Json::array();
+        json["t_mse"] = Json::array();
         for (int64_t b = 0; b < kTimestepBins; ++b) {
           const double c = counts[b].item<double>();
-          if (c > 0) {
-            json.Double(errors[b].item<double>() / c);
-          } else {
-            json.Null();
-          }
+          json["t_share"].push_back(c / all);
+          json["t_mse"].push_back(c > 0 ? Json(errors[b].item<double>() / c) : Json(nullptr));
         }
-        json.EndArray();
       }
-      json.EndObject();
-      AppendMetrics(json.str());
+      AppendMetrics(JsonText(json));
       summary.tokens_per_second = tokens_per_second;
       window_start = now;
       window_tokens = window_steps = 0;
@@ -435,25 +427,21 @@ absl::Status Trainer::EvaluateAndCheckpoint(double loss) {
   if (!evaluation.ok()) return evaluation.status();
   std::vector<std::pair<int64_t, double>> bleu;
   double selected = -1;
-  JsonWriter json;
-  json.BeginObject().Key("event").String("eval").Key("step").Int(step_).Key("loss").Double(loss);
-  json.Key("results").BeginArray();
+  Json json = {{"event", "eval"}, {"step", step_}, {"loss", loss}, {"results", Json::array()}};
   *log_ << "eval step " << step_ << " dev BLEU:";
   for (const StepsEvaluation& e : *evaluation) {
     bleu.push_back({e.steps, e.bleu.score});
     if (e.steps == config_.eval.select_steps) selected = e.bleu.score;
     *log_ << " K=" << e.steps << " " << Format("%.2f", e.bleu.score);
-    json.BeginObject()
-        .Key("steps").Int(e.steps)
-        .Key("bleu").Double(e.bleu.score)
-        .Key("per").Double(e.phoneme_error_rate)
-        .Key("wer").Double(e.word_error_rate)
-        .Key("sentences_per_second").Double(e.sentences_per_second)
-        .EndObject();
+    json["results"].push_back({{"steps", e.steps},
+                               {"bleu", e.bleu.score},
+                               {"per", e.phoneme_error_rate},
+                               {"wer", e.word_error_rate},
+                               {"sentences_per_second", e.sentences_per_second}});
   }
-  json.EndArray().Key("signature").String(evaluation->front().bleu.signature).EndObject();
+  json["signature"] = evaluation->front().bleu.signature;
   *log_ << " (" << dev_source_.size() << " sentences)\n" << std::flush;
-  AppendMetrics(json.str());
+  AppendMetrics(JsonText(json));
 
   const fs::path out(config_.train.output_dir);
   const bool is_best = selected > best_bleu_;
