@@ -31,27 +31,13 @@ absl::Status WriteFields(const ConfigFields& fields, ConfigTree* tree) {
 
 namespace {
 
-// The value as it would be written in a config file.
+// The value as it would be written in a config file; strings double-quoted.
 std::string FormatValue(const ConfigField& field) {
   ConfigTree one;
   if (!WriteFields({field}, &one).ok()) return "?";
-  const ConfigValue* v = one.Find(field.key);
-  if (v == nullptr) return "?";
-  if (!v->is_list) {
-    // Re-quote strings that YAML would not read back as the same scalar.
-    if (std::holds_alternative<std::string*>(field.target)) {
-      std::string quoted = "\"";
-      for (char c : v->scalar) {
-        if (c == '"' || c == '\\') quoted += '\\';
-        quoted += c;
-      }
-      return quoted + "\"";
-    }
-    return v->scalar;
-  }
-  std::string list = "[";
-  for (size_t i = 0; i < v->list.size(); ++i) list += (i ? ", " : "") + v->list[i];
-  return list + "]";
+  const ConfigValue* value = one.Find(field.key);
+  if (value == nullptr) return "?";
+  return YamlValueText(*value, std::holds_alternative<std::string*>(field.target));
 }
 
 }  // namespace
@@ -69,7 +55,8 @@ std::string DescribeFields(const ConfigFields& fields) {
       if (!head.empty()) out << head << ":\n";
     }
     const std::string indent = head.empty() ? "" : "  ";
-    out << indent << "# " << field.help << "\n" << indent << name << ": " << FormatValue(field) << "\n";
+    out << indent << "# " << field.help << "\n"
+        << indent << name << ": " << FormatValue(field) << "\n";
   }
   return out.str();
 }

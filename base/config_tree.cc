@@ -15,7 +15,9 @@
 namespace fastdiss {
 namespace {
 
-bool IsKeyChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }
+bool IsKeyChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+}
 
 bool ValidKeySegment(std::string_view s) {
   return !s.empty() && s[0] != '-' && std::all_of(s.begin(), s.end(), IsKeyChar);
@@ -46,7 +48,8 @@ absl::StatusOr<ConfigValue> ToConfigValue(const YAML::Node& node) {
     value.is_list = true;
     for (const YAML::Node& item : node) {
       if (item.IsNull()) return absl::InvalidArgumentError("empty list item");
-      if (!item.IsScalar()) return absl::InvalidArgumentError("lists hold only scalars (no nested lists or mappings)");
+      if (!item.IsScalar())
+        return absl::InvalidArgumentError("lists hold only scalars (no nested lists or mappings)");
       value.list.push_back(item.Scalar());
     }
     return value;
@@ -71,7 +74,8 @@ ContentLines FindContentLines(std::string_view text) {
     const std::string_view line = text.substr(start, end - start);
     start = end + 1;
     ++number;
-    const bool marker = line.substr(0, 3) == "---" && (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3])));
+    const bool marker = line.substr(0, 3) == "---" &&
+                        (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3])));
     if (marker && lines.first > 0) lines.second_document = number;
     const size_t first = line.find_first_not_of(" \t\r");
     if (marker || first == std::string_view::npos || line[first] == '#' || line[0] == '%') continue;
@@ -80,13 +84,15 @@ ContentLines FindContentLines(std::string_view text) {
   return lines;
 }
 
-// The one document of `text` (a null node when it has only comments). yaml-cpp's parse errors become
-// INVALID_ARGUMENT at "<source>:<line>" (no location when `source` is empty). YAML::Load, not
-// LoadAll: yaml-cpp 0.7's LoadAll never returns on some malformed input (a lone ","), Load does.
+// The one document of `text` (a null node when it has only comments). yaml-cpp's parse errors
+// become INVALID_ARGUMENT at "<source>:<line>" (no location when `source` is empty). YAML::Load,
+// not LoadAll: yaml-cpp 0.7's LoadAll never returns on some malformed input (a lone ","), Load
+// does.
 absl::StatusOr<YAML::Node> LoadDocument(std::string_view text, std::string_view source) {
   const auto error = [&](int line, const std::string& message) {
     if (source.empty()) return absl::InvalidArgumentError(message);
-    return absl::InvalidArgumentError(std::string(source) + ":" + std::to_string(line) + ": " + message);
+    return absl::InvalidArgumentError(std::string(source) + ":" + std::to_string(line) + ": " +
+                                      message);
   };
   const ContentLines lines = FindContentLines(text);
   if (lines.second_document > 0) return error(lines.second_document, "more than one document");
@@ -127,7 +133,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      d[i][j] =
+          std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
@@ -135,15 +142,21 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
-
 // yaml-cpp's emitter writes a carriage return or other control character into a plain scalar,
 // where it does not read back; such strings go double-quoted, with escapes.
-void EmitString(const std::string& text, YAML::Emitter* out) {
+void EmitString(const std::string& text, YAML::Emitter* out, bool quote = false) {
   const bool control = std::any_of(text.begin(), text.end(), [](char c) {
     return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
-  if (control) *out << YAML::DoubleQuoted;
+  if (control || quote) *out << YAML::DoubleQuoted;
   *out << text;
+}
+
+void EmitValue(const ConfigValue& value, YAML::Emitter* out, bool quote_scalar = false) {
+  if (!value.is_list) return EmitString(value.scalar, out, quote_scalar);
+  *out << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& item : value.list) EmitString(item, out);
+  *out << YAML::EndSeq;
 }
 
 // Writes the entries below `prefix` (entries_[begin, end) all start with it) as one mapping,
@@ -153,7 +166,8 @@ void EmitSection(const std::vector<Entry>& entries, const std::string& prefix, Y
   std::vector<std::string> names;  // this level's keys and sections, in first-appearance order
   for (const Entry& entry : entries) {
     if (entry.key.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string name = entry.key.substr(prefix.size(), entry.key.find('.', prefix.size()) - prefix.size());
+    const std::string name =
+        entry.key.substr(prefix.size(), entry.key.find('.', prefix.size()) - prefix.size());
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
   *out << YAML::BeginMap;
@@ -163,12 +177,8 @@ void EmitSection(const std::vector<Entry>& entries, const std::string& prefix, Y
                                     [&](const Entry& entry) { return entry.key == prefix + name; });
     if (value == entries.end()) {
       EmitSection(entries, prefix + name + ".", out);
-    } else if (value->value.is_list) {
-      *out << YAML::Flow << YAML::BeginSeq;
-      for (const std::string& item : value->value.list) EmitString(item, out);
-      *out << YAML::EndSeq;
     } else {
-      EmitString(value->value.scalar, out);
+      EmitValue(value->value, out);
     }
   }
   *out << YAML::EndMap;
@@ -176,9 +186,16 @@ void EmitSection(const std::vector<Entry>& entries, const std::string& prefix, Y
 
 }  // namespace
 
+std::string YamlValueText(const ConfigValue& value, bool quote_scalar) {
+  YAML::Emitter out;
+  EmitValue(value, &out, quote_scalar);
+  return out.c_str();
+}
+
 absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_view source_name) {
   const auto error = [&](int line, const std::string& message) {
-    return absl::InvalidArgumentError(std::string(source_name) + ":" + std::to_string(line) + ": " + message);
+    return absl::InvalidArgumentError(std::string(source_name) + ":" + std::to_string(line) + ": " +
+                                      message);
   };
   FASTDISS_ASSIGN_OR_RETURN(const YAML::Node root, LoadDocument(text, source_name));
   ConfigTree tree;
@@ -188,7 +205,8 @@ absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_
   const int first_content = FindContentLines(text).first;
   if (root.IsNull() && first_content == 0) return tree;
   if (!root.IsMap()) {
-    return error(root.IsNull() ? first_content : LineOf(root), "the file must be a mapping of 'key: value' lines");
+    return error(root.IsNull() ? first_content : LineOf(root),
+                 "the file must be a mapping of 'key: value' lines");
   }
   // Depth-first over the mappings, so keys keep their file order.
   std::map<std::string, int> seen;  // every key and section -> line, for duplicates
@@ -198,7 +216,8 @@ absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_
   const std::function<absl::Status(const YAML::Node&, const std::string&, int)> read_mapping =
       [&](const YAML::Node& mapping, const std::string& prefix, int depth) -> absl::Status {
     if (depth > kMaxDepth) {
-      return error(LineOf(mapping), "sections nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      return error(LineOf(mapping),
+                   "sections nested deeper than " + std::to_string(kMaxDepth) + " levels");
     }
     for (const auto& pair : mapping) {
       const int line = LineOf(pair.first);
@@ -207,22 +226,28 @@ absl::StatusOr<ConfigTree> ConfigTree::Parse(std::string_view text, std::string_
       }
       const std::string key = prefix + pair.first.Scalar();
       const auto [first, inserted] = seen.emplace(key, line);
-      if (!inserted) return error(line, "duplicate key '" + key + "' (first at line " + std::to_string(first->second) + ")");
+      if (!inserted)
+        return error(line, "duplicate key '" + key + "' (first at line " +
+                               std::to_string(first->second) + ")");
       if (pair.second.IsMap()) {
-        if (pair.second.size() == 0) return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
+        if (pair.second.size() == 0)
+          return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
         FASTDISS_RETURN_IF_ERROR(read_mapping(pair.second, key + ".", depth + 1));
         continue;
       }
-      if (pair.second.IsNull()) return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
+      if (pair.second.IsNull())
+        return error(line, "'" + key + "' has no value (write \"\" for an empty string)");
       auto value = ToConfigValue(pair.second);
-      if (!value.ok()) return error(LineOf(pair.second), key + ": " + std::string(value.status().message()));
+      if (!value.ok())
+        return error(LineOf(pair.second), key + ": " + std::string(value.status().message()));
       value->line = line;
       entries.emplace_back(key, *std::move(value));
     }
     return absl::OkStatus();
   };
   FASTDISS_RETURN_IF_ERROR(read_mapping(root, "", 1));
-  for (auto& [key, value] : entries) FASTDISS_RETURN_IF_ERROR(tree.Store(key, std::move(value), false));
+  for (auto& [key, value] : entries)
+    FASTDISS_RETURN_IF_ERROR(tree.Store(key, std::move(value), false));
   return tree;
 }
 
@@ -230,7 +255,8 @@ absl::StatusOr<ConfigTree> ConfigTree::LoadFile(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     if (errno == ENOENT) return absl::NotFoundError("config file '" + path + "' does not exist");
-    return absl::FailedPreconditionError("cannot open config file '" + path + "': " + std::strerror(errno));
+    return absl::FailedPreconditionError("cannot open config file '" + path +
+                                         "': " + std::strerror(errno));
   }
   std::string text;
   char buf[8192];
@@ -245,16 +271,21 @@ absl::StatusOr<ConfigTree> ConfigTree::LoadFile(const std::string& path) {
 absl::Status ConfigTree::Set(std::string_view assignment) {
   const std::string context = "--set " + std::string(assignment) + ": ";
   const size_t eq = assignment.find('=');
-  if (eq == std::string_view::npos) return absl::InvalidArgumentError(context + "expected key=value");
+  if (eq == std::string_view::npos)
+    return absl::InvalidArgumentError(context + "expected key=value");
   const auto document = LoadDocument(assignment.substr(eq + 1), "");
-  if (!document.ok()) return absl::InvalidArgumentError(context + std::string(document.status().message()));
-  if (document->IsNull()) return absl::InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
+  if (!document.ok())
+    return absl::InvalidArgumentError(context + std::string(document.status().message()));
+  if (document->IsNull())
+    return absl::InvalidArgumentError(context + "empty value (write \"\" for an empty string)");
   auto value = ToConfigValue(*document);
-  if (!value.ok()) return absl::InvalidArgumentError(context + std::string(value.status().message()));
+  if (!value.ok())
+    return absl::InvalidArgumentError(context + std::string(value.status().message()));
   value->line = 0;
   std::string_view key = assignment.substr(0, eq);
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.remove_suffix(1);
-  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.remove_prefix(1);
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front())))
+    key.remove_prefix(1);
   const absl::Status stored = Store(key, *std::move(value), true);
   return stored.ok() ? stored : absl::InvalidArgumentError(context + std::string(stored.message()));
 }
@@ -262,23 +293,25 @@ absl::Status ConfigTree::Set(std::string_view assignment) {
 absl::Status ConfigTree::Store(std::string_view key, ConfigValue value, bool replace) {
   if (!ValidDottedKey(key)) {
     return absl::InvalidArgumentError("invalid config key '" + std::string(key) +
-                                "' (dot-separated names of letters, digits, '_' and '-')");
+                                      "' (dot-separated names of letters, digits, '_' and '-')");
   }
   if (const auto it = index_.find(key); it != index_.end()) {
-    if (!replace) return absl::InvalidArgumentError("duplicate config key '" + std::string(key) + "'");
+    if (!replace)
+      return absl::InvalidArgumentError("duplicate config key '" + std::string(key) + "'");
     entries_[it->second].value = std::move(value);
     return absl::OkStatus();
   }
   const std::string section = std::string(key) + ".";
   if (const auto it = index_.lower_bound(section);
       it != index_.end() && it->first.compare(0, section.size(), section) == 0) {
-    return absl::InvalidArgumentError("'" + std::string(key) + "' is a section (it holds '" + it->first +
-                                "'), so it cannot take a value");
+    return absl::InvalidArgumentError("'" + std::string(key) + "' is a section (it holds '" +
+                                      it->first + "'), so it cannot take a value");
   }
   for (size_t dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
     if (index_.count(key.substr(0, dot)) > 0) {
       return absl::InvalidArgumentError("'" + std::string(key.substr(0, dot)) +
-                                  "' is a value, so it cannot hold '" + std::string(key) + "'");
+                                        "' is a value, so it cannot hold '" + std::string(key) +
+                                        "'");
     }
   }
   index_.emplace(std::string(key), entries_.size());
@@ -300,7 +333,7 @@ std::string ConfigTree::Where(const ConfigValue& value) const {
 
 template <typename T>
 absl::Status ConfigTree::GetScalar(std::string_view key, T* out, const char* expected,
-                             bool (*parse)(std::string_view, T*)) {
+                                   bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
   if (value == nullptr) return absl::OkStatus();
   const std::string context = std::string(key) + ": expected " + expected + ", got ";
@@ -315,19 +348,20 @@ absl::Status ConfigTree::GetScalar(std::string_view key, T* out, const char* exp
 
 template <typename T>
 absl::Status ConfigTree::GetList(std::string_view key, std::vector<T>* out, const char* expected,
-                           bool (*parse)(std::string_view, T*)) {
+                                 bool (*parse)(std::string_view, T*)) {
   const ConfigValue* value = Consume(key);
   if (value == nullptr) return absl::OkStatus();
   if (!value->is_list) {
-    return absl::InvalidArgumentError(std::string(key) + ": expected a list, got '" + value->scalar + "' (" +
-                                Where(*value) + ")");
+    return absl::InvalidArgumentError(std::string(key) + ": expected a list, got '" +
+                                      value->scalar + "' (" + Where(*value) + ")");
   }
   std::vector<T> parsed(value->list.size());
   for (size_t i = 0; i < parsed.size(); ++i) {
     T item{};
     if (!parse(value->list[i], &item)) {
-      return absl::InvalidArgumentError(std::string(key) + "[" + std::to_string(i) + "]: expected " + expected +
-                                  ", got '" + value->list[i] + "' (" + Where(*value) + ")");
+      return absl::InvalidArgumentError(std::string(key) + "[" + std::to_string(i) +
+                                        "]: expected " + expected + ", got '" + value->list[i] +
+                                        "' (" + Where(*value) + ")");
     }
     parsed[i] = std::move(item);
   }

@@ -34,14 +34,19 @@ struct ConfigValue {
   int line = 0;                   // 1-based line in the source; 0 when it came from Set() or Put()
 };
 
+// A value as YAML text that reads back as the same value (yaml-cpp's emitter, as ToYaml writes
+// it): a scalar quoted only where needed, or a flow list. `quote_scalar` double-quotes a scalar
+// whatever it holds, for strings that should look like strings.
+std::string YamlValueText(const ConfigValue& value, bool quote_scalar = false);
+
 class ConfigTree {
  public:
   static absl::StatusOr<ConfigTree> Parse(std::string_view text, std::string_view source_name);
   static absl::StatusOr<ConfigTree> LoadFile(const std::string& path);
 
   // Applies one "--set" override, "train.max_steps=100" or "model.steps=[1, 2, 5]"; the value is
-  // YAML, read like a value in the file. The key may be new (CheckAllConsumed judges it later) but may
-  // not turn a section into a value or a value into a section.
+  // YAML, read like a value in the file. The key may be new (CheckAllConsumed judges it later) but
+  // may not turn a section into a value or a value into a section.
   absl::Status Set(std::string_view assignment);
 
   // Typed readers. Each marks `key` as consumed. Absent key: OK, *out untouched. Present with the
@@ -63,11 +68,15 @@ class ConfigTree {
 
   // Writers, for building a tree to save. A new key goes last; an existing one keeps its place.
   absl::Status Put(std::string_view key, int64_t value);
-  absl::Status Put(std::string_view key, int value) { return Put(key, static_cast<int64_t>(value)); }
+  absl::Status Put(std::string_view key, int value) {
+    return Put(key, static_cast<int64_t>(value));
+  }
   absl::Status Put(std::string_view key, double value);
   absl::Status Put(std::string_view key, bool value);
   absl::Status Put(std::string_view key, std::string_view value);
-  absl::Status Put(std::string_view key, const char* value) { return Put(key, std::string_view(value)); }
+  absl::Status Put(std::string_view key, const char* value) {
+    return Put(key, std::string_view(value));
+  }
   absl::Status Put(std::string_view key, const std::vector<int64_t>& value);
   absl::Status Put(std::string_view key, const std::vector<double>& value);
   absl::Status Put(std::string_view key, const std::vector<std::string>& value);
@@ -98,10 +107,11 @@ class ConfigTree {
   // "config.yaml:12", or "--set" for values without a line.
   std::string Where(const ConfigValue& value) const;
   template <typename T>
-  absl::Status GetScalar(std::string_view key, T* out, const char* expected, bool (*parse)(std::string_view, T*));
+  absl::Status GetScalar(std::string_view key, T* out, const char* expected,
+                         bool (*parse)(std::string_view, T*));
   template <typename T>
   absl::Status GetList(std::string_view key, std::vector<T>* out, const char* expected,
-                 bool (*parse)(std::string_view, T*));
+                       bool (*parse)(std::string_view, T*));
 
   std::string source_name_;
   std::vector<Entry> entries_;

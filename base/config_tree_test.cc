@@ -55,8 +55,8 @@ TEST(ConfigTreeParseTest, NestedMappingsScalarsAndComments) {
       "sampler:\n"
       "  kind: ddim\n");
   EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"name", "train.max_steps", "train.optimizer.lr",
-                                                   "train.optimizer.betas", "train.log_every", "url", "path",
-                                                   "sampler.kind"}));
+                                                   "train.optimizer.betas", "train.log_every",
+                                                   "url", "path", "sampler.kind"}));
   EXPECT_EQ(Scalar(tree, "name"), "fastdiss");
   EXPECT_EQ(Scalar(tree, "train.optimizer.lr"), "3e-4");
   EXPECT_EQ(List(tree, "train.optimizer.betas"), (std::vector<std::string>{"0.9", "0.999"}));
@@ -191,8 +191,9 @@ TEST(ConfigTreeParseTest, AcceptsTheRestOfYaml) {
       "  escaped: \"\\x41\\u00e9\"\n"
       "model: {dim: 64, steps: [1, 2]}\n"
       "\"quoted\": 1\n");
-  EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"base", "train.lr", "train.name", "train.note", "train.folded",
-                                                   "train.escaped", "model.dim", "model.steps", "quoted"}));
+  EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"base", "train.lr", "train.name", "train.note",
+                                                   "train.folded", "train.escaped", "model.dim",
+                                                   "model.steps", "quoted"}));
   EXPECT_EQ(Scalar(tree, "train.lr"), "0.001");
   EXPECT_EQ(Scalar(tree, "train.name"), "12");
   EXPECT_EQ(Scalar(tree, "train.note"), "two\nlines\n");
@@ -223,17 +224,21 @@ TEST(ConfigTreeParseTest, GarbageIsAnErrorNotACrash) {
 }
 
 TEST(ConfigTreeParseTest, ErrorsAreInvalidArgument) {
-  EXPECT_EQ(ConfigTree::Parse("a: [1, [2]]\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConfigTree::Parse("a: [1, 2\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse("a: [1, [2]]\n", "f").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse("a: [1, 2\n", "f").status().code(),
+            absl::StatusCode::kInvalidArgument);
   // yaml-cpp 0.7's LoadAll never returns on these; the tree must answer.
   EXPECT_EQ(ConfigTree::Parse(",", "f").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConfigTree::Parse(",\"[{.{\"\n-\t,[\nb1]}\n", "f").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigTree::Parse(",\"[{.{\"\n-\t,[\nb1]}\n", "f").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 class ConfigTreeFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "config_tree_test.XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "config_tree_test.XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
   }
@@ -246,7 +251,8 @@ TEST_F(ConfigTreeFileTest, LoadFile) {
   std::ofstream(path) << "train:\n  steps: 7\n  bad: [1, [2]]\n";
   auto tree = ConfigTree::LoadFile(path);
   ASSERT_FALSE(tree.ok());
-  EXPECT_EQ(tree.status().message(), path + ":3: train.bad: lists hold only scalars (no nested lists or mappings)");
+  EXPECT_EQ(tree.status().message(),
+            path + ":3: train.bad: lists hold only scalars (no nested lists or mappings)");
 
   std::ofstream(path, std::ios::trunc) << "train:\n  steps: 7\n";
   tree = ConfigTree::LoadFile(path);
@@ -389,8 +395,8 @@ TEST(ConfigTreeSetTest, OverridesAddAndReject) {
   ASSERT_TRUE(tree.Set("model.steps=[1, 2, 5]").ok());
   ASSERT_TRUE(tree.Set(" train.name = 'my run' # comment").ok());
   ASSERT_TRUE(tree.Set("train.opt.beta=0.9").ok());
-  EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"train.max_steps", "train.lr", "model.steps", "train.name",
-                                                   "train.opt.beta"}));
+  EXPECT_EQ(tree.Keys(), (std::vector<std::string>{"train.max_steps", "train.lr", "model.steps",
+                                                   "train.name", "train.opt.beta"}));
   EXPECT_EQ(tree.Find("train.max_steps")->line, 0);
   int64_t steps = 0;
   std::vector<int64_t> list;
@@ -409,12 +415,14 @@ TEST(ConfigTreeSetTest, OverridesAddAndReject) {
   const std::pair<const char*, const char*> bad[] = {
       {"train.max_steps", "--set train.max_steps: expected key=value"},
       {"train.max_steps=", "--set train.max_steps=: empty value (write \"\" for an empty string)"},
-      {"train=5", "--set train=5: 'train' is a section (it holds 'train.lr'), so it cannot take a value"},
+      {"train=5",
+       "--set train=5: 'train' is a section (it holds 'train.lr'), so it cannot take a value"},
       {"train.lr.x=5", "--set train.lr.x=5: 'train.lr' is a value, so it cannot hold 'train.lr.x'"},
       {"train..lr=5",
        "--set train..lr=5: invalid config key 'train..lr' (dot-separated names of letters, digits, "
        "'_' and '-')"},
-      {"=5", "--set =5: invalid config key '' (dot-separated names of letters, digits, '_' and '-')"},
+      {"=5",
+       "--set =5: invalid config key '' (dot-separated names of letters, digits, '_' and '-')"},
       {"a=[1", "--set a=[1: end of sequence flow not found"},
       {"a={b: 1}", "--set a={b: 1}: expected a scalar or a list"},
       {"a=[1, [2]]", "--set a=[1, [2]]: lists hold only scalars (no nested lists or mappings)"},
@@ -436,7 +444,8 @@ TEST(ConfigTreeConsumedTest, ReportsEveryUnknownKeyWithSourceAndSuggestion) {
   double lr = 0;
   ASSERT_TRUE(tree.Get("train.max_steps", &steps).ok());
   ASSERT_TRUE(tree.Get("train.lr", &lr).ok());
-  ASSERT_TRUE(tree.Get("sampler.steps", &sampler_steps).ok());  // absent in the tree; still a suggestion
+  ASSERT_TRUE(
+      tree.Get("sampler.steps", &sampler_steps).ok());  // absent in the tree; still a suggestion
   const absl::Status s = tree.CheckAllConsumed();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
@@ -472,12 +481,37 @@ TEST(ConfigTreeWriteTest, ToYamlGroupsSectionsAndQuotesOnlyWhenNeeded) {
             "    betas: [0.9, 0.999]\n"
             "  tags: [a, b c, \"x, y\", \"\"]\n"
             "note: \"a: b # c\"\n");
-  EXPECT_EQ(tree.Put("model.dim.x", 1).message(), "'model.dim' is a value, so it cannot hold 'model.dim.x'");
+  EXPECT_EQ(tree.Put("model.dim.x", 1).message(),
+            "'model.dim' is a value, so it cannot hold 'model.dim.x'");
   EXPECT_EQ(tree.Put("train", 1).message(),
             "'train' is a section (it holds 'train.opt.betas'), so it cannot take a value");
   ASSERT_TRUE(tree.Put("model.dim", 1024).ok());  // replaces in place
   EXPECT_EQ(tree.Keys().front(), "model.dim");
   EXPECT_EQ(Scalar(tree, "model.dim"), "1024");
+}
+
+TEST(ConfigTreeWriteTest, YamlValueTextReadsBackAsTheSameValue) {
+  const auto text = [](std::string scalar, bool quote = false) {
+    ConfigValue value;
+    value.scalar = std::move(scalar);
+    return YamlValueText(value, quote);
+  };
+  EXPECT_EQ(text("cpu"), "cpu");
+  EXPECT_EQ(text("models/g2p", true), "\"models/g2p\"");
+  EXPECT_EQ(text("a: b"), "\"a: b\"");
+  ConfigValue list;
+  list.is_list = true;
+  list.list = {"1", "x, y", ""};
+  EXPECT_EQ(YamlValueText(list), "[1, \"x, y\", \"\"]");
+  for (const std::string& scalar :
+       {std::string("q\"uote"), std::string("back\\slash"), std::string("new\nline"),
+        std::string("cr\r"), std::string("null"), std::string("- x")}) {
+    for (const bool quote : {false, true}) {
+      auto tree = ConfigTree::Parse("k: " + text(scalar, quote) + "\n", "t");
+      ASSERT_TRUE(tree.ok()) << tree.status() << " " << text(scalar, quote);
+      EXPECT_EQ(Scalar(*tree, "k"), scalar) << text(scalar, quote);
+    }
+  }
 }
 
 TEST(ConfigTreeWriteTest, RoundTripIsExact) {
@@ -541,7 +575,8 @@ TEST(ConfigTreeWriteTest, RoundTripIsExact) {
     ASSERT_TRUE(tree.Put("s.k" + std::to_string(k), strings[k]).ok());
   for (size_t k = 0; k < doubles.size(); ++k)
     ASSERT_TRUE(tree.Put("d.k" + std::to_string(k), doubles[k]).ok());
-  for (size_t k = 0; k < ints.size(); ++k) ASSERT_TRUE(tree.Put("i.k" + std::to_string(k), ints[k]).ok());
+  for (size_t k = 0; k < ints.size(); ++k)
+    ASSERT_TRUE(tree.Put("i.k" + std::to_string(k), ints[k]).ok());
   ASSERT_TRUE(tree.Put("lists.s", strings).ok());
   ASSERT_TRUE(tree.Put("lists.d", doubles).ok());
   ASSERT_TRUE(tree.Put("lists.i", ints).ok());
@@ -560,7 +595,8 @@ TEST(ConfigTreeWriteTest, RoundTripIsExact) {
   for (size_t k = 0; k < doubles.size(); ++k) {
     double d = 0;
     ASSERT_TRUE(reread->Get("d.k" + std::to_string(k), &d).ok());
-    EXPECT_EQ(std::memcmp(&d, &doubles[k], sizeof(d)), 0) << doubles[k];  // bit-exact, -0.0 included
+    EXPECT_EQ(std::memcmp(&d, &doubles[k], sizeof(d)), 0)
+        << doubles[k];  // bit-exact, -0.0 included
   }
   for (size_t k = 0; k < ints.size(); ++k) {
     int64_t i = 0;
@@ -585,7 +621,8 @@ TEST(ConfigTreeWriteTest, RoundTripIsExact) {
 
 TEST(ConfigTreeWriteTest, ParsedFileSurvivesToYaml) {
   const ConfigTree tree = MustParse(
-      "a:\n  b: 'x y'   # c\n  l:\n    - 1\n    - two\nz: \"q\\\"\"\nm:\n  n:\n    o: [a, 'b,c']\n");
+      "a:\n  b: 'x y'   # c\n  l:\n    - 1\n    - two\nz: \"q\\\"\"\nm:\n  n:\n    o: [a, "
+      "'b,c']\n");
   auto reread = ConfigTree::Parse(tree.ToYaml(), "again");
   ASSERT_TRUE(reread.ok()) << reread.status();
   EXPECT_EQ(reread->Keys(), tree.Keys());

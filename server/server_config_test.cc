@@ -11,7 +11,8 @@ using testing::TempDir;
 
 class ServerConfigTest : public ::testing::Test {
  protected:
-  absl::StatusOr<ServerConfig> LoadText(const std::string& yaml, const std::vector<std::string>& overrides = {},
+  absl::StatusOr<ServerConfig> LoadText(const std::string& yaml,
+                                        const std::vector<std::string>& overrides = {},
                                         const std::vector<std::string>& models = {}) {
     testing::WriteFile(dir_.File("server.yaml"), yaml);
     return ServerConfig::Load(dir_.File("server.yaml"), overrides, models);
@@ -23,7 +24,8 @@ TEST_F(ServerConfigTest, ReadsKeysModelsAndFlagsInOrder) {
   auto config = LoadText(
       "server:\n  port: 7000\n  warmup_steps: [1, 20]\n"
       "engine:\n  policy: request\n  max_rows_per_batch: 64\n"
-      "models:\n  de-en:\n    checkpoint: models/de-en\n  g2p:\n    checkpoint: /ckpt/g2p\n    device: cuda:1\n",
+      "models:\n  de-en:\n    checkpoint: models/de-en\n  g2p:\n    checkpoint: /ckpt/g2p\n    "
+      "device: cuda:1\n",
       {"server.port=0", "engine.max_queue_delay_seconds=0.002"}, {"extra=/x/y", "de-en=/other"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->server.port, 0);
@@ -47,6 +49,22 @@ TEST_F(ServerConfigTest, DescribeReadsBackToTheSameConfig) {
   ASSERT_TRUE(reread.ok()) << reread.status() << "\n" << config->Describe();
   EXPECT_EQ(reread->engine.max_steps, 50);
   EXPECT_EQ(reread->models["m1"].checkpoint, "/a b/c");
+  EXPECT_EQ(reread->Describe(), config->Describe());
+}
+
+// Found by fastdiss_fuzz_config (fuzz/regressions/config/): Describe wrote a checkpoint path
+// between quotes without escaping it, so a path with a quote did not read back.
+TEST_F(ServerConfigTest, DescribeQuotesPathsAndStringsThatNeedIt) {
+  auto config = ServerConfig::Load(
+      "",
+      {"server.host=a \"b\" \\ c", "models.odd.checkpoint=models/dest\"", "models.odd.device=cpu"},
+      {"nl=/x\ny: z"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto reread = LoadText(config->Describe());
+  ASSERT_TRUE(reread.ok()) << reread.status() << "\n" << config->Describe();
+  EXPECT_EQ(reread->server.host, config->server.host);
+  EXPECT_EQ(reread->models["odd"].checkpoint, "models/dest\"");
+  EXPECT_EQ(reread->models["nl"].checkpoint, "/x\ny: z");
   EXPECT_EQ(reread->Describe(), config->Describe());
 }
 
@@ -74,7 +92,9 @@ TEST_F(ServerConfigTest, RejectsUnknownKeysAndBadValuesByName) {
       {model, {"server.port=abc"}, "server.port"},
       {model, {"engine.admission_order=lifo"}, "engine.admission_order"},
       {model, {"engine.deadline_aware=maybe"}, "engine.deadline_aware"},
-      {model, {"engine.adaptive_latency_target_seconds=0"}, "engine.adaptive_latency_target_seconds"},
+      {model,
+       {"engine.adaptive_latency_target_seconds=0"},
+       "engine.adaptive_latency_target_seconds"},
       {model, {"server.model_poll_seconds=-1"}, "server.model_poll_seconds"},
       {model, {"server.model_poll_seconds=0.001"}, "server.model_poll_seconds"},
       {model, {"runtime.malloc_trim_seconds=-1"}, "runtime.malloc_trim_seconds"},
