@@ -10,12 +10,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <random>
-#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/config_fields.h"
@@ -35,7 +35,8 @@ constexpr std::chrono::milliseconds kPatience = std::chrono::minutes(5);
 class TrainingBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::system("spm_train --help > /dev/null 2>&1") != 0) GTEST_SKIP() << "spm_train is not installed";
+    if (std::system("spm_train --help > /dev/null 2>&1") != 0)
+      GTEST_SKIP() << "spm_train is not installed";
     testing::WriteTinyParallelText(dir_.File("train.de"), dir_.File("train.en"), 12);
     TrainConfig c;
     c.data.train_source = {dir_.File("train.de")};
@@ -69,17 +70,22 @@ class TrainingBinaryTest : public ::testing::Test {
 
   // Starts one fastdiss-train process; `rank` < 0 means no torch.distributed environment.
   std::unique_ptr<Subprocess> Start(const std::string& output, int max_steps, int rank, int world,
-                                             int port, const std::vector<std::string>& sets = {}) {
+                                    int port, const std::vector<std::string>& sets = {}) {
     std::vector<std::string> env;
     if (rank >= 0) {
-      env = {"WORLD_SIZE=" + std::to_string(world), "RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
-             "MASTER_PORT=" + std::to_string(port)};
+      env = {"WORLD_SIZE=" + std::to_string(world), "RANK=" + std::to_string(rank),
+             "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)};
     }
-    const std::string log = dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + "-" +
-                                      std::to_string(starts_++) + ".log");
-    std::vector<std::string> args = {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"),
-                                     "--set", "train.output_dir=" + dir_.File(output),
-                                     "--set", "train.max_steps=" + std::to_string(max_steps)};
+    const std::string log =
+        dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + "-" +
+                  std::to_string(starts_++) + ".log");
+    std::vector<std::string> args = {FASTDISS_TRAIN_BINARY,
+                                     "--config",
+                                     dir_.File("config.yaml"),
+                                     "--set",
+                                     "train.output_dir=" + dir_.File(output),
+                                     "--set",
+                                     "train.max_steps=" + std::to_string(max_steps)};
     for (const std::string& set : sets) {
       args.push_back("--set");
       args.push_back(set);
@@ -101,7 +107,8 @@ class TrainingBinaryTest : public ::testing::Test {
     auto rank1 = Start(output + "-rank1", max_steps, 1, 2, port);
     ASSERT_EQ(rank0->Wait(kPatience), 0) << rank0->Log();
     ASSERT_EQ(rank1->Wait(kPatience), 0) << rank1->Log();
-    EXPECT_NE(rank0->Log().find("data-parallel over 2 processes"), std::string::npos) << rank0->Log();
+    EXPECT_NE(rank0->Log().find("data-parallel over 2 processes"), std::string::npos)
+        << rank0->Log();
     EXPECT_FALSE(fs::exists(dir_.File(output + "-rank1") + "/last")) << "rank 1 wrote a checkpoint";
   }
 
@@ -112,7 +119,8 @@ class TrainingBinaryTest : public ::testing::Test {
     EXPECT_TRUE(loaded.ok()) << loaded.status();
     Weights weights;
     if (loaded.ok()) {
-      for (const auto& p : loaded->model->named_parameters()) weights.emplace_back(p.key(), p.value().detach().clone());
+      for (const auto& p : loaded->model->named_parameters())
+        weights.emplace_back(p.key(), p.value().detach().clone());
     }
     return weights;
   }
@@ -134,10 +142,12 @@ class TrainingBinaryTest : public ::testing::Test {
       // 1e-9) turns rounding of either sign into a step of up to about lr. Summing a gradient in
       // two halves rounds differently, so these may differ by a few steps' lr; everything else
       // must agree to float tolerance.
-      const bool zero_gradient = name.size() >= 7 && name.compare(name.size() - 7, 7, ".k.bias") == 0;
-      EXPECT_TRUE(zero_gradient ? torch::allclose(x, y, 0, 0.03) : torch::allclose(x, y, 1e-4, 1e-5))
-          << name << " " << x.sizes() << ": largest difference " << (x - y).abs().max().item<double>()
-          << " at magnitude " << x.abs().max().item<double>();
+      const bool zero_gradient =
+          name.size() >= 7 && name.compare(name.size() - 7, 7, ".k.bias") == 0;
+      EXPECT_TRUE(zero_gradient ? torch::allclose(x, y, 0, 0.03)
+                                : torch::allclose(x, y, 1e-4, 1e-5))
+          << name << " " << x.sizes() << ": largest difference "
+          << (x - y).abs().max().item<double>() << " at magnitude " << x.abs().max().item<double>();
     }
   }
 
@@ -149,7 +159,8 @@ TEST_F(TrainingBinaryTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
   {  // "one" is a launched group of one process (torchrun with WORLD_SIZE=1): a real Gloo group
     auto process = Start("one", 6, 0, 1, testing::FreePort());
     ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
-    EXPECT_NE(process->Log().find("data-parallel over 1 process (torch.distributed, Gloo)"), std::string::npos)
+    EXPECT_NE(process->Log().find("data-parallel over 1 process (torch.distributed, Gloo)"),
+              std::string::npos)
         << process->Log();
   }
   TrainTwo("two", 6);
@@ -174,16 +185,18 @@ TEST_F(TrainingBinaryTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
 
 TEST_F(TrainingBinaryTest, ABadEnvironmentIsRefusedByName) {
   auto started = Subprocess::Start(
-      {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
+      {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set",
+       "train.output_dir=" + dir_.File("bad")},
       dir_.File("bad.log"), {"WORLD_SIZE=2", "RANK=5", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"});
   ASSERT_TRUE(started.ok()) << started.status();
   auto& process = *started;
   EXPECT_EQ(process->Wait(kPatience), 2);
   EXPECT_NE(process->Log().find("RANK"), std::string::npos) << process->Log();
 
-  auto started_without_address = Subprocess::Start(
-      {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set", "train.output_dir=" + dir_.File("bad")},
-      dir_.File("bad-address.log"), {"WORLD_SIZE=1", "RANK=0"});
+  auto started_without_address =
+      Subprocess::Start({FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set",
+                         "train.output_dir=" + dir_.File("bad")},
+                        dir_.File("bad-address.log"), {"WORLD_SIZE=1", "RANK=0"});
   ASSERT_TRUE(started_without_address.ok()) << started_without_address.status();
   auto& no_address = *started_without_address;
   EXPECT_EQ(no_address->Wait(kPatience), 2);
@@ -201,15 +214,24 @@ TEST_F(TrainingBinaryTest, KilledAtRandomMomentsTheRunResumesToTheWeightsOfOneNe
     auto process = Start("whole", steps, -1, 1, 0, sets);
     ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
   }
-  const auto whole_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin).count();
-  // Each attempt is killed between 30% and 65% of an uninterrupted run's time: after start-up,
-  // somewhere in its steps and their checkpoint writes.
+  const auto whole_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - begin)
+                            .count();
+  // Each attempt is killed at a random moment after it has saved a step past the one the last
+  // kill left, up to two steps' worth of the uninterrupted run's time later: so the kills land in
+  // steps and in checkpoint writes alike, and however loaded the machine, each comes after a save.
+  const int64_t step_ms = std::max<int64_t>(1, whole_ms / steps);
   std::mt19937 rng(7);
-  std::uniform_int_distribution<int64_t> delay_ms(whole_ms * 30 / 100, whole_ms * 65 / 100);
+  std::uniform_int_distribution<int64_t> delay_ms(0, 2 * step_ms);
   std::vector<int64_t> progress;  // the step last/ holds after each kill
   for (int round = 0; round < 6; ++round) {
+    const int64_t saved = progress.empty() ? 0 : progress.back();
     auto process = Start("killed", steps, -1, 1, 0, sets);
+    const auto give_up = std::chrono::steady_clock::now() + kPatience;
+    while (!process->Exited() && Step("killed") <= saved &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     if (process->Exited()) break;  // it finished first: nothing left to interrupt
     process->Signal(SIGKILL);
@@ -225,8 +247,10 @@ TEST_F(TrainingBinaryTest, KilledAtRandomMomentsTheRunResumesToTheWeightsOfOneNe
   }
   std::string steps_seen;
   for (int64_t step : progress) steps_seen += " " + std::to_string(step);
-  std::cout << "uninterrupted run " << whole_ms << " ms; last/ after each kill at step" << steps_seen << std::endl;
-  ASSERT_GE(progress.size(), 3u) << "the run outpaced the kills (" << whole_ms << " ms uninterrupted)";
+  std::cout << "uninterrupted run " << whole_ms << " ms; last/ after each kill at step"
+            << steps_seen << std::endl;
+  ASSERT_GE(progress.size(), 3u) << "the run outpaced the kills (" << whole_ms
+                                 << " ms uninterrupted)";
   EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
   EXPECT_GT(progress.back(), 0) << "no kill came after a step was saved";
   auto finish = Start("killed", steps, -1, 1, 0, sets);
@@ -237,7 +261,8 @@ TEST_F(TrainingBinaryTest, KilledAtRandomMomentsTheRunResumesToTheWeightsOfOneNe
   ASSERT_FALSE(whole.empty());
   for (size_t i = 0; i < whole.size(); ++i) {
     EXPECT_TRUE(torch::equal(whole[i].second, killed[i].second))
-        << whole[i].first << ": largest difference " << (whole[i].second - killed[i].second).abs().max().item<double>();
+        << whole[i].first << ": largest difference "
+        << (whole[i].second - killed[i].second).abs().max().item<double>();
   }
 }
 
