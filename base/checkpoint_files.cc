@@ -26,14 +26,18 @@ constexpr size_t kMaxManifestBytes = 16 << 20;
 absl::Status ErrnoError(const std::string& what, int err) {
   std::string message = what + ": " + std::strerror(err);
   switch (err) {
-    case ENOENT: return absl::NotFoundError(std::move(message));
+    case ENOENT:
+      return absl::NotFoundError(std::move(message));
     case ENOSPC:
     case EDQUOT:
-    case EFBIG: return absl::ResourceExhaustedError(std::move(message));
+    case EFBIG:
+      return absl::ResourceExhaustedError(std::move(message));
     case EACCES:
     case EPERM:
-    case EROFS: return absl::FailedPreconditionError(std::move(message));
-    default: return absl::InternalError(std::move(message));
+    case EROFS:
+      return absl::FailedPreconditionError(std::move(message));
+    default:
+      return absl::InternalError(std::move(message));
   }
 }
 
@@ -106,7 +110,8 @@ bool FileSize(const std::string& path, uint64_t* size) {
 bool ValidFileName(std::string_view name) {
   if (name.empty() || name.front() == '.' || name == kManifest) return false;
   for (char c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
   }
   return true;
 }
@@ -133,20 +138,24 @@ absl::Status CheckReplaceable(const std::string& dir, bool* exists) {
   }
   *exists = true;
   if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError("cannot write checkpoint '" + dir + "': it exists and is not a directory");
+    return absl::FailedPreconditionError("cannot write checkpoint '" + dir +
+                                         "': it exists and is not a directory");
   }
   std::error_code ec;
   const bool empty = std::filesystem::is_empty(dir, ec);
   uint64_t unused;
   if (!ec && !empty && !FileSize(dir + "/" + kManifest, &unused)) {
-    return absl::FailedPreconditionError("refusing to replace '" + dir +
-                                   "': it is a non-empty directory without a checkpoint MANIFEST");
+    return absl::FailedPreconditionError(
+        "refusing to replace '" + dir +
+        "': it is a non-empty directory without a checkpoint MANIFEST");
   }
   return absl::OkStatus();
 }
 
-absl::Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<std::string, std::string>>& files) {
-  std::string manifest = std::string(kFormatName) + " " + std::to_string(kCheckpointFormatVersion) + "\n";
+absl::Status WriteTempDir(const std::string& tmp,
+                          const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string manifest =
+      std::string(kFormatName) + " " + std::to_string(kCheckpointFormatVersion) + "\n";
   for (const auto& [name, bytes] : files) {
     FASTDISS_RETURN_IF_ERROR(WriteFileSynced(tmp + "/" + name, bytes));
     manifest += name + " " + std::to_string(bytes.size()) + " " + Hex16(XxHash64(bytes)) + "\n";
@@ -159,8 +168,8 @@ absl::Status WriteTempDir(const std::string& tmp, const std::vector<std::pair<st
 
 // Puts the complete directory `tmp` in place of the existing directory `dir`; `*old` gets the
 // path that now holds the old checkpoint.
-absl::Status SwapIntoPlace(const std::string& tmp, const std::string& dir, const CheckpointWriteOptions& options,
-                     std::string* old) {
+absl::Status SwapIntoPlace(const std::string& tmp, const std::string& dir,
+                           const CheckpointWriteOptions& options, std::string* old) {
 #ifdef RENAME_EXCHANGE
   if (options.use_rename_exchange) {
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
@@ -198,7 +207,8 @@ bool ParseDecimal(std::string_view s, uint64_t* out) {
 }
 
 bool ParseHex16(std::string_view s, uint64_t* out) {
-  if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string_view::npos) return false;
+  if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+    return false;
   std::from_chars(s.data(), s.data() + s.size(), *out, 16);
   return true;
 }
@@ -209,7 +219,8 @@ struct ManifestEntry {
   uint64_t hash;
 };
 
-absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir, std::string_view text) {
+absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir,
+                                                         std::string_view text) {
   const size_t header_end = text.find('\n');
   const std::string_view header = text.substr(0, header_end);
   const std::string prefix = std::string(kFormatName) + " ";
@@ -218,8 +229,9 @@ absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir,
   }
   const std::string_view version = header.substr(prefix.size());
   if (version != std::to_string(kCheckpointFormatVersion)) {
-    return absl::FailedPreconditionError("checkpoint '" + dir + "' has format version '" + std::string(version) +
-                                   "'; this build reads version " + std::to_string(kCheckpointFormatVersion));
+    return absl::FailedPreconditionError("checkpoint '" + dir + "' has format version '" +
+                                         std::string(version) + "'; this build reads version " +
+                                         std::to_string(kCheckpointFormatVersion));
   }
   // The last line is "end <hash of everything before it>".
   if (text.size() < 22 || text.back() != '\n') return ManifestError(dir, "is truncated");
@@ -256,14 +268,18 @@ absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(const std::string& dir,
 
 }  // namespace
 
-uint64_t XxHash64(std::string_view data, uint64_t seed) { return XXH64(data.data(), data.size(), seed); }
+uint64_t XxHash64(std::string_view data, uint64_t seed) {
+  return XXH64(data.data(), data.size(), seed);
+}
 
 // Depth-first, without following symbolic links; ENOENT counts as done.
 absl::Status RemoveCheckpointDir(const std::string& path) {
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? absl::OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
+  if (::lstat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? absl::OkStatus() : ErrnoError("cannot stat '" + path + "'", errno);
   if (!S_ISDIR(st.st_mode)) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete '" + path + "'", errno);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return ErrnoError("cannot delete '" + path + "'", errno);
     return absl::OkStatus();
   }
   DIR* dir = ::opendir(path.c_str());
@@ -275,22 +291,25 @@ absl::Status RemoveCheckpointDir(const std::string& path) {
   }
   ::closedir(dir);
   for (const std::string& child : children) FASTDISS_RETURN_IF_ERROR(RemoveCheckpointDir(child));
-  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot delete directory '" + path + "'", errno);
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT)
+    return ErrnoError("cannot delete directory '" + path + "'", errno);
   return absl::OkStatus();
 }
 
 absl::Status WriteCheckpointDir(const std::string& dir_in,
-                          const std::vector<std::pair<std::string, std::string>>& files,
-                          const CheckpointWriteOptions& options) {
+                                const std::vector<std::pair<std::string, std::string>>& files,
+                                const CheckpointWriteOptions& options) {
   std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();  // "ckpt/" + ".tmp" must stay a sibling
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();  // "ckpt/" + ".tmp" must stay a sibling
   if (dir.empty() || dir == "/")
     return absl::InvalidArgumentError("checkpoint directory must be named, got '" + dir_in + "'");
   std::set<std::string, std::less<>> names;
   for (const auto& file : files) {
     if (!ValidFileName(file.first)) {
-      return absl::InvalidArgumentError("invalid checkpoint file name '" + file.first +
-                                  "' (use [A-Za-z0-9._-], not starting with '.', not MANIFEST)");
+      return absl::InvalidArgumentError(
+          "invalid checkpoint file name '" + file.first +
+          "' (use [A-Za-z0-9._-], not starting with '.', not MANIFEST)");
     }
     if (!names.insert(file.first).second)
       return absl::InvalidArgumentError("duplicate checkpoint file name '" + file.first + "'");
@@ -299,7 +318,8 @@ absl::Status WriteCheckpointDir(const std::string& dir_in,
   FASTDISS_RETURN_IF_ERROR(CheckReplaceable(dir, &exists));
 
   const std::string tmp = dir + ".tmp-" + RandomSuffix();
-  if (::mkdir(tmp.c_str(), 0755) != 0) return ErrnoError("cannot create directory '" + tmp + "'", errno);
+  if (::mkdir(tmp.c_str(), 0755) != 0)
+    return ErrnoError("cannot create directory '" + tmp + "'", errno);
   std::string old;
   absl::Status status = WriteTempDir(tmp, files);
   if (status.ok() && !exists && ::rename(tmp.c_str(), dir.c_str()) != 0) {
@@ -323,15 +343,18 @@ absl::Status WriteCheckpointDir(const std::string& dir_in,
 absl::StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::string& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::NotFoundError("checkpoint directory '" + dir + "' does not exist");
+    if (errno == ENOENT)
+      return absl::NotFoundError("checkpoint directory '" + dir + "' does not exist");
     return ErrnoError("cannot stat checkpoint directory '" + dir + "'", errno);
   }
-  if (!S_ISDIR(st.st_mode)) return absl::FailedPreconditionError("checkpoint '" + dir + "' is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    return absl::FailedPreconditionError("checkpoint '" + dir + "' is not a directory");
 
   const std::string manifest_path = dir + "/" + kManifest;
   uint64_t manifest_size = 0;
   if (!FileSize(manifest_path, &manifest_size)) {
-    return absl::DataLossError("checkpoint '" + dir + "' has no MANIFEST (incomplete write, or not a checkpoint)");
+    return absl::DataLossError("checkpoint '" + dir +
+                               "' has no MANIFEST (incomplete write, or not a checkpoint)");
   }
   if (manifest_size > kMaxManifestBytes) return ManifestError(dir, "is implausibly large");
   std::string manifest;
@@ -344,20 +367,23 @@ absl::StatusOr<std::map<std::string, std::string>> ReadCheckpointDir(const std::
     uint64_t size = 0;
     if (!FileSize(path, &size)) {
       return absl::DataLossError("checkpoint '" + dir + "' is missing file '" + e.name +
-                           "' listed in its MANIFEST");
+                                 "' listed in its MANIFEST");
     }
     if (size != e.size) {  // checked before reading, so a bogus size never drives an allocation
-      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is truncated or overwritten: " +
-                           std::to_string(size) + " bytes, MANIFEST says " + std::to_string(e.size));
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir +
+                                 "' is truncated or overwritten: " + std::to_string(size) +
+                                 " bytes, MANIFEST says " + std::to_string(e.size));
     }
     std::string bytes;
     FASTDISS_RETURN_IF_ERROR(ReadFile(path, &bytes));
     if (bytes.size() != e.size) {
-      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' changed size while being read");
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir +
+                                 "' changed size while being read");
     }
     if (XxHash64(bytes) != e.hash) {
-      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir + "' is corrupted: XXH64 " +
-                           Hex16(XxHash64(bytes)) + ", MANIFEST says " + Hex16(e.hash));
+      return absl::DataLossError("file '" + e.name + "' in checkpoint '" + dir +
+                                 "' is corrupted: XXH64 " + Hex16(XxHash64(bytes)) +
+                                 ", MANIFEST says " + Hex16(e.hash));
     }
     files.emplace(e.name, std::move(bytes));
   }

@@ -44,8 +44,8 @@ struct CheckpointWriteOptions {
 // described above. Names are [A-Za-z0-9._-]+, not starting with '.', unique, and not "MANIFEST".
 // The parent directory must exist.
 absl::Status WriteCheckpointDir(const std::string& dir,
-                          const std::vector<std::pair<std::string, std::string>>& files,
-                          const CheckpointWriteOptions& options = {});
+                                const std::vector<std::pair<std::string, std::string>>& files,
+                                const CheckpointWriteOptions& options = {});
 
 // Reads and verifies every file named in `dir`/MANIFEST. Errors: NOT_FOUND when `dir` does not
 // exist; FAILED_PRECONDITION for a MANIFEST of another format version; DATA_LOSS for a missing

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include <csignal>
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -32,7 +32,8 @@ class CheckpointFilesTest : public ::testing::Test {
   // Every entry of the temp root, so tests can see stray ".tmp-"/".old-" siblings.
   std::vector<std::string> RootEntries() const {
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(root_)) names.push_back(e.path().filename().string());
+    for (const auto& e : fs::directory_iterator(root_))
+      names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
   }
@@ -66,7 +67,8 @@ TEST(XxHash64Test, ReferenceVectors) {
 }
 
 TEST_F(CheckpointFilesTest, RoundTrip) {
-  const Files files = {{"model.pt", AllBytes() + AllBytes()}, {"config.yaml", "a: 1\n"}, {"empty", ""}};
+  const Files files = {
+      {"model.pt", AllBytes() + AllBytes()}, {"config.yaml", "a: 1\n"}, {"empty", ""}};
   ASSERT_TRUE(WriteCheckpointDir(dir_, files).ok());
   auto read = ReadCheckpointDir(dir_);
   ASSERT_TRUE(read.ok()) << read.status();
@@ -82,7 +84,8 @@ TEST_F(CheckpointFilesTest, TrailingSlashStillWritesASibling) {
   EXPECT_EQ(ReadCheckpointDir(dir_)->at("a"), "y");
 }
 
-class CheckpointOverwriteTest : public CheckpointFilesTest, public ::testing::WithParamInterface<bool> {};
+class CheckpointOverwriteTest : public CheckpointFilesTest,
+                                public ::testing::WithParamInterface<bool> {};
 
 TEST_P(CheckpointOverwriteTest, ReplacesExistingCheckpointCompletely) {
   CheckpointWriteOptions options;
@@ -96,8 +99,9 @@ TEST_P(CheckpointOverwriteTest, ReplacesExistingCheckpointCompletely) {
   EXPECT_EQ(RootEntries(), std::vector<std::string>{"ckpt"});  // old copy removed
 }
 
-INSTANTIATE_TEST_SUITE_P(Swap, CheckpointOverwriteTest, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "RenameExchange" : "RenameAside"; });
+INSTANTIATE_TEST_SUITE_P(Swap, CheckpointOverwriteTest, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "RenameExchange" : "RenameAside";
+});
 
 // Out of space mid-write (the file-size limit stands in for a full disk: writes past it fail with
 // EFBIG as they would with ENOSPC): a clear error, the previous checkpoint intact and readable,
@@ -158,7 +162,8 @@ TEST_F(CheckpointFilesTest, RefusesToReplaceARegularFile) {
 }
 
 TEST_F(CheckpointFilesTest, RejectsBadFileNamesWithoutTouchingDisk) {
-  for (const std::string bad : {"", "MANIFEST", "../x", "a/b", ".hidden", "..", "sp ace", "new\nline"}) {
+  for (const std::string bad :
+       {"", "MANIFEST", "../x", "a/b", ".hidden", "..", "sp ace", "new\nline"}) {
     const absl::Status s = WriteCheckpointDir(dir_, {{bad, "x"}});
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "': " << s;
   }
@@ -196,7 +201,8 @@ TEST_F(CheckpointFilesTest, UnknownFormatVersion) {
   Spit(dir_ + "/MANIFEST", manifest);
   const auto read = ReadCheckpointDir(dir_);
   EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(read.status().message().find("format version '2'; this build reads version 1"), std::string::npos)
+  EXPECT_NE(read.status().message().find("format version '2'; this build reads version 1"),
+            std::string::npos)
       << read.status();
 }
 
@@ -205,7 +211,8 @@ TEST_F(CheckpointFilesTest, MissingFile) {
   fs::remove(dir_ + "/weights.bin");
   const auto read = ReadCheckpointDir(dir_);
   EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(read.status().message().find("missing file 'weights.bin'"), std::string::npos) << read.status();
+  EXPECT_NE(read.status().message().find("missing file 'weights.bin'"), std::string::npos)
+      << read.status();
 }
 
 TEST_F(CheckpointFilesTest, TruncatedFile) {
@@ -226,8 +233,9 @@ TEST_F(CheckpointFilesTest, CorruptedFile) {
   Spit(dir_ + "/weights.bin", bytes);
   const auto read = ReadCheckpointDir(dir_);
   EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(read.status().message().find("file 'weights.bin' in checkpoint '" + dir_ + "' is corrupted"),
-            std::string::npos)
+  EXPECT_NE(
+      read.status().message().find("file 'weights.bin' in checkpoint '" + dir_ + "' is corrupted"),
+      std::string::npos)
       << read.status();
 }
 
@@ -272,9 +280,10 @@ TEST_F(CheckpointFilesTest, WellHashedButMalformedManifestIsRejected) {
   };
   const std::string header = "fastdiss-checkpoint 1\n";
   const std::string h = " 0000000000000000\n";
-  for (const std::string& body : {header + "../outside 6" + h, header + "a 99999999999999999999999" + h,
-                                  header + "a -1" + h, header + "a 1 xyz\n", header + "a 1" + h + "a 1" + h,
-                                  header + "a  1" + h, header + "MANIFEST 1" + h, header + "\n"}) {
+  for (const std::string& body :
+       {header + "../outside 6" + h, header + "a 99999999999999999999999" + h, header + "a -1" + h,
+        header + "a 1 xyz\n", header + "a 1" + h + "a 1" + h, header + "a  1" + h,
+        header + "MANIFEST 1" + h, header + "\n"}) {
     Spit(dir_ + "/MANIFEST", with_end(body));
     const auto read = ReadCheckpointDir(dir_);
     EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << body << read.status();

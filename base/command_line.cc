@@ -22,7 +22,8 @@ std::string Range(const char* what, const std::string& min, const std::string& m
 
 // "--name", "--name=VALUE", "-h": a dash then a letter or a second dash.
 bool LooksLikeFlag(const std::string& arg) {
-  return arg.size() >= 2 && arg[0] == '-' && (arg[1] == '-' || std::isalpha(static_cast<unsigned char>(arg[1])));
+  return arg.size() >= 2 && arg[0] == '-' &&
+         (arg[1] == '-' || std::isalpha(static_cast<unsigned char>(arg[1])));
 }
 
 std::string Text(double v) {
@@ -76,7 +77,8 @@ int64_t FlagReader::Int(int64_t min, int64_t max) {
   int64_t v;
   if (!ParseInt64(value, &v) || v < min || v > max) {
     BadValue(Range("an integer", std::to_string(min), std::to_string(max),
-                   min != std::numeric_limits<int64_t>::min(), max != std::numeric_limits<int64_t>::max()),
+                   min != std::numeric_limits<int64_t>::min(),
+                   max != std::numeric_limits<int64_t>::max()),
              value);
   }
   return v;
@@ -93,9 +95,10 @@ double FlagReader::Double(double min, double max) {
   const std::string value = String();
   double v;
   if (!ParseDouble(value, &v) || !std::isfinite(v) || v < min || v > max) {
-    BadValue(Range("a finite number", Text(min), Text(max), min != std::numeric_limits<double>::lowest(),
-                   max != std::numeric_limits<double>::max()),
-             value);
+    BadValue(
+        Range("a finite number", Text(min), Text(max), min != std::numeric_limits<double>::lowest(),
+              max != std::numeric_limits<double>::max()),
+        value);
   }
   return v;
 }

@@ -2,8 +2,9 @@
 //
 // It takes "--name VALUE" and "--name=VALUE" alike, bare switches ("--json") and positional
 // arguments, in order. A flag starts with "--" or with '-' and a letter ("-h"); anything else is
-// positional, so "-", "-5 degrees" and every argument after a lone "--" are texts, not flags. Every typed read checks the whole value and its range. A missing or bad
-// value, a value given to a switch, or an unknown flag prints one line to stderr,
+// positional, so "-", "-5 degrees" and every argument after a lone "--" are texts, not flags. Every
+// typed read checks the whole value and its range. A missing or bad value, a value given to a
+// switch, or an unknown flag prints one line to stderr,
 //   PROGRAM: --steps takes integers >= 1 separated by commas, got '5x' (see --help)
 // and ends the process with exit status 2, the programs' status for bad usage. Nothing is ever
 // truncated or guessed ("2.5" is not an integer, "5x" is not 5). For main() only: library
@@ -74,11 +75,11 @@ class FlagReader {
   std::string program_;
   std::vector<std::string> args_;
   size_t next_ = 0;
-  bool options_ended_ = false;                // a lone "--" was read
-  bool positional_ = false;                   // the current argument is positional
-  std::string arg_;                           // the current argument
-  std::string name_;                          // its flag name, without "=VALUE"
-  std::optional<std::string> inline_value_;   // its "=VALUE" part
+  bool options_ended_ = false;               // a lone "--" was read
+  bool positional_ = false;                  // the current argument is positional
+  std::string arg_;                          // the current argument
+  std::string name_;                         // its flag name, without "=VALUE"
+  std::optional<std::string> inline_value_;  // its "=VALUE" part
 };
 
 }  // namespace fastdiss

@@ -59,8 +59,8 @@ TEST(NumberTextTest, TakesOnlyWholeNumbers) {
 }
 
 TEST(FlagReaderTest, ReadsSpacedAndInlineValuesSwitchesAndPositionals) {
-  const char* argv[] = {"prog", "--steps", "1,2,5", "--seed=7", "--json", "hello world", "-",
-                        "--rate", "2.5", "--name=", "--health"};
+  const char* argv[] = {"prog", "--steps", "1,2,5", "--seed=7", "--json",  "hello world",
+                        "-",    "--rate",  "2.5",   "--name=",  "--health"};
   FlagReader flags("prog", 11, argv);
   ASSERT_TRUE(flags.Next());
   ASSERT_TRUE(flags.Is("--steps"));
@@ -144,7 +144,8 @@ TEST(FlagReaderTest, NoneListOnlyWhenAllowed) {
 }
 
 TEST(FlagReaderDeathTest, BadValuesEndTheProgramWithStatus2AndSayWhy) {
-  EXPECT_EXIT(Flags({"--steps"})->IntList(1), testing::ExitedWithCode(2), "prog: --steps needs a value");
+  EXPECT_EXIT(Flags({"--steps"})->IntList(1), testing::ExitedWithCode(2),
+              "prog: --steps needs a value");
   EXPECT_EXIT(Flags({"--steps", "none"})->IntList(1), testing::ExitedWithCode(2),
               "prog: --steps takes integers >= 1 separated by commas, got 'none' \\(see --help\\)");
   EXPECT_EXIT(Flags({"--steps", "1,,5"})->IntList(1), testing::ExitedWithCode(2), "got '1,,5'");
@@ -163,15 +164,19 @@ TEST(FlagReaderDeathTest, BadValuesEndTheProgramWithStatus2AndSayWhy) {
               "--seed takes an integer, got '9223372036854775808'");
   EXPECT_EXIT(Flags({"--deadline-seconds", "abc"})->Double(0), testing::ExitedWithCode(2),
               "--deadline-seconds takes a finite number >= 0, got 'abc'");
-  EXPECT_EXIT(Flags({"--rate", ".nan"})->Double(), testing::ExitedWithCode(2), "takes a finite number, got '.nan'");
+  EXPECT_EXIT(Flags({"--rate", ".nan"})->Double(), testing::ExitedWithCode(2),
+              "takes a finite number, got '.nan'");
   EXPECT_EXIT(Flags({"--duration", ".inf"})->Double(0), testing::ExitedWithCode(2), "got '.inf'");
   EXPECT_EXIT(Flags({"--rate", "-1"})->Double(0.5, 2), testing::ExitedWithCode(2),
               "takes a finite number in \\[0.5, 2\\]");
   EXPECT_EXIT(Flags({"--seed", "-1"})->Uint64(), testing::ExitedWithCode(2),
               "--seed takes an integer in \\[0, 18446744073709551615\\], got '-1'");
-  EXPECT_EXIT(Flags({"--json=1"})->Switch(), testing::ExitedWithCode(2), "prog: --json takes no value, got '1'");
-  EXPECT_EXIT(Flags({"--bogus=3"})->Unknown(), testing::ExitedWithCode(2), "prog: unknown flag '--bogus'");
-  EXPECT_EXIT(Flags({"stray"})->Unknown(), testing::ExitedWithCode(2), "prog: unexpected argument 'stray'");
+  EXPECT_EXIT(Flags({"--json=1"})->Switch(), testing::ExitedWithCode(2),
+              "prog: --json takes no value, got '1'");
+  EXPECT_EXIT(Flags({"--bogus=3"})->Unknown(), testing::ExitedWithCode(2),
+              "prog: unknown flag '--bogus'");
+  EXPECT_EXIT(Flags({"stray"})->Unknown(), testing::ExitedWithCode(2),
+              "prog: unexpected argument 'stray'");
 }
 
 }  // namespace

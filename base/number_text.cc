@@ -15,12 +15,14 @@ bool ParseInt64(std::string_view text, int64_t* out) {
 
 bool ParseUint64(std::string_view text, uint64_t* out) {
   const auto r = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return !text.empty() && text[0] != '-' && r.ec == std::errc() && r.ptr == text.data() + text.size();
+  return !text.empty() && text[0] != '-' && r.ec == std::errc() &&
+         r.ptr == text.data() + text.size();
 }
 
 bool ParseInt(std::string_view text, int* out) {
   int64_t v;
-  if (!ParseInt64(text, &v) || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+  if (!ParseInt64(text, &v) || v < std::numeric_limits<int>::min() ||
+      v > std::numeric_limits<int>::max())
     return false;
   *out = static_cast<int>(v);
   return true;
@@ -32,7 +34,8 @@ bool ParseDouble(std::string_view text, double* out) {
   const bool negative = !v.empty() && v[0] == '-';
   const std::string_view magnitude = negative ? v.substr(1) : v;
   if (magnitude == ".inf" || magnitude == ".Inf" || magnitude == ".INF") {
-    *out = negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    *out = negative ? -std::numeric_limits<double>::infinity()
+                    : std::numeric_limits<double>::infinity();
     return true;
   }
   if (v == ".nan" || v == ".NaN" || v == ".NAN") {

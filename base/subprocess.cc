@@ -17,9 +17,9 @@ extern char** environ;
 
 namespace fastdiss {
 
-absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
-                                                        const std::string& log_path,
-                                                        const std::vector<std::string>& extra_env) {
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
+    const std::vector<std::string>& argv, const std::string& log_path,
+    const std::vector<std::string>& extra_env) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to run");
   std::unique_ptr<Subprocess> child(new Subprocess(log_path));
   std::vector<std::string> args = argv, env = extra_env;
@@ -32,10 +32,11 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  const int error = posix_spawnp(&child->pid_, arg_pointers[0], &actions, nullptr, arg_pointers.data(),
-                                 env_pointers.data());
+  const int error = posix_spawnp(&child->pid_, arg_pointers[0], &actions, nullptr,
+                                 arg_pointers.data(), env_pointers.data());
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) {
     child->pid_ = -1;
@@ -95,7 +96,8 @@ int Subprocess::WaitForExit() {
 
 std::string Subprocess::ExitDescription() const {
   if (pid_ > 0) return "is running";
-  if (WIFEXITED(wait_status_)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status_));
+  if (WIFEXITED(wait_status_))
+    return "exited with status " + std::to_string(WEXITSTATUS(wait_status_));
   return "was killed by signal " + std::to_string(WTERMSIG(wait_status_));
 }
 

@@ -22,9 +22,9 @@ class Subprocess {
   // environment of this process plus `extra_env` ("NAME=value", which wins), and its output in
   // `log_path` (truncated first). NOT_FOUND when the program does not exist, INTERNAL when it
   // cannot be started for another reason.
-  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                     const std::string& log_path,
-                                                     const std::vector<std::string>& extra_env = {});
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(
+      const std::vector<std::string>& argv, const std::string& log_path,
+      const std::vector<std::string>& extra_env = {});
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;

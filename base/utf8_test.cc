@@ -43,7 +43,9 @@ TEST(Utf8Test, CharLengthCountsOneWellFormedCharacter) {
   EXPECT_EQ(Utf8CharLength("\xC3\xA9x"), 2u);
   EXPECT_EQ(Utf8CharLength("\xE2\x96\x81"), 3u);
   EXPECT_EQ(Utf8CharLength("\xF0\x9F\x98\x80"), 4u);
-  EXPECT_EQ(Utf8CharLength("\x80" "a"), 0u);
+  EXPECT_EQ(Utf8CharLength("\x80"
+                           "a"),
+            0u);
   EXPECT_EQ(Utf8CharLength("\xED\xA0\x80"), 0u);
 }
 

@@ -24,7 +24,8 @@
 
 namespace {
 
-const char* const kFiles[] = {"MANIFEST", "model.yaml", "metadata.yaml", "tokenizer.model", "weights.pt"};
+const char* const kFiles[] = {"MANIFEST", "model.yaml", "metadata.yaml", "tokenizer.model",
+                              "weights.pt"};
 std::map<std::string, std::string>* base_files = nullptr;
 std::string* work_dir = nullptr;
 
@@ -40,7 +41,8 @@ void Check(const absl::Status& status, const char* what) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // tmpfs: the checkpoint writer's fsyncs cost nothing there.
   const std::string root = "/dev/shm/fastdiss-checkpoint-fuzz-" + std::to_string(getpid());
-  if (mkdir(root.c_str(), 0700) != 0) Check(fastdiss::InternalError("cannot create " + root), "setup");
+  if (mkdir(root.c_str(), 0700) != 0)
+    Check(fastdiss::InternalError("cannot create " + root), "setup");
   auto tokenizer = fastdiss::Tokenizer::Load("models/g2p/tokenizer.model");
   Check(tokenizer.status(), "models/g2p/tokenizer.model (run from the repository root)");
   fastdiss::FastDissModel model = fastdiss::testing::TinyModel(tokenizer->vocab_size());
@@ -51,7 +53,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   Check(files.status(), "read");
   base_files = new std::map<std::string, std::string>(std::move(*files));
   std::ifstream manifest(root + "/base/MANIFEST", std::ios::binary);
-  (*base_files)["MANIFEST"].assign(std::istreambuf_iterator<char>(manifest), std::istreambuf_iterator<char>());
+  (*base_files)["MANIFEST"].assign(std::istreambuf_iterator<char>(manifest),
+                                   std::istreambuf_iterator<char>());
   work_dir = new std::string(root + "/work");
   if (const char* seeds = std::getenv("FASTDISS_FUZZ_WRITE_SEEDS")) {
     for (int i = 0; i < 5; ++i) {

@@ -86,7 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!prepared.ok()) return 0;
   const fastdiss::ServedModelInfo& info = prepared->model->info();
   const fastdiss::GenerateTask& task = *prepared->task;
-  if (task.source_ids.empty() || static_cast<int>(task.source_ids.size()) > info.max_source_tokens) std::abort();
+  if (task.source_ids.empty() || static_cast<int>(task.source_ids.size()) > info.max_source_tokens)
+    std::abort();
   for (int id : task.source_ids) {
     if (id < 0 || id >= prepared->model->tokenizer().vocab_size()) std::abort();
   }

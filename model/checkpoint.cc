@@ -37,7 +37,8 @@ absl::Status LoadWeights(const std::string& bytes, const std::string& dir, FastD
     std::istringstream in(bytes);
     archive.load_from(in);
   } catch (const std::exception& e) {
-    return absl::DataLossError("checkpoint '" + dir + "': weights.pt is not a readable weights archive");
+    return absl::DataLossError("checkpoint '" + dir +
+                               "': weights.pt is not a readable weights archive");
   }
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
@@ -49,7 +50,8 @@ absl::Status LoadWeights(const std::string& bytes, const std::string& dir, FastD
       found = false;
     }
     if (!found) {
-      return absl::DataLossError("checkpoint '" + dir + "': weights.pt has no tensor '" + item.key() + "'");
+      return absl::DataLossError("checkpoint '" + dir + "': weights.pt has no tensor '" +
+                                 item.key() + "'");
     }
     if (stored.sizes() != item.value().sizes()) {
       std::ostringstream message;
@@ -60,7 +62,8 @@ absl::Status LoadWeights(const std::string& bytes, const std::string& dir, FastD
     try {
       item.value().copy_(stored.to(torch::kFloat32));
     } catch (const std::exception& e) {
-      return absl::DataLossError("checkpoint '" + dir + "': tensor '" + item.key() + "' is unreadable: " + e.what());
+      return absl::DataLossError("checkpoint '" + dir + "': tensor '" + item.key() +
+                                 "' is unreadable: " + e.what());
     }
   }
   return absl::OkStatus();
@@ -70,8 +73,9 @@ absl::Status LoadWeights(const std::string& bytes, const std::string& dir, FastD
 
 std::string CodeVersion() { return FASTDISS_GIT_REVISION; }
 
-absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
-                      const ConfigTree& metadata, const SaveCheckpointOptions& options) {
+absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model,
+                            const Tokenizer& tokenizer, const ConfigTree& metadata,
+                            const SaveCheckpointOptions& options) {
   ConfigTree model_yaml;
   FASTDISS_RETURN_IF_ERROR(model_yaml.Put("format_version", kModelFormatVersion));
   ModelConfig config = model->config();
@@ -103,19 +107,20 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Dev
   FASTDISS_RETURN_IF_ERROR(model_yaml.Get("format_version", &version));
   if (version != kModelFormatVersion) {
     return absl::FailedPreconditionError("checkpoint '" + dir + "' has model format version " +
-                                   std::to_string(version) + "; this build reads version " +
-                                   std::to_string(kModelFormatVersion));
+                                         std::to_string(version) + "; this build reads version " +
+                                         std::to_string(kModelFormatVersion));
   }
   std::string dtype;
   FASTDISS_RETURN_IF_ERROR(model_yaml.Get("weights.dtype", &dtype));
   FASTDISS_RETURN_IF_ERROR(ReadFields(model_yaml, loaded.config.Fields()));
   FASTDISS_RETURN_IF_ERROR(model_yaml.CheckAllConsumed());
   FASTDISS_RETURN_IF_ERROR(loaded.config.Validate());
-  FASTDISS_ASSIGN_OR_RETURN(loaded.tokenizer, Tokenizer::FromSerializedProto(files[kTokenizerFile]));
+  FASTDISS_ASSIGN_OR_RETURN(loaded.tokenizer,
+                            Tokenizer::FromSerializedProto(files[kTokenizerFile]));
   if (loaded.tokenizer.vocab_size() != loaded.config.vocab_size) {
-    return absl::DataLossError("checkpoint '" + dir + "': tokenizer has " +
-                         std::to_string(loaded.tokenizer.vocab_size()) +
-                         " pieces but the model expects " + std::to_string(loaded.config.vocab_size));
+    return absl::DataLossError(
+        "checkpoint '" + dir + "': tokenizer has " + std::to_string(loaded.tokenizer.vocab_size()) +
+        " pieces but the model expects " + std::to_string(loaded.config.vocab_size));
   }
   FASTDISS_ASSIGN_OR_RETURN(loaded.metadata,
                             ConfigTree::Parse(files[kMetadataFile], dir + "/" + kMetadataFile));
@@ -128,7 +133,8 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, c10::Dev
   try {
     loaded.model->to(device);
   } catch (const std::exception& e) {
-    return absl::FailedPreconditionError("moving the model to " + device.str() + " failed: " + e.what());
+    return absl::FailedPreconditionError("moving the model to " + device.str() +
+                                         " failed: " + e.what());
   }
   loaded.model->eval();
   if (auto it = files.find(kTrainerStateFile); it != files.end()) loaded.trainer_state = it->second;

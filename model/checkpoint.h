@@ -26,19 +26,20 @@ struct LoadedCheckpoint {
   FastDissModel model{nullptr};  // on the requested device, in eval mode
   Tokenizer tokenizer;
   ConfigTree metadata;
-  std::string trainer_state;     // empty when the checkpoint has none
+  std::string trainer_state;  // empty when the checkpoint has none
 };
 
 struct SaveCheckpointOptions {
   WeightPrecision precision = WeightPrecision::kFloat32;
-  std::string trainer_state;     // opaque bytes from the trainer; empty to leave out
+  std::string trainer_state;  // opaque bytes from the trainer; empty to leave out
 };
 
-absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model, const Tokenizer& tokenizer,
-                      const ConfigTree& metadata, const SaveCheckpointOptions& options = {});
+absl::Status SaveCheckpoint(const std::string& dir, FastDissModel& model,
+                            const Tokenizer& tokenizer, const ConfigTree& metadata,
+                            const SaveCheckpointOptions& options = {});
 
 absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
-                                          c10::Device device = c10::Device(c10::kCPU));
+                                                c10::Device device = c10::Device(c10::kCPU));
 
 // The source revision this binary was built from (git describe), recorded in metadata.
 std::string CodeVersion();

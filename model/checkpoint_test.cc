@@ -18,7 +18,8 @@ using testing::TempDir;
 class CheckpointTest : public ::testing::Test {
  protected:
   CheckpointTest() {
-    auto tokenizer = Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz.,"));
+    auto tokenizer = Tokenizer::FromSerializedProto(
+        testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz.,"));
     EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
     tokenizer_ = std::move(tokenizer).value();
     model_ = testing::TinyModel(tokenizer_.vocab_size());
@@ -77,7 +78,8 @@ TEST_F(CheckpointTest, TruncatedOrCorruptedWeightsFailCleanly) {
   testing::WriteFile(path + "/weights.pt", weights.substr(0, weights.size() / 2));
   auto truncated = LoadCheckpoint(path);
   EXPECT_EQ(truncated.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(truncated.status().message().find("weights.pt"), std::string::npos) << truncated.status();
+  EXPECT_NE(truncated.status().message().find("weights.pt"), std::string::npos)
+      << truncated.status();
   std::string flipped = weights;
   flipped[flipped.size() / 2] ^= 0x5a;
   testing::WriteFile(path + "/weights.pt", flipped);
@@ -85,7 +87,8 @@ TEST_F(CheckpointTest, TruncatedOrCorruptedWeightsFailCleanly) {
 }
 
 TEST_F(CheckpointTest, MismatchedConfigAndWeightsFailCleanly) {
-  // A checkpoint whose model.yaml promises another size than its weights hold, with a valid manifest.
+  // A checkpoint whose model.yaml promises another size than its weights hold, with a valid
+  // manifest.
   const std::string path = Save("ckpt");
   auto files = ReadCheckpointDir(path);
   ASSERT_TRUE(files.ok());

@@ -9,11 +9,13 @@ namespace {
 TEST(CounterNoiseTest, ARowDependsOnlyOnItsKeyNotOnItsBatchOrWidth) {
   const NoiseKey key{42, NoiseStream(3, 1)};
   auto alone = CounterNormal({key}, {5, 16}, torch::kCPU);
-  auto batched = CounterNormal({{7, NoiseStream(0, 0)}, key, {42, NoiseStream(3, 2)}}, {9, 16}, torch::kCPU);
+  auto batched =
+      CounterNormal({{7, NoiseStream(0, 0)}, key, {42, NoiseStream(3, 2)}}, {9, 16}, torch::kCPU);
   EXPECT_TRUE(torch::equal(batched[1].narrow(0, 0, 5), alone[0]));
   EXPECT_FALSE(torch::equal(batched[0].narrow(0, 0, 5), alone[0]));  // another seed
   EXPECT_FALSE(torch::equal(batched[2].narrow(0, 0, 5), alone[0]));  // another row
-  EXPECT_FALSE(torch::equal(CounterNormal({{42, NoiseStream(4, 1)}}, {5, 16}, torch::kCPU)[0], alone[0]));
+  EXPECT_FALSE(
+      torch::equal(CounterNormal({{42, NoiseStream(4, 1)}}, {5, 16}, torch::kCPU)[0], alone[0]));
 }
 
 TEST(CounterNoiseTest, IsStandardNormal) {

@@ -73,9 +73,10 @@ inline Vec8 Exp(Vec8 x) {
 // the keys transposed, zero-padded to Lk8 columns; keep [Lk8] is 1 on real keys and 0 on padding
 // (masked or beyond Lk); weights is scratch [Lk8].
 FASTDISS_VECTOR_CLONES
-void AttendHead(const float* __restrict q_base, int64_t q_stride, int64_t Lq, const float* __restrict keys_t,
-                const float* __restrict keep, const float* __restrict v_base, int64_t v_stride, int64_t Lk,
-                int64_t Lk8, int64_t hd, float* __restrict weights, float* __restrict out_base,
+void AttendHead(const float* __restrict q_base, int64_t q_stride, int64_t Lq,
+                const float* __restrict keys_t, const float* __restrict keep,
+                const float* __restrict v_base, int64_t v_stride, int64_t Lk, int64_t Lk8,
+                int64_t hd, float* __restrict weights, float* __restrict out_base,
                 int64_t out_stride) {
   for (int64_t i = 0; i < Lq; ++i) {
     const float* __restrict q = q_base + i * q_stride;
@@ -84,7 +85,8 @@ void AttendHead(const float* __restrict q_base, int64_t q_stride, int64_t Lq, co
     for (int64_t j = 0; j < Lk8; j += kLanes) {
       Vec8 acc = Vec8{};
       for (int64_t d = 0; d < hd; ++d) acc += q[d] * Load(keys_t + d * Lk8 + j);
-      const Vec8 masked = Load(keep + j) > 0.0f ? acc : Splat(-std::numeric_limits<float>::infinity());
+      const Vec8 masked =
+          Load(keep + j) > 0.0f ? acc : Splat(-std::numeric_limits<float>::infinity());
       Store(weights + j, masked);
       max = max > masked ? max : masked;
     }
@@ -101,16 +103,18 @@ void AttendHead(const float* __restrict q_base, int64_t q_stride, int64_t Lq, co
     float* __restrict out = out_base + i * out_stride;
     for (int64_t d = 0; d < hd; d += kLanes) {
       Vec8 acc = Vec8{};
-      for (int64_t j = 0; j < Lk; ++j) acc += (weights[j] * inverse) * Load(v_base + j * v_stride + d);
+      for (int64_t j = 0; j < Lk; ++j)
+        acc += (weights[j] * inverse) * Load(v_base + j * v_stride + d);
       Store(out + d, acc);
     }
   }
 }
 
 // The same in plain loops, for head sizes that are not a multiple of 8.
-void AttendHeadScalar(const float* q_base, int64_t q_stride, int64_t Lq, const float* keys_t, const float* keep,
-                      const float* v_base, int64_t v_stride, int64_t Lk, int64_t Lk8, int64_t hd, float* weights,
-                      float* out_base, int64_t out_stride) {
+void AttendHeadScalar(const float* q_base, int64_t q_stride, int64_t Lq, const float* keys_t,
+                      const float* keep, const float* v_base, int64_t v_stride, int64_t Lk,
+                      int64_t Lk8, int64_t hd, float* weights, float* out_base,
+                      int64_t out_stride) {
   for (int64_t i = 0; i < Lq; ++i) {
     const float* q = q_base + i * q_stride;
     float top = -std::numeric_limits<float>::infinity();
@@ -153,17 +157,18 @@ void RunHeads(int64_t units, int64_t heads, int64_t hd, int64_t max_keys, const 
         keep[j] = real && (t.bias == nullptr || !std::isinf(t.bias[j])) ? 1.0f : 0.0f;
       }
       auto* attend = hd % kLanes == 0 ? &AttendHead : &AttendHeadScalar;
-      attend(t.q, t.q_stride, t.Lq, keys_t.data(), keep.data(), t.v, t.v_stride, t.Lk, Lk8, hd, weights.data(),
-             t.out, t.out_stride);
+      attend(t.q, t.q_stride, t.Lq, keys_t.data(), keep.data(), t.v, t.v_stride, t.Lk, Lk8, hd,
+             weights.data(), t.out, t.out_stride);
     }
   });
 }
 
 void CheckFloatCpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  TORCH_CHECK(q.is_cpu() && q.scalar_type() == torch::kFloat32 && k.scalar_type() == torch::kFloat32 &&
-                  v.scalar_type() == torch::kFloat32,
+  TORCH_CHECK(q.is_cpu() && q.scalar_type() == torch::kFloat32 &&
+                  k.scalar_type() == torch::kFloat32 && v.scalar_type() == torch::kFloat32,
               "CpuAttention: float32 CPU tensors only");
-  TORCH_CHECK(q.stride(-1) == 1 && k.stride(-1) == 1 && v.stride(-1) == 1, "CpuAttention: head dims must be contiguous");
+  TORCH_CHECK(q.stride(-1) == 1 && k.stride(-1) == 1 && v.stride(-1) == 1,
+              "CpuAttention: head dims must be contiguous");
 }
 
 }  // namespace
@@ -182,25 +187,34 @@ torch::Tensor CpuAttention(const torch::Tensor& q, const torch::Tensor& k, const
   const float* bias_data = key_bias.data_ptr<float>();
   float* out_data = out.data_ptr<float>();
   RunHeads(B, heads, hd, Lk, [&](int64_t b, int64_t h) {
-    return HeadTask{qd + b * q.stride(0) + h * q.stride(1), q.stride(2), Lq,
-                    kd + b * k.stride(0) + h * k.stride(1), k.stride(2),
-                    vd + b * v.stride(0) + h * v.stride(1), v.stride(2), Lk,
-                    bias_data + b * Lk, out_data + b * Lq * heads * hd + h * hd, heads * hd};
+    return HeadTask{qd + b * q.stride(0) + h * q.stride(1),
+                    q.stride(2),
+                    Lq,
+                    kd + b * k.stride(0) + h * k.stride(1),
+                    k.stride(2),
+                    vd + b * v.stride(0) + h * v.stride(1),
+                    v.stride(2),
+                    Lk,
+                    bias_data + b * Lk,
+                    out_data + b * Lq * heads * hd + h * hd,
+                    heads * hd};
   });
   return out;
 }
 
-torch::Tensor CpuAttentionPacked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                 const torch::Tensor& bias, const std::vector<int64_t>& offsets) {
+torch::Tensor CpuAttentionPacked(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& bias,
+                                 const std::vector<int64_t>& offsets) {
   TORCH_CHECK(q.dim() == 3, "CpuAttentionPacked: q must be [N, heads, hd]");
   CheckFloatCpu(q, k, v);
   const int64_t N = q.size(0), heads = q.size(1), hd = q.size(2);
   const auto rows = static_cast<int64_t>(offsets.size()) - 1;
-  TORCH_CHECK(rows >= 0 && offsets.front() == 0 && offsets.back() == N, "CpuAttentionPacked: offsets must run from 0 to N");
+  TORCH_CHECK(rows >= 0 && offsets.front() == 0 && offsets.back() == N,
+              "CpuAttentionPacked: offsets must run from 0 to N");
   const bool packed_keys = k.dim() == 3;
   TORCH_CHECK(packed_keys ? (k.sizes() == q.sizes() && v.sizes() == q.sizes())
-                          : (k.dim() == 4 && k.size(0) == rows && k.size(1) == heads && k.size(3) == hd &&
-                             v.sizes() == k.sizes()),
+                          : (k.dim() == 4 && k.size(0) == rows && k.size(1) == heads &&
+                             k.size(3) == hd && v.sizes() == k.sizes()),
               "CpuAttentionPacked: k and v must be packed like q, or [rows, heads, Lk, hd]");
   torch::Tensor key_bias;
   int64_t max_keys = 0;
@@ -218,12 +232,24 @@ torch::Tensor CpuAttentionPacked(const torch::Tensor& q, const torch::Tensor& k,
     const float* qr = qd + first * q.stride(0) + h * q.stride(1);
     float* out_r = out_data + first * heads * hd + h * hd;
     if (packed_keys) {
-      return HeadTask{qr, q.stride(0), Lq, kd + first * k.stride(0) + h * k.stride(1), k.stride(0),
-                      vd + first * v.stride(0) + h * v.stride(1), v.stride(0), Lq, nullptr, out_r, heads * hd};
+      return HeadTask{qr,          q.stride(0),
+                      Lq,          kd + first * k.stride(0) + h * k.stride(1),
+                      k.stride(0), vd + first * v.stride(0) + h * v.stride(1),
+                      v.stride(0), Lq,
+                      nullptr,     out_r,
+                      heads * hd};
     }
-    return HeadTask{qr, q.stride(0), Lq, kd + r * k.stride(0) + h * k.stride(1), k.stride(2),
-                    vd + r * v.stride(0) + h * v.stride(1), v.stride(2), max_keys,
-                    key_bias.data_ptr<float>() + r * max_keys, out_r, heads * hd};
+    return HeadTask{qr,
+                    q.stride(0),
+                    Lq,
+                    kd + r * k.stride(0) + h * k.stride(1),
+                    k.stride(2),
+                    vd + r * v.stride(0) + h * v.stride(1),
+                    v.stride(2),
+                    max_keys,
+                    key_bias.data_ptr<float>() + r * max_keys,
+                    out_r,
+                    heads * hd};
   });
   return out;
 }

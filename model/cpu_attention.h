@@ -9,8 +9,8 @@
 //
 // q [B, heads, Lq, hd], k and v [B, heads, Lk, hd] (any strides with the last one 1, so heads
 // split from a fused projection are read in place); q already scaled by 1/sqrt(hd); bias [B, Lk]
-// float, 0 on real keys and -inf on padding, at least one real key per row. Returns [B, Lq, heads * hd],
-// heads merged, ready for the output projection. Float32 CPU tensors only; not differentiable.
+// float, 0 on real keys and -inf on padding, at least one real key per row. Returns [B, Lq, heads *
+// hd], heads merged, ready for the output projection. Float32 CPU tensors only; not differentiable.
 #ifndef FASTDISS_MODEL_CPU_ATTENTION_H_
 #define FASTDISS_MODEL_CPU_ATTENTION_H_
 
@@ -29,8 +29,9 @@ torch::Tensor CpuAttention(const torch::Tensor& q, const torch::Tensor& k, const
 // either packed the same way (k, v [N, heads, hd]: self-attention within each row, bias unused)
 // or one padded run per row (k, v [rows, heads, Lk, hd] with bias [rows, Lk]: cross-attention).
 // Returns [N, heads * hd].
-torch::Tensor CpuAttentionPacked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                 const torch::Tensor& bias, const std::vector<int64_t>& offsets);
+torch::Tensor CpuAttentionPacked(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& bias,
+                                 const std::vector<int64_t>& offsets);
 
 }  // namespace fastdiss
 

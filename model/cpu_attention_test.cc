@@ -27,7 +27,8 @@ torch::Tensor Bias(const std::vector<int64_t>& lengths, int64_t keys) {
 TEST(CpuAttentionTest, MatchesLibTorchWithPaddingForVectorAndScalarHeadSizes) {
   torch::manual_seed(1);
   for (int64_t hd : {8, 32, 6}) {  // 6: the plain-loop path
-    auto q = torch::randn({3, 2, 5, hd}), k = torch::randn({3, 2, 11, hd}), v = torch::randn({3, 2, 11, hd});
+    auto q = torch::randn({3, 2, 5, hd}), k = torch::randn({3, 2, 11, hd}),
+         v = torch::randn({3, 2, 11, hd});
     auto bias = Bias({11, 4, 1}, 11);
     auto got = CpuAttention(q, k, v, bias);
     ASSERT_EQ(got.sizes(), (std::vector<int64_t>{3, 5, 2 * hd}));
@@ -38,22 +39,29 @@ TEST(CpuAttentionTest, MatchesLibTorchWithPaddingForVectorAndScalarHeadSizes) {
 TEST(CpuAttentionTest, ReadsHeadsInPlaceFromAFusedProjection) {
   torch::manual_seed(2);
   auto qkv = torch::randn({2, 7, 3 * 16});  // [B, L, 3H], H = 2 heads x 8
-  auto split = [&](int part) { return qkv.narrow(2, part * 16, 16).view({2, 7, 2, 8}).transpose(1, 2); };
+  auto split = [&](int part) {
+    return qkv.narrow(2, part * 16, 16).view({2, 7, 2, 8}).transpose(1, 2);
+  };
   auto bias = Bias({7, 3}, 7);
-  EXPECT_TRUE(torch::allclose(CpuAttention(split(0), split(1), split(2), bias),
-                              Reference(split(0).contiguous(), split(1).contiguous(), split(2).contiguous(), bias),
-                              1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(
+      CpuAttention(split(0), split(1), split(2), bias),
+      Reference(split(0).contiguous(), split(1).contiguous(), split(2).contiguous(), bias), 1e-5,
+      1e-5));
 }
 
 TEST(CpuAttentionTest, PaddedKeysChangeNoBitOfARow) {
   torch::manual_seed(3);
-  auto q = torch::randn({1, 2, 4, 16}), k = torch::randn({1, 2, 5, 16}), v = torch::randn({1, 2, 5, 16});
+  auto q = torch::randn({1, 2, 4, 16}), k = torch::randn({1, 2, 5, 16}),
+       v = torch::randn({1, 2, 5, 16});
   auto alone = CpuAttention(q, k, v, torch::zeros({1, 5}));
   // The same row with 12 more keys of padding (large values, masked) and another row beside it.
-  auto pad = [](const torch::Tensor& x) { return torch::cat({x, torch::randn({1, 2, 12, 16}) * 100}, 2); };
+  auto pad = [](const torch::Tensor& x) {
+    return torch::cat({x, torch::randn({1, 2, 12, 16}) * 100}, 2);
+  };
   auto other = torch::randn({1, 2, 17, 16});
-  auto batched = CpuAttention(torch::cat({torch::randn({1, 2, 4, 16}), q}), torch::cat({other, pad(k)}),
-                              torch::cat({other, pad(v)}), torch::cat({torch::zeros({1, 17}), Bias({5}, 17)}));
+  auto batched =
+      CpuAttention(torch::cat({torch::randn({1, 2, 4, 16}), q}), torch::cat({other, pad(k)}),
+                   torch::cat({other, pad(v)}), torch::cat({torch::zeros({1, 17}), Bias({5}, 17)}));
   EXPECT_TRUE(torch::equal(batched[1], alone[0]));
 }
 

@@ -45,7 +45,8 @@ void FillMask(float* mask, int64_t n, uint64_t seed, double p) {
 torch::Tensor Dropout(const torch::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got ", p);
   if (!training || p == 0 || x.numel() == 0) return x;
-  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || p == 1) return torch::dropout(x, p, true);
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || p == 1)
+    return torch::dropout(x, p, true);
   auto mask = torch::empty(x.sizes(), x.options().requires_grad(false));
   FillMask(mask.data_ptr<float>(), mask.numel(), DrawSeed(), p);
   return x * mask;

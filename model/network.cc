@@ -16,7 +16,7 @@ namespace {
 absl::Status Positive(const char* name, double value) {
   if (value > 0) return absl::OkStatus();
   return absl::InvalidArgumentError(std::string("model.") + name + " must be positive, got " +
-                              std::to_string(value));
+                                    std::to_string(value));
 }
 
 // The module's rate and train/eval mode, applied with fastdiss::Dropout (model/dropout.h); the
@@ -27,7 +27,8 @@ torch::Tensor Drop(const torch::nn::Dropout& dropout, const torch::Tensor& x) {
 
 // x [..., K] times weight [N, K]^T plus bias in one addmm. LibTorch 1.13's linear runs a 3-D input
 // as a matmul (its GEMM zero-fills the output first) and then a separate bias add.
-torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias) {
   std::vector<int64_t> sizes = x.sizes().vec();
   auto flat = x.reshape({-1, sizes.back()});
   sizes.back() = weight.size(0);
@@ -57,29 +58,31 @@ absl::Status ModelConfig::Validate() const {
   }
   if (d_model % num_heads != 0) {
     return absl::InvalidArgumentError("model.d_model (" + std::to_string(d_model) +
-                                ") must be divisible by model.num_heads (" +
-                                std::to_string(num_heads) + ")");
+                                      ") must be divisible by model.num_heads (" +
+                                      std::to_string(num_heads) + ")");
   }
   if (d_model % 2 != 0) {
     return absl::InvalidArgumentError("model.d_model must be even, got " + std::to_string(d_model));
   }
   if (dropout < 0 || dropout >= 1) {
-    return absl::InvalidArgumentError("model.dropout must be in [0, 1), got " + std::to_string(dropout));
+    return absl::InvalidArgumentError("model.dropout must be in [0, 1), got " +
+                                      std::to_string(dropout));
   }
   if (num_timesteps < 2 || num_timesteps > 100000) {
     return absl::InvalidArgumentError("model.num_timesteps must be in [2, 100000], got " +
-                                std::to_string(num_timesteps));
+                                      std::to_string(num_timesteps));
   }
   if (pad_id < 0 || pad_id >= vocab_size) {
     return absl::InvalidArgumentError("model.pad_id must be a token id in [0, vocab_size), got " +
-                                std::to_string(pad_id));
+                                      std::to_string(pad_id));
   }
   return absl::OkStatus();
 }
 
 ConfigFields ModelConfig::Fields() {
   return {
-      {"model.vocab_size", "Vocabulary size (set by the tokenizer the trainer builds).", &vocab_size},
+      {"model.vocab_size", "Vocabulary size (set by the tokenizer the trainer builds).",
+       &vocab_size},
       {"model.d_latent", "Width D of the diffusion latent (the embedding).", &d_latent},
       {"model.d_model", "Transformer width.", &d_model},
       {"model.num_heads", "Attention heads; must divide d_model.", &num_heads},
@@ -87,18 +90,22 @@ ConfigFields ModelConfig::Fields() {
       {"model.encoder_layers", "Source encoder blocks.", &encoder_layers},
       {"model.decoder_layers", "Denoiser blocks.", &decoder_layers},
       {"model.dropout", "Dropout probability in training.", &dropout},
-      {"model.max_source_tokens", "Longest source in tokens; longer training pairs are skipped.", &max_source_tokens},
+      {"model.max_source_tokens", "Longest source in tokens; longer training pairs are skipped.",
+       &max_source_tokens},
       {"model.max_target_tokens", "Longest target in tokens.", &max_target_tokens},
-      {"model.length_offset", "C: the length predictor's classes are len_tgt - len_src + C in [0, 2C].", &length_offset},
+      {"model.length_offset",
+       "C: the length predictor's classes are len_tgt - len_src + C in [0, 2C].", &length_offset},
       {"model.num_timesteps", "T, diffusion steps of the training process.", &num_timesteps},
       {"model.noise_factor", "F, scale of the forward noise.", &noise_factor},
       {"model.pad_id", "Padding token id (the tokenizer's).", &pad_id},
       {"model.source_units",
-       "How source text is cut before tokenizing: text (as given) or characters (whitespace dropped, "
+       "How source text is cut before tokenizing: text (as given) or characters (whitespace "
+       "dropped, "
        "every character a unit: \"hello\" and \"h e l l o\" read alike).",
        &source_units},
       {"model.source_lowercase",
-       "Lowercase ASCII capitals of the source first, for data without capitals (\"Hello\" reads as \"hello\").",
+       "Lowercase ASCII capitals of the source first, for data without capitals (\"Hello\" reads "
+       "as \"hello\").",
        &source_lowercase},
   };
 }
@@ -126,12 +133,14 @@ AttentionImpl::AttentionImpl(int d_model, int num_heads, double dropout) : num_h
 }
 
 const AttentionImpl::Fused& AttentionImpl::FusedWeights() {
-  const torch::Tensor sources[] = {q_->weight, q_->bias, k_->weight, k_->bias, v_->weight, v_->bias};
+  const torch::Tensor sources[] = {q_->weight, q_->bias,   k_->weight,
+                                   k_->bias,   v_->weight, v_->bias};
   const bool cacheable = !is_training() && !torch::GradMode::is_enabled();
   if (cacheable && !fused_from_.empty()) {
     bool same = true;
     for (size_t i = 0; i < fused_from_.size() && same; ++i) {
-      same = fused_from_[i] == std::make_pair<const void*, int64_t>(sources[i].data_ptr(), sources[i]._version());
+      same = fused_from_[i] ==
+             std::make_pair<const void*, int64_t>(sources[i].data_ptr(), sources[i]._version());
     }
     if (same) return fused_;
   }
@@ -155,11 +164,12 @@ torch::Tensor AttentionImpl::SplitHeads(const torch::Tensor& x) const {
 }
 
 bool AttentionImpl::UsesCpuKernel(const torch::Tensor& x) const {
-  return !is_training() && !torch::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == torch::kFloat32;
+  return !is_training() && !torch::GradMode::is_enabled() && x.is_cpu() &&
+         x.scalar_type() == torch::kFloat32;
 }
 
-torch::Tensor AttentionImpl::Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                    const torch::Tensor& bias) {
+torch::Tensor AttentionImpl::Attend(const torch::Tensor& q, const torch::Tensor& k,
+                                    const torch::Tensor& v, const torch::Tensor& bias) {
   const int64_t B = q.size(0), Lq = q.size(2);
   if (UsesCpuKernel(q)) return Affine(out_, CpuAttention(q, k, v, bias));
   auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, heads, Lq, Lk], q already scaled
@@ -175,8 +185,11 @@ torch::Tensor AttentionImpl::SelfAttend(const torch::Tensor& x, const TokenLayou
   if (layout.packed()) {
     TORCH_CHECK(UsesCpuKernel(x), "packed rows need CPU float32 inference");
     const int64_t N = x.size(0), H = x.size(1);
-    auto heads = [&](int part) { return qkv.narrow(1, part * H, H).view({N, num_heads_, H / num_heads_}); };
-    return Affine(out_, CpuAttentionPacked(heads(0), heads(1), heads(2), torch::Tensor(), layout.offsets));
+    auto heads = [&](int part) {
+      return qkv.narrow(1, part * H, H).view({N, num_heads_, H / num_heads_});
+    };
+    return Affine(
+        out_, CpuAttentionPacked(heads(0), heads(1), heads(2), torch::Tensor(), layout.offsets));
   }
   auto parts = qkv.chunk(3, -1);
   return Attend(SplitHeads(parts[0]), SplitHeads(parts[1]), SplitHeads(parts[2]), layout.bias);
@@ -189,26 +202,31 @@ KeysValues AttentionImpl::Project(const torch::Tensor& memory) {
 }
 
 torch::Tensor AttentionImpl::CrossAttend(const torch::Tensor& query, const TokenLayout& layout,
-                                         const KeysValues& memory, const torch::Tensor& memory_bias) {
+                                         const KeysValues& memory,
+                                         const torch::Tensor& memory_bias) {
   const Fused& f = FusedWeights();
   auto q = Affine(query, f.q_weight, f.q_bias);
   if (layout.packed()) {
     TORCH_CHECK(UsesCpuKernel(query), "packed rows need CPU float32 inference");
     const int64_t N = q.size(0), H = q.size(1);
-    return Affine(out_, CpuAttentionPacked(q.view({N, num_heads_, H / num_heads_}), memory.keys, memory.values,
-                                           memory_bias, layout.offsets));
+    return Affine(out_, CpuAttentionPacked(q.view({N, num_heads_, H / num_heads_}), memory.keys,
+                                           memory.values, memory_bias, layout.offsets));
   }
   return Attend(SplitHeads(q), memory.keys, memory.values, memory_bias);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c, bool cross_attention) {
-  self_norm_ = register_module("self_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  self_norm_ =
+      register_module("self_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   self_attention_ = register_module("self_attention", Attention(c.d_model, c.num_heads, c.dropout));
   if (cross_attention) {
-    cross_norm_ = register_module("cross_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
-    cross_attention_ = register_module("cross_attention", Attention(c.d_model, c.num_heads, c.dropout));
+    cross_norm_ = register_module("cross_norm",
+                                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+    cross_attention_ =
+        register_module("cross_attention", Attention(c.d_model, c.num_heads, c.dropout));
   }
-  ffn_norm_ = register_module("ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  ffn_norm_ =
+      register_module("ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   ffn_in_ = register_module("ffn_in", torch::nn::Linear(c.d_model, c.ffn_dim));
   ffn_out_ = register_module("ffn_out", torch::nn::Linear(c.ffn_dim, c.d_model));
   dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
@@ -223,9 +241,11 @@ torch::Tensor TransformerBlockImpl::forward(torch::Tensor x, const TokenLayout& 
                                             const torch::Tensor& memory_bias) {
   x = x + Drop(dropout_, self_attention_->SelfAttend(self_norm_(x), layout));
   if (cross_attention_) {
-    x = x + Drop(dropout_, cross_attention_->CrossAttend(cross_norm_(x), layout, memory, memory_bias));
+    x = x +
+        Drop(dropout_, cross_attention_->CrossAttend(cross_norm_(x), layout, memory, memory_bias));
   }
-  x = x + Drop(dropout_, Affine(ffn_out_, Drop(dropout_, torch::gelu(Affine(ffn_in_, ffn_norm_(x))))));
+  x = x +
+      Drop(dropout_, Affine(ffn_out_, Drop(dropout_, torch::gelu(Affine(ffn_in_, ffn_norm_(x))))));
   return x;
 }
 
@@ -236,7 +256,8 @@ FastDissModelImpl::FastDissModelImpl(const ModelConfig& config) : config_(config
   torch::nn::init::normal_(embedding_->weight, 0.0, 1.0);
   source_in_ = register_module("source_in", torch::nn::Linear(D, H));
   encoder_ = register_module("encoder", torch::nn::ModuleList());
-  for (int i = 0; i < config.encoder_layers; ++i) encoder_->push_back(TransformerBlock(config, false));
+  for (int i = 0; i < config.encoder_layers; ++i)
+    encoder_->push_back(TransformerBlock(config, false));
   encoder_norm_ = register_module("encoder_norm", norm());
   length_head_ = register_module("length_head", torch::nn::Linear(H, config.length_classes()));
   latent_in_ = register_module("latent_in", torch::nn::Linear(D, H));
@@ -246,7 +267,8 @@ FastDissModelImpl::FastDissModelImpl(const ModelConfig& config) : config_(config
   time_out_ = register_module("time_out", torch::nn::Linear(4 * H, H));
   input_norm_ = register_module("input_norm", norm());
   decoder_ = register_module("decoder", torch::nn::ModuleList());
-  for (int i = 0; i < config.decoder_layers; ++i) decoder_->push_back(TransformerBlock(config, true));
+  for (int i = 0; i < config.decoder_layers; ++i)
+    decoder_->push_back(TransformerBlock(config, true));
   decoder_norm_ = register_module("decoder_norm", norm());
   latent_out_ = register_module("latent_out", torch::nn::Linear(H, D));
   dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
@@ -295,18 +317,21 @@ torch::Tensor FastDissModelImpl::Denoise(const torch::Tensor& z_t, const torch::
 
 std::vector<KeysValues> FastDissModelImpl::CrossKeysValues(const torch::Tensor& encoded) {
   std::vector<KeysValues> memory;
-  for (const auto& block : *decoder_) memory.push_back(block->as<TransformerBlock>()->ProjectMemory(encoded));
+  for (const auto& block : *decoder_)
+    memory.push_back(block->as<TransformerBlock>()->ProjectMemory(encoded));
   return memory;
 }
 
-torch::Tensor FastDissModelImpl::DenoiserInput(const torch::Tensor& z_t, const torch::Tensor& self_cond) {
+torch::Tensor FastDissModelImpl::DenoiserInput(const torch::Tensor& z_t,
+                                               const torch::Tensor& self_cond) {
   auto merged = torch::cat({Affine(latent_in_, z_t), Affine(latent_in_, self_cond)}, -1);
   return Affine(merge_out_, torch::silu(Affine(merge_hidden_, merged)));
 }
 
 torch::Tensor FastDissModelImpl::TimeEmbedding(const torch::Tensor& t) {
   auto time_steps = t.to(torch::kFloat32) * (1000.0 / config_.num_timesteps);
-  return Affine(time_out_, torch::silu(Affine(time_hidden_, SinusoidalEmbedding(time_steps, config_.d_model))));
+  return Affine(time_out_, torch::silu(Affine(time_hidden_,
+                                              SinusoidalEmbedding(time_steps, config_.d_model))));
 }
 
 torch::Tensor FastDissModelImpl::DenoiserBlocks(torch::Tensor x, const TokenLayout& layout,
@@ -329,7 +354,8 @@ torch::Tensor FastDissModelImpl::DenoiseWithMemory(const torch::Tensor& z_t, con
   // One timestep per row (sampling) embeds B timesteps instead of B * L identical ones.
   auto time = TimeEmbedding(t);
   if (t.dim() == 1) time = time.unsqueeze(1);
-  auto x = Drop(dropout_, input_norm_(DenoiserInput(z_t, self_cond) + time + Positions(z_t.size(1))));
+  auto x =
+      Drop(dropout_, input_norm_(DenoiserInput(z_t, self_cond) + time + Positions(z_t.size(1))));
   return DenoiserBlocks(x, TokenLayout{AttentionBias(target_mask), {}}, memory, source_mask);
 }
 
@@ -338,12 +364,14 @@ bool FastDissModelImpl::CanDenoisePacked() const {
 }
 
 torch::Tensor FastDissModelImpl::DenoisePacked(const torch::Tensor& z_t, const torch::Tensor& t,
-                                               const torch::Tensor& self_cond, const PackedRows& rows,
+                                               const torch::Tensor& self_cond,
+                                               const PackedRows& rows,
                                                const std::vector<KeysValues>& memory,
                                                const torch::Tensor& source_mask) {
   TORCH_CHECK(CanDenoisePacked(), "DenoisePacked needs CPU float32 inference");
   auto time = TimeEmbedding(t).index_select(0, rows.row);
-  auto x = input_norm_(DenoiserInput(z_t, self_cond) + time + positions_.index_select(0, rows.position));
+  auto x =
+      input_norm_(DenoiserInput(z_t, self_cond) + time + positions_.index_select(0, rows.position));
   return DenoiserBlocks(x, TokenLayout{torch::Tensor(), rows.offsets}, memory, source_mask);
 }
 

@@ -30,8 +30,8 @@ namespace fastdiss {
 
 struct ModelConfig {
   int vocab_size = 0;
-  int d_latent = 128;        // D: the diffusion space
-  int d_model = 256;         // H: Transformer width
+  int d_latent = 128;  // D: the diffusion space
+  int d_model = 256;   // H: Transformer width
   int num_heads = 4;
   int ffn_dim = 1024;
   int encoder_layers = 4;
@@ -39,9 +39,9 @@ struct ModelConfig {
   double dropout = 0.1;
   int max_source_tokens = 64;
   int max_target_tokens = 64;
-  int length_offset = 128;   // C: length classes are len_tgt - len_src + C in [0, 2C]
-  int num_timesteps = 2000;  // T
-  double noise_factor = 4.0; // F
+  int length_offset = 128;    // C: length classes are len_tgt - len_src + C in [0, 2C]
+  int num_timesteps = 2000;   // T
+  double noise_factor = 4.0;  // F
   int pad_id = 0;
   // How source text is cut into units before tokenizing (tokenizer.h, PrepareSource): "text"
   // as given, or "characters" for models trained on spaced characters (g2p). Checkpoints
@@ -87,8 +87,8 @@ class AttentionImpl : public torch::nn::Module {
   KeysValues Project(const torch::Tensor& memory);
   // Queries from query (laid out as `layout` says) against projected keys and values, one padded
   // run per row, with their AttentionBias.
-  torch::Tensor CrossAttend(const torch::Tensor& query, const TokenLayout& layout, const KeysValues& memory,
-                            const torch::Tensor& memory_bias);
+  torch::Tensor CrossAttend(const torch::Tensor& query, const TokenLayout& layout,
+                            const KeysValues& memory, const torch::Tensor& memory_bias);
 
  private:
   // The fused projections, 1/sqrt(head_dim) folded into the queries: rebuilt from q, k and v on
@@ -175,8 +175,9 @@ class FastDissModelImpl : public torch::nn::Module {
   bool CanDenoisePacked() const;
   // DenoiseWithMemory over packed rows: z_t and self_cond [N, D], one timestep per row t [n],
   // memory and source_mask [n, S] per row -> z0 estimate [N, D]. No padded token is computed.
-  torch::Tensor DenoisePacked(const torch::Tensor& z_t, const torch::Tensor& t, const torch::Tensor& self_cond,
-                              const PackedRows& rows, const std::vector<KeysValues>& memory,
+  torch::Tensor DenoisePacked(const torch::Tensor& z_t, const torch::Tensor& t,
+                              const torch::Tensor& self_cond, const PackedRows& rows,
+                              const std::vector<KeysValues>& memory,
                               const torch::Tensor& source_mask);
 
   // Tied rounding: z0 estimate [B, L, D] -> token logits [B, L, V].
@@ -190,7 +191,8 @@ class FastDissModelImpl : public torch::nn::Module {
   torch::Tensor DenoiserInput(const torch::Tensor& z_t, const torch::Tensor& self_cond);
   torch::Tensor TimeEmbedding(const torch::Tensor& t);
   // The decoder blocks and output projection over x, laid out as `layout` says.
-  torch::Tensor DenoiserBlocks(torch::Tensor x, const TokenLayout& layout, const std::vector<KeysValues>& memory,
+  torch::Tensor DenoiserBlocks(torch::Tensor x, const TokenLayout& layout,
+                               const std::vector<KeysValues>& memory,
                                const torch::Tensor& source_mask);
 
   ModelConfig config_;

@@ -38,7 +38,8 @@ TEST(FastDissModelTest, ShapesAndUnitVarianceEmbedding) {
   // Each clean latent has norm sqrt(D): unit variance per dimension.
   EXPECT_TRUE(torch::allclose(z0.norm(2, -1), torch::full({3, 7}, 4.0), 1e-4, 1e-4));
   auto t = torch::full({3, 7}, 100, torch::kLong);
-  auto out = model->Denoise(z0, t, torch::zeros_like(z0), torch::ones({3, 7}, torch::kBool), encoded, source_mask);
+  auto out = model->Denoise(z0, t, torch::zeros_like(z0), torch::ones({3, 7}, torch::kBool),
+                            encoded, source_mask);
   EXPECT_EQ(out.sizes(), z0.sizes());
   EXPECT_EQ(model->Logits(out).sizes(), (std::vector<int64_t>{3, 7, 40}));
   // Tied rounding: a clean latent rounds to its own token.
@@ -51,14 +52,16 @@ TEST(FastDissModelTest, PaddingDoesNotChangeRealPositions) {
   auto source = torch::randint(4, 40, {1, 6});
   auto target_z = torch::randn({1, 5, 16});
   auto t = torch::full({1, 5}, 150, torch::kLong);
-  auto alone = model->Denoise(target_z, t, torch::zeros_like(target_z), torch::ones({1, 5}, torch::kBool),
-                              model->Encode(source, torch::ones({1, 6}, torch::kBool)),
-                              torch::ones({1, 6}, torch::kBool));
+  auto alone = model->Denoise(
+      target_z, t, torch::zeros_like(target_z), torch::ones({1, 5}, torch::kBool),
+      model->Encode(source, torch::ones({1, 6}, torch::kBool)), torch::ones({1, 6}, torch::kBool));
   // The same row padded to 9 target and 10 source positions, garbage in the padding.
   auto padded_source = torch::cat({source, torch::randint(4, 40, {1, 4})}, 1);
-  auto source_mask = torch::cat({torch::ones({1, 6}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
+  auto source_mask =
+      torch::cat({torch::ones({1, 6}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
   auto padded_z = torch::cat({target_z, torch::randn({1, 4, 16}) * 100}, 1);
-  auto target_mask = torch::cat({torch::ones({1, 5}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
+  auto target_mask =
+      torch::cat({torch::ones({1, 5}, torch::kBool), torch::zeros({1, 4}, torch::kBool)}, 1);
   auto padded_t = torch::full({1, 9}, 150, torch::kLong);
   auto padded = model->Denoise(padded_z, padded_t, torch::zeros_like(padded_z), target_mask,
                                model->Encode(padded_source, source_mask), source_mask);
@@ -87,8 +90,10 @@ TEST(FastDissModelTest, OneTimestepPerRowEqualsThatTimestepOnEveryToken) {
   auto mask = torch::ones({2, 4}, torch::kBool);
   auto encoded = model->Encode(source, mask);
   auto z = torch::randn({2, 4, 16});
-  auto per_token = model->Denoise(z, torch::tensor({{70, 70, 70, 70}, {9, 9, 9, 9}}), z, mask, encoded, mask);
-  auto per_row = model->DenoiseWithMemory(z, torch::tensor({70, 9}), z, mask, model->CrossKeysValues(encoded), mask);
+  auto per_token =
+      model->Denoise(z, torch::tensor({{70, 70, 70, 70}, {9, 9, 9, 9}}), z, mask, encoded, mask);
+  auto per_row = model->DenoiseWithMemory(z, torch::tensor({70, 9}), z, mask,
+                                          model->CrossKeysValues(encoded), mask);
   EXPECT_TRUE(torch::allclose(per_row, per_token, 1e-5, 1e-5));
 }
 
@@ -121,7 +126,8 @@ TEST(FastDissModelTest, InferenceUsesTheWeightsAsTheyAreNow) {
     for (auto& p : fresh->named_parameters()) p.value().copy_(from[p.key()]);
   }
   c10::InferenceMode guard;
-  EXPECT_TRUE(torch::allclose(fresh->Denoise(z, t, z, mask, fresh->Encode(source, mask), mask), after, 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(fresh->Denoise(z, t, z, mask, fresh->Encode(source, mask), mask),
+                              after, 1e-6, 1e-6));
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
-
 #include <torch/torch.h>
 
 #include "base/device_name.h"
@@ -27,17 +26,20 @@ int SetBlasThreads(int threads) {
 }  // namespace
 
 absl::StatusOr<c10::Device> ResolveDevice(const std::string& name) {
-  if (!IsDeviceName(name)) return absl::InvalidArgumentError("bad device '" + name + "': expected cpu, cuda or cuda:N");
+  if (!IsDeviceName(name))
+    return absl::InvalidArgumentError("bad device '" + name + "': expected cpu, cuda or cuda:N");
   c10::Device device(name);
   if (device.is_cuda()) {
-    const int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+    const int64_t count =
+        torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
     if (count == 0) {
       return absl::FailedPreconditionError("device '" + name +
-                                     "' asked for, but no CUDA GPU is available (this LibTorch has no CUDA, or no GPU is visible)");
+                                           "' asked for, but no CUDA GPU is available (this "
+                                           "LibTorch has no CUDA, or no GPU is visible)");
     }
     if (device.has_index() && device.index() >= count) {
-      return absl::FailedPreconditionError("device '" + name + "' asked for, but only " + std::to_string(count) +
-                                     " CUDA GPU(s) are visible");
+      return absl::FailedPreconditionError("device '" + name + "' asked for, but only " +
+                                           std::to_string(count) + " CUDA GPU(s) are visible");
     }
   }
   return device;

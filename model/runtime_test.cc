@@ -8,8 +8,10 @@ namespace fastdiss {
 namespace {
 
 TEST(DeviceNameTest, AcceptsCpuCudaAndCudaN) {
-  for (const char* name : {"cpu", "cuda", "cuda:0", "cuda:15"}) EXPECT_TRUE(IsDeviceName(name)) << name;
-  for (const char* name : {"", "gpu", "CPU", "cuda:", "cuda:x", "cuda:-1", "cuda:0:1", "cpu:0", "mps"}) {
+  for (const char* name : {"cpu", "cuda", "cuda:0", "cuda:15"})
+    EXPECT_TRUE(IsDeviceName(name)) << name;
+  for (const char* name :
+       {"", "gpu", "CPU", "cuda:", "cuda:x", "cuda:-1", "cuda:0:1", "cpu:0", "mps"}) {
     EXPECT_FALSE(IsDeviceName(name)) << name;
   }
 }

@@ -24,7 +24,8 @@ absl::Status Guarded(const char* what, F&& body) {
 }
 
 // [lengths.size(), max_length] bool: true before each row's length.
-torch::Tensor LengthMask(const std::vector<int64_t>& lengths, int64_t max_length, torch::Device device) {
+torch::Tensor LengthMask(const std::vector<int64_t>& lengths, int64_t max_length,
+                         torch::Device device) {
   auto lens = torch::tensor(lengths, torch::kLong);
   return (torch::arange(max_length).unsqueeze(0) < lens.unsqueeze(1)).to(device);
 }
@@ -76,7 +77,8 @@ class RowSlots : public std::enable_shared_from_this<RowSlots> {
     }
     if (!from.empty()) {
       const auto src = Indices(from, device_), dst = Indices(to, device_);
-      for (torch::Tensor* buffer : Buffers()) buffer->index_copy_(0, dst, buffer->index_select(0, src));
+      for (torch::Tensor* buffer : Buffers())
+        buffer->index_copy_(0, dst, buffer->index_select(0, src));
     }
     owners_.resize(kept);
     for (DecodeState* state : states) {
@@ -158,35 +160,37 @@ absl::Status Sampler::CheckReady() const {
 }
 
 absl::StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source_ids,
-                                                         const DecodeOptions& options) const {
+                                                               const DecodeOptions& options) const {
   const ModelConfig& config = model_->config();
   if (source_ids.empty()) return absl::InvalidArgumentError("the source has no tokens");
   if (static_cast<int>(source_ids.size()) > config.max_source_tokens) {
     return absl::InvalidArgumentError("the source has " + std::to_string(source_ids.size()) +
-                                " tokens, more than the model's limit of " +
-                                std::to_string(config.max_source_tokens));
+                                      " tokens, more than the model's limit of " +
+                                      std::to_string(config.max_source_tokens));
   }
   for (int id : source_ids) {
     if (id < 0 || id >= config.vocab_size) {
-      return absl::InvalidArgumentError("token id " + std::to_string(id) + " is outside the vocabulary");
+      return absl::InvalidArgumentError("token id " + std::to_string(id) +
+                                        " is outside the vocabulary");
     }
   }
   if (options.length_beam < 1 || options.length_beam > kMaxBeam) {
     return absl::InvalidArgumentError("length_beam must be in [1, " + std::to_string(kMaxBeam) +
-                                "], got " + std::to_string(options.length_beam));
+                                      "], got " + std::to_string(options.length_beam));
   }
   if (options.noise_beam < 1 || options.noise_beam > kMaxBeam) {
     return absl::InvalidArgumentError("noise_beam must be in [1, " + std::to_string(kMaxBeam) +
-                                "], got " + std::to_string(options.noise_beam));
+                                      "], got " + std::to_string(options.noise_beam));
   }
   if (options.target_length < 0 || options.target_length > config.max_target_tokens) {
     return absl::InvalidArgumentError("target_length must be in [0, " +
-                                std::to_string(config.max_target_tokens) + "], got " +
-                                std::to_string(options.target_length));
+                                      std::to_string(config.max_target_tokens) + "], got " +
+                                      std::to_string(options.target_length));
   }
   if (options.early_exit_steps < 0 || options.early_exit_steps > schedule_.num_timesteps()) {
-    return absl::InvalidArgumentError("early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
-                                "] (0: off), got " + std::to_string(options.early_exit_steps));
+    return absl::InvalidArgumentError(
+        "early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
+        "] (0: off), got " + std::to_string(options.early_exit_steps));
   }
   std::unique_ptr<DecodeState> state(new DecodeState());
   FASTDISS_ASSIGN_OR_RETURN(state->schedule_, schedule_.Respace(options.steps));
@@ -206,10 +210,12 @@ absl::Status Sampler::Start(const std::vector<DecodeState*>& states) {
     const ModelConfig& config = model_->config();
     const int64_t B = static_cast<int64_t>(states.size());
     int64_t max_source = 0;
-    for (const DecodeState* s : states) max_source = std::max<int64_t>(max_source, s->source_.size());
+    for (const DecodeState* s : states)
+      max_source = std::max<int64_t>(max_source, s->source_.size());
     std::vector<int64_t> source_ids(B * max_source, config.pad_id), source_lengths;
     for (int64_t b = 0; b < B; ++b) {
-      std::copy(states[b]->source_.begin(), states[b]->source_.end(), source_ids.begin() + b * max_source);
+      std::copy(states[b]->source_.begin(), states[b]->source_.end(),
+                source_ids.begin() + b * max_source);
       source_lengths.push_back(static_cast<int64_t>(states[b]->source_.size()));
     }
     auto source = torch::tensor(source_ids, torch::kLong).view({B, max_source}).to(device_);
@@ -223,15 +229,17 @@ absl::Status Sampler::Start(const std::vector<DecodeState*>& states) {
     for (int64_t b = 0; b < B; ++b) {
       DecodeState& s = *states[b];
       const int source_length = static_cast<int>(s.source_.size());
-      const int center = s.options_.target_length > 0
-                             ? s.options_.target_length
-                             : source_length + static_cast<int>(predicted_class[b]) - config.length_offset;
+      const int center =
+          s.options_.target_length > 0
+              ? s.options_.target_length
+              : source_length + static_cast<int>(predicted_class[b]) - config.length_offset;
       // Offsets 0, -1, +1, -2, +2, ... around the center, each length once, within [1, max].
       std::vector<int> lengths;
       for (int k = 0; static_cast<int>(lengths.size()) < s.options_.length_beam; ++k) {
         const int offset = (k % 2 == 0) ? k / 2 : -(k + 1) / 2;
         const int length = std::clamp(center + offset, 1, config.max_target_tokens);
-        if (std::find(lengths.begin(), lengths.end(), length) == lengths.end()) lengths.push_back(length);
+        if (std::find(lengths.begin(), lengths.end(), length) == lengths.end())
+          lengths.push_back(length);
         if (k > 4 * config.max_target_tokens) break;  // fewer distinct lengths than the beam
       }
       for (int length : lengths) {
@@ -250,10 +258,15 @@ absl::Status Sampler::Start(const std::vector<DecodeState*>& states) {
     const auto slot_index = Indices(slots, device_), request = Indices(row_request, device_);
     const std::vector<KeysValues> memory = model_->CrossKeysValues(encoded);
     for (size_t i = 0; i < memory.size(); ++i) {
-      slots_->memory[i].keys.narrow(2, 0, max_source).index_copy_(0, slot_index, memory[i].keys.index_select(0, request));
-      slots_->memory[i].values.narrow(2, 0, max_source).index_copy_(0, slot_index, memory[i].values.index_select(0, request));
+      slots_->memory[i]
+          .keys.narrow(2, 0, max_source)
+          .index_copy_(0, slot_index, memory[i].keys.index_select(0, request));
+      slots_->memory[i]
+          .values.narrow(2, 0, max_source)
+          .index_copy_(0, slot_index, memory[i].values.index_select(0, request));
     }
-    auto noise = CounterNormal(keys, {max_length, config.d_latent}, device_).mul_(schedule_.noise_factor());
+    auto noise =
+        CounterNormal(keys, {max_length, config.d_latent}, device_).mul_(schedule_.noise_factor());
     slots_->z.narrow(1, 0, max_length).index_copy_(0, slot_index, noise);
     slots_->z0_hat.narrow(1, 0, max_length).index_fill_(0, slot_index, 0.0);
   });
@@ -279,15 +292,17 @@ struct Rounding {
 };
 
 // Rounds estimates [M, D], rows back to back: row r's at [offsets[r], offsets[r + 1]).
-Rounding Round(FastDissModel& model, const torch::Tensor& z0_hat, const std::vector<int64_t>& offsets) {
+Rounding Round(FastDissModel& model, const torch::Tensor& z0_hat,
+               const std::vector<int64_t>& offsets) {
   auto best = torch::log_softmax(model->Logits(z0_hat), -1).max(-1);
-  return {std::get<1>(best).to(torch::kCPU).contiguous(), std::get<0>(best).to(torch::kCPU).contiguous(),
+  return {std::get<1>(best).to(torch::kCPU).contiguous(),
+          std::get<0>(best).to(torch::kCPU).contiguous(),
           std::vector<int64_t>(offsets.begin(), offsets.end() - 1)};
 }
 
 // The best of a state's rows, which are rows first_row.. of rounding.
-DecodeResult Best(const DecodeState& state, const std::vector<int>& lengths, const Rounding& rounding,
-                  size_t first_row) {
+DecodeResult Best(const DecodeState& state, const std::vector<int>& lengths,
+                  const Rounding& rounding, size_t first_row) {
   size_t best_row = 0;
   double best_score = -std::numeric_limits<double>::infinity();
   for (size_t r = 0; r < lengths.size(); ++r) {
@@ -315,7 +330,8 @@ struct StepBatch {
   int64_t rows() const { return static_cast<int64_t>(offsets.size()) - 1; }
 
   // The estimates [N, D] of the given rows, in that order, and their offsets.
-  std::pair<torch::Tensor, std::vector<int64_t>> Select(const torch::Tensor& z0_hat, const std::vector<int64_t>& rows,
+  std::pair<torch::Tensor, std::vector<int64_t>> Select(const torch::Tensor& z0_hat,
+                                                        const std::vector<int64_t>& rows,
                                                         torch::Device device) const {
     bool all = static_cast<int64_t>(rows.size()) == this->rows();  // and in batch order
     for (size_t i = 0; all && i < rows.size(); ++i) all = rows[i] == static_cast<int64_t>(i);
@@ -410,8 +426,9 @@ absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
       z0_hat = model_->DenoisePacked(z, t, self_cond, rows, memory, source_mask);
     } else {
       z0_hat = model_
-                   ->DenoiseWithMemory(z.view({n, max_length, D}), t, self_cond.view({n, max_length, D}),
-                                       LengthMask(target_lengths, max_length, device_), memory, source_mask)
+                   ->DenoiseWithMemory(
+                       z.view({n, max_length, D}), t, self_cond.view({n, max_length, D}),
+                       LengthMask(target_lengths, max_length, device_), memory, source_mask)
                    .reshape({-1, D});
     }
     auto round = [&](const std::vector<int64_t>& rows) {
@@ -439,7 +456,8 @@ absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
       }
     }
     // The update of every row that goes on, its noise drawn for all rows in one call.
-    std::vector<StepCoefficients> row_step(n, StepCoefficients{1.0, 0.0, 0.0});  // finishing rows: z = z0_hat
+    std::vector<StepCoefficients> row_step(
+        n, StepCoefficients{1.0, 0.0, 0.0});  // finishing rows: z = z0_hat
     std::vector<NoiseKey> keys(n);
     bool any_noise = false;
     std::vector<size_t> finishing;
@@ -473,7 +491,8 @@ absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
     auto next = z0_hat * per_token.narrow(1, 0, 1) + z * per_token.narrow(1, 1, 1);
     if (any_noise) {
       auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D});
-      next.add_(noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));
+      next.add_(
+          noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));
     }
     slots_->z.view({-1, D}).index_copy_(0, flat, next);
     slots_->z0_hat.view({-1, D}).index_copy_(0, flat, z0_hat);
@@ -498,7 +517,8 @@ absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
 absl::StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
   if (state.steps_done() == 0) return absl::FailedPreconditionError("Result: no step taken yet");
   if (state.finished()) return state.final_;
-  if (state.slots_owner_ != slots_) return absl::FailedPreconditionError("Result: the state runs in another sampler");
+  if (state.slots_owner_ != slots_)
+    return absl::FailedPreconditionError("Result: the state runs in another sampler");
   DecodeResult result;
   absl::Status status = Guarded("rounding", [&] {
     c10::InferenceMode guard;
@@ -506,14 +526,15 @@ absl::StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {
     std::vector<int64_t> slots(state.slots_.begin(), state.slots_.end()), offsets;
     for (int r = 0; r <= state.rows(); ++r) offsets.push_back(r * max_length);
     auto z0_hat = slots_->z0_hat.narrow(1, 0, max_length).index_select(0, Indices(slots, device_));
-    result = Best(state, state.lengths_, Round(model_, z0_hat.reshape({-1, z0_hat.size(2)}), offsets), 0);
+    result = Best(state, state.lengths_,
+                  Round(model_, z0_hat.reshape({-1, z0_hat.size(2)}), offsets), 0);
   });
   if (!status.ok()) return status;
   return result;
 }
 
-absl::StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<std::vector<int>>& sources,
-                                                       const DecodeOptions& options, int max_rows) {
+absl::StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(
+    const std::vector<std::vector<int>>& sources, const DecodeOptions& options, int max_rows) {
   const int rows_per_request = options.length_beam * options.noise_beam;
   const size_t per_batch = std::max(1, max_rows / std::max(1, rows_per_request));
   // Batches of similar source lengths pad less (measured: 256-row batches of dev sentences in
@@ -537,7 +558,8 @@ absl::StatusOr<std::vector<DecodeResult>> Sampler::DecodeAll(const std::vector<s
     FASTDISS_RETURN_IF_ERROR(Start(batch));
     for (std::vector<DecodeState*> running = batch; !running.empty();) {
       FASTDISS_RETURN_IF_ERROR(Step(running));
-      running.erase(std::remove_if(running.begin(), running.end(), [](DecodeState* s) { return s->finished(); }),
+      running.erase(std::remove_if(running.begin(), running.end(),
+                                   [](DecodeState* s) { return s->finished(); }),
                     running.end());
     }
     for (size_t j = begin; j < end; ++j) {

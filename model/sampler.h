@@ -39,11 +39,11 @@ namespace fastdiss {
 inline constexpr int kMaxBeam = 16;
 
 struct DecodeOptions {
-  int steps = 5;                  // K, in [1, T]
-  int length_beam = 1;            // candidate lengths: predicted, -1, +1, -2, +2, ...
-  int noise_beam = 1;             // independent noise draws per length
+  int steps = 5;        // K, in [1, T]
+  int length_beam = 1;  // candidate lengths: predicted, -1, +1, -2, +2, ...
+  int noise_beam = 1;   // independent noise draws per length
   uint64_t seed = 0;
-  int target_length = 0;          // > 0 fixes the length instead of predicting it
+  int target_length = 0;  // > 0 fixes the length instead of predicting it
   UpdateRule rule = UpdateRule::kDdpm;
   // Early exit: > 0 stops the request once the rounded tokens of all its rows have stayed the
   // same for this many steps in a row (the answer is then that rounding); 0 runs all K steps.
@@ -86,7 +86,7 @@ class DecodeState {
   std::vector<int> schedule_;  // kept timesteps, descending
   int step_ = 0;
   bool started_ = false;
-  std::vector<int> lengths_;   // per row
+  std::vector<int> lengths_;  // per row
   // While running: the sampler's row slots and the slot of each row.
   std::shared_ptr<RowSlots> slots_owner_;
   std::vector<int> slots_;
@@ -109,7 +109,7 @@ class Sampler {
   // Validates and makes a state; no model work. Source ids must be non-empty, within
   // max_source_tokens and the vocabulary.
   absl::StatusOr<std::unique_ptr<DecodeState>> NewState(std::vector<int> source_ids,
-                                                  const DecodeOptions& options) const;
+                                                        const DecodeOptions& options) const;
 
   // Encodes all given new states in one batch, fixes their candidate lengths and draws their
   // starting noise.
@@ -127,7 +127,7 @@ class Sampler {
   // Decodes a list of requests to completion, in batches of up to max_rows rows of similar source
   // length (for evaluation). Request i uses seed options.seed + i; results are in input order.
   absl::StatusOr<std::vector<DecodeResult>> DecodeAll(const std::vector<std::vector<int>>& sources,
-                                                const DecodeOptions& options, int max_rows);
+                                                      const DecodeOptions& options, int max_rows);
 
  private:
   absl::Status CheckReady() const;

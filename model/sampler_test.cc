@@ -13,7 +13,9 @@ using testing::TinySchedule;
 
 // Every case runs on the CPU, and on CUDA where LibTorch has a GPU (scripts/gpu-check.sh runs the
 // "cuda" instances there). Without one, the "cuda" instances build on the CPU and skip.
-bool Unavailable(const std::string& device) { return device != "cpu" && !torch::cuda::is_available(); }
+bool Unavailable(const std::string& device) {
+  return device != "cpu" && !torch::cuda::is_available();
+}
 
 FastDissModel TinyModelOn(const torch::Device& device) {
   FastDissModel model = TinyModel();
@@ -55,9 +57,12 @@ class SamplerTest : public ::testing::TestWithParam<std::string> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Devices, SamplerTest, ::testing::Values("cpu", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
-DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_beam = 1, int length = 0) {
+DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_beam = 1,
+                      int length = 0) {
   DecodeOptions o;
   o.steps = steps;
   o.seed = seed;
@@ -69,7 +74,8 @@ DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_b
 
 TEST_P(SamplerTest, SameTokensAloneAndBatchedWithOthersAtOtherSteps) {
   const std::vector<int> source = {5, 6, 7, 8, 9};
-  for (const DecodeOptions& options : {Options(5, 42), Options(3, 9, 3, 2), Options(1, 3, 1, 1, 6)}) {
+  for (const DecodeOptions& options :
+       {Options(5, 42), Options(3, 9, 3, 2), Options(1, 3, 1, 1, 6)}) {
     const DecodeResult alone = Alone(source, options);
     ASSERT_EQ(alone.steps, options.steps);
 
@@ -159,16 +165,24 @@ TEST_P(SamplerTest, LengthBeamTriesDistinctLengths) {
 }
 
 TEST_P(SamplerTest, RejectsBadRequests) {
-  EXPECT_EQ(sampler_.NewState({}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({}, Options(5, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(sampler_.NewState(std::vector<int>(25, 5), Options(5, 0)).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5, 40}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5, -1}, Options(5, 0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(0, 0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(201, 0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 17)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 1, 25)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, 40}, Options(5, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5, -1}, Options(5, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(0, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(201, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 17)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sampler_.NewState({5}, Options(5, 0, 1, 1, 25)).status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto state = New({5}, Options(2, 0));
   EXPECT_EQ(sampler_.Step({state.get()}).code(), absl::StatusCode::kFailedPrecondition);
   model_->train();

@@ -17,11 +17,11 @@ double SqrtAlphaBar(double s) { return 1.0 - std::sqrt(s + 1e-4); }
 absl::StatusOr<NoiseSchedule> NoiseSchedule::Create(const NoiseScheduleOptions& options) {
   if (options.num_timesteps < 2 || options.num_timesteps > 100000) {
     return absl::InvalidArgumentError("num_timesteps must be in [2, 100000], got " +
-                                std::to_string(options.num_timesteps));
+                                      std::to_string(options.num_timesteps));
   }
   if (!(options.noise_factor > 0) || !std::isfinite(options.noise_factor)) {
     return absl::InvalidArgumentError("noise_factor must be positive, got " +
-                                std::to_string(options.noise_factor));
+                                      std::to_string(options.noise_factor));
   }
   const int T = options.num_timesteps;
   std::vector<double> beta(T), alpha_bar(T);
@@ -51,7 +51,7 @@ absl::StatusOr<std::vector<int>> NoiseSchedule::Respace(int steps) const {
   const int T = num_timesteps();
   if (steps < 1 || steps > T) {
     return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(T) + "], got " +
-                                std::to_string(steps));
+                                      std::to_string(steps));
   }
   if (steps == 1) return std::vector<int>{T - 1};
   std::vector<int> kept(steps);

@@ -58,8 +58,8 @@ class NoiseSchedule {
   std::vector<double> alpha_bar_;
   std::vector<double> beta_;
   double noise_factor_;
-  torch::Tensor sqrt_alpha_bar_;        // float32 [T]
-  torch::Tensor noise_std_;             // float32 [T]: F sqrt(1 - abar_t)
+  torch::Tensor sqrt_alpha_bar_;  // float32 [T]
+  torch::Tensor noise_std_;       // float32 [T]: F sqrt(1 - abar_t)
 };
 
 }  // namespace fastdiss

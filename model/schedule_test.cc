@@ -77,10 +77,13 @@ TEST(NoiseScheduleTest, PerTokenNoisingEqualsPerSequenceWhenTimestepsAgree) {
   }
   // Different timesteps in one row noise each token at its own level.
   auto mixed = torch::tensor(std::vector<int64_t>{0, 1999}).view({1, 2});
-  auto z = s.AddNoise(z0.narrow(0, 0, 1).narrow(1, 0, 2), mixed, noise.narrow(0, 0, 1).narrow(1, 0, 2));
+  auto z =
+      s.AddNoise(z0.narrow(0, 0, 1).narrow(1, 0, 2), mixed, noise.narrow(0, 0, 1).narrow(1, 0, 2));
   const double a0 = s.alpha_bar(0), a1 = s.alpha_bar(1999);
-  EXPECT_TRUE(torch::allclose(z[0][1], std::sqrt(a1) * z0[0][1] + 4.0 * std::sqrt(1 - a1) * noise[0][1], 1e-5, 1e-5));
-  EXPECT_TRUE(torch::allclose(z[0][0], std::sqrt(a0) * z0[0][0] + 4.0 * std::sqrt(1 - a0) * noise[0][0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(
+      z[0][1], std::sqrt(a1) * z0[0][1] + 4.0 * std::sqrt(1 - a1) * noise[0][1], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(
+      z[0][0], std::sqrt(a0) * z0[0][0] + 4.0 * std::sqrt(1 - a0) * noise[0][0], 1e-5, 1e-5));
 }
 
 }  // namespace

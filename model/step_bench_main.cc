@@ -6,8 +6,10 @@
 // new requests at once.
 //
 //   fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
-//                       [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
-//                       [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]
+//                       [--threads N] [--blas-threads N] [--default-malloc] [--device
+//                       cpu|cuda|cuda:N]
+//                       [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab
+//                       4000]
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,10 +29,14 @@
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]\n"
-    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]\n"
-    "                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]\n\n"
-    "Prints the latency of one batched denoising step for each row count, on a random model of the\n"
+    "Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] "
+    "[--source-length 12]\n"
+    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device "
+    "cpu|cuda|cuda:N]\n"
+    "                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 "
+    "--vocab 4000]\n\n"
+    "Prints the latency of one batched denoising step for each row count, on a random model of "
+    "the\n"
     "given size or on --checkpoint. --iterations 0 picks a count per row count.\n";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
@@ -44,9 +50,11 @@ struct Gemm {
 
 std::vector<Gemm> StepGemms(const fastdiss::ModelConfig& c, int64_t rows, int64_t length) {
   const int64_t T = rows * length, H = c.d_model, D = c.d_latent, F = c.ffn_dim;
-  std::vector<Gemm> gemms = {{T, D, H}, {T, D, H}, {T, 2 * H, H}, {T, H, H}, {rows, H, 4 * H}, {rows, 4 * H, H}};
+  std::vector<Gemm> gemms = {{T, D, H}, {T, D, H},        {T, 2 * H, H},
+                             {T, H, H}, {rows, H, 4 * H}, {rows, 4 * H, H}};
   for (int i = 0; i < c.decoder_layers; ++i) {
-    gemms.insert(gemms.end(), {{T, H, 3 * H}, {T, H, H}, {T, H, H}, {T, H, H}, {T, H, F}, {T, F, H}});
+    gemms.insert(gemms.end(),
+                 {{T, H, 3 * H}, {T, H, H}, {T, H, H}, {T, H, H}, {T, H, F}, {T, F, H}});
   }
   gemms.push_back({T, H, D});
   return gemms;
@@ -76,7 +84,8 @@ double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device de
     const auto start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < gemms.size(); ++i) torch::addmm(biases[i], inputs[i], weights[i].t());
     if (device.is_cuda()) torch::cuda::synchronize();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r > 0) best = std::min(best, seconds);
   }
   return best;
@@ -102,21 +111,36 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    if (flags.Is("--checkpoint")) checkpoint = flags.String();
-    else if (flags.Is("--rows")) rows = flags.IntList(1, kMaxInt);
-    else if (flags.Is("--length")) length = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--source-length")) source_length = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--iterations")) iterations = static_cast<int>(flags.Int(0, 1'000'000));
-    else if (flags.Is("--threads")) threads = static_cast<int>(flags.Int(0, kMaxInt));
-    else if (flags.Is("--blas-threads")) blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
-    else if (flags.Is("--default-malloc")) tune_allocator = !flags.Switch();
-    else if (flags.Is("--device")) device_name = flags.String();
-    else if (flags.Is("--d-model")) config.d_model = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--ffn")) config.ffn_dim = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--layers")) config.encoder_layers = config.decoder_layers = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--d-latent")) config.d_latent = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--vocab")) config.vocab_size = static_cast<int>(flags.Int(1, kMaxInt));
-    else flags.Unknown();
+    if (flags.Is("--checkpoint"))
+      checkpoint = flags.String();
+    else if (flags.Is("--rows"))
+      rows = flags.IntList(1, kMaxInt);
+    else if (flags.Is("--length"))
+      length = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--source-length"))
+      source_length = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--iterations"))
+      iterations = static_cast<int>(flags.Int(0, 1'000'000));
+    else if (flags.Is("--threads"))
+      threads = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--blas-threads"))
+      blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
+    else if (flags.Is("--default-malloc"))
+      tune_allocator = !flags.Switch();
+    else if (flags.Is("--device"))
+      device_name = flags.String();
+    else if (flags.Is("--d-model"))
+      config.d_model = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--ffn"))
+      config.ffn_dim = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--layers"))
+      config.encoder_layers = config.decoder_layers = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--d-latent"))
+      config.d_latent = static_cast<int>(flags.Int(1, kMaxInt));
+    else if (flags.Is("--vocab"))
+      config.vocab_size = static_cast<int>(flags.Int(1, kMaxInt));
+    else
+      flags.Unknown();
   }
   fastdiss::RuntimeOptions runtime;
   runtime.intra_op_threads = threads;
@@ -154,10 +178,11 @@ int main(int argc, char** argv) {
   }
   auto schedule = fastdiss::NoiseSchedule::Create({c.num_timesteps, c.noise_factor});
   fastdiss::Sampler sampler(model, *schedule, device);
-  std::printf("# %s device=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n", settings.c_str(),
-              device.str().c_str(), c.d_model, c.encoder_layers, c.decoder_layers, length, source_length);
-  std::printf("%6s %12s %12s %14s %10s %10s %12s %10s\n", "rows", "ms/step", "rows/s", "tokens/s", "GFLOP/s",
-              "gemm_ms", "gemm_GFLOP/s", "start_ms");
+  std::printf("# %s device=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n",
+              settings.c_str(), device.str().c_str(), c.d_model, c.encoder_layers, c.decoder_layers,
+              length, source_length);
+  std::printf("%6s %12s %12s %14s %10s %10s %12s %10s\n", "rows", "ms/step", "rows/s", "tokens/s",
+              "GFLOP/s", "gemm_ms", "gemm_GFLOP/s", "start_ms");
   for (int r : rows) {
     // Each row its own request, each at its own step count, as the server batches them.
     std::vector<std::unique_ptr<fastdiss::DecodeState>> owned;
@@ -176,7 +201,8 @@ int main(int argc, char** argv) {
       states.push_back(state->get());
       owned.push_back(std::move(state).value());
     }
-    if (!sampler.Start(states).ok() || !sampler.Step(states).ok() || !sampler.Step(states).ok()) return 1;
+    if (!sampler.Start(states).ok() || !sampler.Step(states).ok() || !sampler.Step(states).ok())
+      return 1;
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto start = std::chrono::steady_clock::now();
     for (int k = 0; k < budget; ++k) {
@@ -186,7 +212,8 @@ int main(int argc, char** argv) {
       }
     }
     if (device.is_cuda()) torch::cuda::synchronize();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double per_step = seconds / budget;
     // Admission: encoding r new requests together (Sampler::Start), the best of 5 tries.
     double start_seconds = std::numeric_limits<double>::infinity();
@@ -197,23 +224,27 @@ int main(int argc, char** argv) {
         fastdiss::DecodeOptions options;
         options.seed = 1000 + i;
         options.target_length = length;
-        fresh.push_back(std::move(sampler.NewState(std::vector<int>(source_length, 7 + i % 50), options)).value());
+        fresh.push_back(
+            std::move(sampler.NewState(std::vector<int>(source_length, 7 + i % 50), options))
+                .value());
         fresh_states.push_back(fresh.back().get());
       }
       const auto begin = std::chrono::steady_clock::now();
       if (!sampler.Start(fresh_states).ok()) return 1;
       if (device.is_cuda()) torch::cuda::synchronize();
-      start_seconds = std::min(start_seconds,
-                               std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+      start_seconds =
+          std::min(start_seconds,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
     }
     // Beside it, the same step's GEMMs alone: the arithmetic bound at these shapes.
     const std::vector<Gemm> gemms = StepGemms(c, r, length);
     double gemm_flops = 0;
     for (const Gemm& g : gemms) gemm_flops += 2.0 * g.m * g.k * g.n;
     const double gemm_seconds = GemmSeconds(gemms, std::max(5, budget), device);
-    std::printf("%6d %12.3f %12.1f %14.1f %10.1f %10.3f %12.1f %10.3f\n", r, per_step * 1e3, r / per_step,
-                r * length / per_step, StepFlops(c, r, length, source_length) / per_step * 1e-9,
-                gemm_seconds * 1e3, gemm_flops / gemm_seconds * 1e-9, start_seconds * 1e3);
+    std::printf("%6d %12.3f %12.1f %14.1f %10.1f %10.3f %12.1f %10.3f\n", r, per_step * 1e3,
+                r / per_step, r * length / per_step,
+                StepFlops(c, r, length, source_length) / per_step * 1e-9, gemm_seconds * 1e3,
+                gemm_flops / gemm_seconds * 1e-9, start_seconds * 1e3);
     std::fflush(stdout);
   }
   return 0;

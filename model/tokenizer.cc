@@ -17,7 +17,7 @@
 namespace fastdiss {
 namespace {
 
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 stands for ' ' in pieces
+constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 stands for ' ' in pieces
 
 // ---------------------------------------------------------------------------------------------
 // Protobuf wire format: just enough to read a ModelProto.
@@ -38,8 +38,8 @@ template <typename OnField>
 absl::Status ForEachField(std::string_view data, const char* message, OnField on_field) {
   size_t pos = 0;
   const auto corrupt = [&](const char* what) {
-    return absl::DataLossError(std::string("corrupt sentencepiece model: ") + message + ": " + what +
-                         " at byte " + std::to_string(pos));
+    return absl::DataLossError(std::string("corrupt sentencepiece model: ") + message + ": " +
+                               what + " at byte " + std::to_string(pos));
   };
   const auto varint = [&](uint64_t* v) {
     *v = 0;
@@ -78,8 +78,9 @@ absl::Status ForEachField(std::string_view data, const char* message, OnField on
 // A known field must come with the wire type its declaration implies.
 absl::Status Want(const Field& f, WireType type, const char* name) {
   if (f.wire_type == type) return absl::OkStatus();
-  return absl::DataLossError(std::string("corrupt sentencepiece model: ") + name + " has wire type " +
-                       std::to_string(f.wire_type) + ", want " + std::to_string(type));
+  return absl::DataLossError(std::string("corrupt sentencepiece model: ") + name +
+                             " has wire type " + std::to_string(f.wire_type) + ", want " +
+                             std::to_string(type));
 }
 absl::Status ReadString(const Field& f, const char* name, std::string* out) {
   FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, name));
@@ -116,7 +117,7 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 absl::Status CheckSourceUnits(std::string_view units) {
   if (units == kSourceUnitsText || units == kSourceUnitsCharacters) return absl::OkStatus();
   return absl::InvalidArgumentError("source_units must be \"text\" or \"characters\", got \"" +
-                              std::string(units) + "\"");
+                                    std::string(units) + "\"");
 }
 
 std::string PrepareSource(std::string_view text, const SourceRule& rule) {
@@ -134,7 +135,8 @@ std::string PrepareSource(std::string_view text, const SourceRule& rule) {
   while (!text.empty()) {
     const size_t len = std::max<size_t>(1, Utf8CharLength(text));
     const char c = text[0];
-    if (!(len == 1 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'))) {
+    if (!(len == 1 &&
+          (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'))) {
       if (!spaced.empty()) spaced.push_back(' ');
       spaced.append(text.substr(0, len));
     }
@@ -160,7 +162,8 @@ absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_path) {
   if (in.bad()) return absl::DataLossError("cannot read sentencepiece model " + model_path);
   absl::StatusOr<Tokenizer> tokenizer = FromSerializedProto(std::move(bytes));
   if (!tokenizer.ok()) {
-    return absl::Status(tokenizer.status().code(), model_path + ": " + std::string(tokenizer.status().message()));
+    return absl::Status(tokenizer.status().code(),
+                        model_path + ": " + std::string(tokenizer.status().message()));
   }
   return tokenizer;
 }
@@ -190,14 +193,22 @@ absl::Status Tokenizer::Parse() {
         FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "trainer_spec"));
         return ForEachField(f.bytes, "TrainerSpec", [&](const Field& g) {
           switch (g.number) {
-            case 3: return ReadVarint(g, "model_type", &model_type);
-            case 24: return ReadVarint(g, "treat_whitespace_as_suffix", &treat_ws_as_suffix);
-            case 35: return ReadVarint(g, "byte_fallback", &byte_fallback_);
-            case 41: return ReadVarint(g, "bos_id", &trainer_ids[0]);
-            case 42: return ReadVarint(g, "eos_id", &trainer_ids[1]);
-            case 43: return ReadVarint(g, "pad_id", &trainer_ids[2]);
-            case 44: return ReadString(g, "unk_surface", &unk_surface_);
-            default: return absl::OkStatus();
+            case 3:
+              return ReadVarint(g, "model_type", &model_type);
+            case 24:
+              return ReadVarint(g, "treat_whitespace_as_suffix", &treat_ws_as_suffix);
+            case 35:
+              return ReadVarint(g, "byte_fallback", &byte_fallback_);
+            case 41:
+              return ReadVarint(g, "bos_id", &trainer_ids[0]);
+            case 42:
+              return ReadVarint(g, "eos_id", &trainer_ids[1]);
+            case 43:
+              return ReadVarint(g, "pad_id", &trainer_ids[2]);
+            case 44:
+              return ReadString(g, "unk_surface", &unk_surface_);
+            default:
+              return absl::OkStatus();
           }
         });
       case 3:  // NormalizerSpec
@@ -205,12 +216,18 @@ absl::Status Tokenizer::Parse() {
         FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "normalizer_spec"));
         return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
           switch (g.number) {
-            case 1: return ReadString(g, "name", &rule);
-            case 2: return ReadString(g, "precompiled_charsmap", &charsmap);
-            case 3: return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix_);
-            case 4: return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces_);
-            case 5: return ReadVarint(g, "escape_whitespaces", &escape_whitespaces_);
-            default: return absl::OkStatus();
+            case 1:
+              return ReadString(g, "name", &rule);
+            case 2:
+              return ReadString(g, "precompiled_charsmap", &charsmap);
+            case 3:
+              return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix_);
+            case 4:
+              return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces_);
+            case 5:
+              return ReadVarint(g, "escape_whitespaces", &escape_whitespaces_);
+            default:
+              return absl::OkStatus();
           }
         });
       case 5:  // denormalizer_spec: a NormalizerSpec applied after decoding
@@ -219,14 +236,16 @@ absl::Status Tokenizer::Parse() {
           return g.number == 2 ? ReadString(g, "precompiled_charsmap", &denormalizer_charsmap)
                                : absl::OkStatus();
         });
-      default: return absl::OkStatus();
+      default:
+        return absl::OkStatus();
     }
   }));
 
   // The normalizer spec is serialized after the pieces and the trainer spec, so a file cut at a
   // field boundary still shows up here.
   if (pieces_.empty() || !has_normalizer) {
-    return absl::DataLossError("not a complete sentencepiece model: no pieces or no normalizer_spec");
+    return absl::DataLossError(
+        "not a complete sentencepiece model: no pieces or no normalizer_spec");
   }
   if (rule != "identity" || !charsmap.empty() || !denormalizer_charsmap.empty()) {
     return absl::InvalidArgumentError(
@@ -235,7 +254,7 @@ absl::Status Tokenizer::Parse() {
   }
   if (model_type != 1 && model_type != 2) {
     return absl::InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
-                                " is not supported: only unigram (1) and bpe (2)");
+                                      " is not supported: only unigram (1) and bpe (2)");
   }
   bpe_ = model_type == 2;
   if (treat_ws_as_suffix) {
@@ -266,7 +285,7 @@ absl::Status Tokenizer::Parse() {
     if (p.type == kByte) {
       if (!byte_fallback_ || PieceToByte(p.text) < 0) {
         return absl::DataLossError(where + " '" + p.text +
-                             "' is a byte piece without byte_fallback or malformed");
+                                   "' is a byte piece without byte_fallback or malformed");
       }
       byte_ids_[PieceToByte(p.text)] = id;
       ++num_byte_pieces;
@@ -289,7 +308,7 @@ absl::Status Tokenizer::Parse() {
   if (unk_id_ < 0) return absl::DataLossError("sentencepiece model has no unknown piece");
   if (byte_fallback_ && num_byte_pieces != 256) {  // no duplicates, so all 256 bytes are there
     return absl::DataLossError("sentencepiece model with byte_fallback has " +
-                         std::to_string(num_byte_pieces) + " byte pieces, want 256");
+                               std::to_string(num_byte_pieces) + " byte pieces, want 256");
   }
   // spm_train writes the reserved pieces as control pieces at these ids; -1 disables one.
   int* const ours[3] = {&bos_id_, &eos_id_, &pad_id_};

@@ -244,7 +244,8 @@ TEST_P(TrainedModelTest, OtherNormalizationRuleIsRefused) {
   options.model_type = GetParam();
   options.extra_args = {"--normalization_rule_name=nmt_nfkc"};
   ASSERT_TRUE(TrainSentencePiece(options).ok());
-  const absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Load((dir_.path() / "nfkc.model").string());
+  const absl::StatusOr<Tokenizer> tokenizer =
+      Tokenizer::Load((dir_.path() / "nfkc.model").string());
   ASSERT_FALSE(tokenizer.ok());
   EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tokenizer.status().message().find("nmt_nfkc"), std::string::npos) << tokenizer.status();
@@ -331,7 +332,8 @@ TEST(HandMadeModelTest, UnsupportedModelsAreRefusedByName) {
   const absl::StatusOr<Tokenizer> nfkc = Tokenizer::FromSerializedProto(HandMadeModel("nfkc_cf"));
   EXPECT_EQ(nfkc.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(nfkc.status().message().find("nfkc_cf"), std::string::npos) << nfkc.status();
-  const absl::StatusOr<Tokenizer> word = Tokenizer::FromSerializedProto(HandMadeModel("identity", 3));
+  const absl::StatusOr<Tokenizer> word =
+      Tokenizer::FromSerializedProto(HandMadeModel("identity", 3));
   EXPECT_EQ(word.status().code(), absl::StatusCode::kInvalidArgument) << word.status();
 }
 

@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
+  # scripts/format.sh --check (in .ci/run): the sources are clang-formatted (.clang-format).
+  clang-format
   # LibTorch (CPU) and a real BLAS: without libopenblas0-pthread LibTorch falls back to the
   # reference BLAS, measured 30x slower on a 1024x1024 float matmul.
   libtorch-dev libopenblas0-pthread

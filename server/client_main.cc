@@ -1,6 +1,7 @@
 // fastdiss-client: calls a fastdiss-server. Generates for each TEXT argument (or each stdin line
 // when none is given), lists the models, or checks health. Exit status 0 when every call
-// succeeded, 1 when one failed (each failure is reported on stderr with its gRPC code), 2 on bad flags.
+// succeeded, 1 when one failed (each failure is reported on stderr with its gRPC code), 2 on bad
+// flags.
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
@@ -27,19 +28,24 @@ using fastdiss::v1::GenerateResponse;
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] [--seed S]\n"
+    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] "
+    "[--seed S]\n"
     "                       [--length-beam N]\n"
-    "                       [--noise-beam N] [--target-length N] [--early-exit-steps N] [--deadline-seconds X]\n"
+    "                       [--noise-beam N] [--target-length N] [--early-exit-steps N] "
+    "[--deadline-seconds X]\n"
     "                       [--stream] [--json]\n"
     "                       [--] [TEXT ...]\n"
     "       fastdiss-client --target HOST:PORT --list-models\n"
     "       fastdiss-client --target HOST:PORT --health [SERVICE]\n"
-    "       (each with [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME])\n\n"
+    "       (each with [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name "
+    "NAME])\n\n"
     "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
     "prints it (one line per input). --stream prints every denoising step's text as it arrives\n"
     "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
-    "token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps N\n"
-    "stops once the answer has not changed for N steps (0: every step; unset: the server's default).\n"
+    "token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps "
+    "N\n"
+    "stops once the answer has not changed for N steps (0: every step; unset: the server's "
+    "default).\n"
     "--step-range lets the server choose K in MIN..MAX by its load (the answer's planned_steps).\n"
     "Defaults: --steps 5, a\n"
     "random seed, beams 1, --deadline-seconds 60, plaintext.\n";
@@ -144,10 +150,12 @@ int main(int argc, char** argv) {
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = stub->Check(&context, request, &response);
     if (!status.ok()) {
-      std::cerr << "fastdiss-client: health: " << CodeName(status) << ": " << status.error_message() << "\n";
+      std::cerr << "fastdiss-client: health: " << CodeName(status) << ": " << status.error_message()
+                << "\n";
       return 1;
     }
-    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+              << "\n";
     return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }
 
@@ -158,17 +166,19 @@ int main(int argc, char** argv) {
     fastdiss::v1::ListModelsResponse response;
     grpc::Status status = stub->ListModels(&context, fastdiss::v1::ListModelsRequest(), &response);
     if (!status.ok()) {
-      std::cerr << "fastdiss-client: ListModels: " << CodeName(status) << ": " << status.error_message() << "\n";
+      std::cerr << "fastdiss-client: ListModels: " << CodeName(status) << ": "
+                << status.error_message() << "\n";
       return 1;
     }
     for (const auto& m : response.models()) {
-      std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps() << "\tsource<="
-                << m.max_source_tokens() << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<="
-                << m.max_beam() << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
+      std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps()
+                << "\tsource<=" << m.max_source_tokens()
+                << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<=" << m.max_beam()
+                << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
                 << m.source_units() << (m.source_lowercase() ? ", lowercased" : "") << "\n";
       for (const auto& v : m.versions()) {
-        std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t" << v.path()
-                  << (v.error().empty() ? "" : "\t" + v.error()) << "\n";
+        std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t"
+                  << v.path() << (v.error().empty() ? "" : "\t" + v.error()) << "\n";
       }
     }
     return 0;
@@ -197,8 +207,9 @@ int main(int argc, char** argv) {
       GenerateEvent event;
       while (reader->Read(&event)) {
         if (event.has_step()) {
-          std::cout << "[step " << event.step().step() << "/" << event.step().steps() << "] " << event.step().text()
-                    << "\n" << std::flush;
+          std::cout << "[step " << event.step().step() << "/" << event.step().steps() << "] "
+                    << event.step().text() << "\n"
+                    << std::flush;
         } else if (event.has_result()) {
           response = event.result();
         }
@@ -209,8 +220,8 @@ int main(int argc, char** argv) {
     }
     if (!status.ok()) {
       ++failures;
-      std::cerr << "fastdiss-client: input " << n + 1 << ": " << CodeName(status) << ": " << status.error_message()
-                << "\n";
+      std::cerr << "fastdiss-client: input " << n + 1 << ": " << CodeName(status) << ": "
+                << status.error_message() << "\n";
       if (!json) std::cout << "\n";  // keeps output lines aligned with input lines
       continue;
     }

@@ -4,7 +4,6 @@
 #include <string>
 #include <utility>
 
-
 namespace fastdiss {
 namespace {
 
@@ -24,11 +23,12 @@ struct Engine::Entry {
   int64_t tokens = 0;  // an estimate until started, then the real target tokens of its rows
   absl::Time enqueued;
   absl::Time admitted;
-  absl::Duration uncalibrated;  // at arrival, predicted time to finish before calibration; zero: none
+  absl::Duration
+      uncalibrated;  // at arrival, predicted time to finish before calibration; zero: none
 };
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, Sampler sampler,
-                                                       Hooks hooks) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
+                                                       Sampler sampler, Hooks hooks) {
   if (absl::Status valid = ValidateEngineOptions(options); !valid.ok()) return valid;
   const int T = sampler.schedule().num_timesteps();
   if (options.max_steps < 1 || options.max_steps > T) {
@@ -62,8 +62,9 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
                                       "], got " + std::to_string(t.options.steps));
   }
   if (t.min_steps < 0 || t.min_steps > t.options.steps) {
-    return absl::InvalidArgumentError("min_steps must be in [0, steps = " + std::to_string(t.options.steps) +
-                                      "], got " + std::to_string(t.min_steps));
+    return absl::InvalidArgumentError(
+        "min_steps must be in [0, steps = " + std::to_string(t.options.steps) + "], got " +
+        std::to_string(t.min_steps));
   }
   const int64_t rows = static_cast<int64_t>(t.options.length_beam) * t.options.noise_beam;
   if (rows > options_.max_rows_per_batch) {
@@ -71,8 +72,8 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
                                       " rows, more than max_rows_per_batch (" +
                                       std::to_string(options_.max_rows_per_batch) + ")");
   }
-  const int length = t.options.target_length > 0 ? t.options.target_length
-                                                  : static_cast<int>(t.source_ids.size());
+  const int length =
+      t.options.target_length > 0 ? t.options.target_length : static_cast<int>(t.source_ids.size());
   const int64_t tokens = rows * length;
   const absl::Time arrival = Now();
   absl::StatusOr<Plan> plan;
@@ -95,7 +96,8 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
   if (static_cast<int>(waiting_.size()) >= options_.max_queued_requests) {
-    return absl::ResourceExhaustedError("the queue is full (" + std::to_string(options_.max_queued_requests) +
+    return absl::ResourceExhaustedError("the queue is full (" +
+                                        std::to_string(options_.max_queued_requests) +
                                         " requests waiting)");
   }
   entry->id = next_id_++;
@@ -115,17 +117,21 @@ void Engine::Calibrate(double ratio) {
   calibration_ = std::clamp(calibration_, 0.25, 20.0);
 }
 
-absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int rows, int64_t tokens, absl::Time now) {
+absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int rows, int64_t tokens,
+                                               absl::Time now) {
   const int most = task.options.steps;
   const bool adaptive = task.min_steps > 0 && task.min_steps < most;
-  if (!step_time_.ready() || (!adaptive && !options_.deadline_aware)) return Plan{most, absl::ZeroDuration()};
+  if (!step_time_.ready() || (!adaptive && !options_.deadline_aware))
+    return Plan{most, absl::ZeroDuration()};
   // The time from now until this request would finish at K steps, behind the work the engine has.
   std::vector<PlannedWork> waiting;
   waiting.reserve(waiting_.size());
   for (const auto& e : waiting_) waiting.push_back({e->rows, e->tokens, e->state->options().steps});
-  const AdmissionLimits limits{options_.max_rows_per_batch, options_.max_tokens_per_batch, options_.policy};
+  const AdmissionLimits limits{options_.max_rows_per_batch, options_.max_tokens_per_batch,
+                               options_.policy};
   auto predict = [&](int k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return PredictFinish(active_work_, waiting, {rows, tokens, k}, limits, options_.admission_order, step_time_);
+    return PredictFinish(active_work_, waiting, {rows, tokens, k}, limits, options_.admission_order,
+                         step_time_);
   };
   int steps = most;
   absl::Duration uncalibrated;  // predict(lo) whenever set: the search's last accepted K
@@ -145,14 +151,17 @@ absl::StatusOr<Engine::Plan> Engine::PlanSteps(const GenerateTask& task, int row
     }
     steps = lo;
   }
-  if (uncalibrated == absl::ZeroDuration()) uncalibrated = predict(steps);  // K not searched, or min_steps
+  if (uncalibrated == absl::ZeroDuration())
+    uncalibrated = predict(steps);  // K not searched, or min_steps
   const absl::Duration finish = calibration_ * uncalibrated;
   if (options_.deadline_aware) {
     if (now + finish > task.deadline) {
       return absl::DeadlineExceededError(
-          "refused at once: predicted to finish in " + absl::FormatDuration(absl::Ceil(finish, absl::Milliseconds(1))) +
-          " (" + std::to_string(steps) + " steps behind " + std::to_string(waiting_.size()) + " waiting and " +
-          std::to_string(active_work_.size()) + " running requests), after its deadline in " +
+          "refused at once: predicted to finish in " +
+          absl::FormatDuration(absl::Ceil(finish, absl::Milliseconds(1))) + " (" +
+          std::to_string(steps) + " steps behind " + std::to_string(waiting_.size()) +
+          " waiting and " + std::to_string(active_work_.size()) +
+          " running requests), after its deadline in " +
           absl::FormatDuration(absl::Ceil(task.deadline - now, absl::Milliseconds(1))));
     }
   }
@@ -171,7 +180,8 @@ void Engine::Drain() {
 
 bool Engine::WaitIdle(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.empty() && running_ == 0; };
+  auto idle = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.empty() && running_ == 0; };
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
@@ -202,9 +212,11 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected
       reason = absl::CancelledError("the request was cancelled");
     } else if (e.task->deadline <= now) {
       reason = absl::DeadlineExceededError("the deadline passed while the request waited");
-    } else if (predict && now + e.state->options().steps * step_time_.Predict(active_tokens_ + e.tokens) >
-                              e.task->deadline) {
-      reason = absl::DeadlineExceededError("stopped while waiting: its " + std::to_string(e.state->options().steps) +
+    } else if (predict &&
+               now + e.state->options().steps * step_time_.Predict(active_tokens_ + e.tokens) >
+                   e.task->deadline) {
+      reason = absl::DeadlineExceededError("stopped while waiting: its " +
+                                           std::to_string(e.state->options().steps) +
                                            " steps could no longer finish before its deadline");
     }
     if (!reason.ok()) {
@@ -303,22 +315,26 @@ void Engine::Loop() {
       step_time = step_time_.Predict(tokens);  // zero until known
     }
     for (auto& entry : active) {
-      const bool is_cancelled = std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
+      const bool is_cancelled =
+          std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
       const DecodeState& state = *entry->state;
       const int remaining = state.options().steps - state.steps_done();
       if (is_cancelled) {
         entry->task->on_done(absl::CancelledError("the request was cancelled"));
       } else if (entry->task->deadline <= now) {
         if (hooks_.on_late) hooks_.on_late(state.steps_done());
-        entry->task->on_done(absl::DeadlineExceededError("the deadline passed while the request ran"));
+        entry->task->on_done(
+            absl::DeadlineExceededError("the deadline passed while the request ran"));
       } else if (now + remaining * step_time > entry->task->deadline) {
         // These are the requests the plan misjudged most: the calibration learns from them too.
         if (entry->uncalibrated > absl::ZeroDuration()) {
-          Calibrate(absl::FDivDuration(now + remaining * step_time - entry->enqueued, entry->uncalibrated));
+          Calibrate(absl::FDivDuration(now + remaining * step_time - entry->enqueued,
+                                       entry->uncalibrated));
         }
         if (hooks_.on_late) hooks_.on_late(state.steps_done());
         entry->task->on_done(absl::DeadlineExceededError(
-            "stopped after " + std::to_string(state.steps_done()) + " of " + std::to_string(state.options().steps) +
+            "stopped after " + std::to_string(state.steps_done()) + " of " +
+            std::to_string(state.options().steps) +
             " steps: the rest could no longer finish before its deadline"));
       } else {
         continue;
@@ -384,7 +400,8 @@ void Engine::Loop() {
       active_rows_ += entry->rows;
       active_tokens_ += entry->tokens;
       const DecodeState& state = *entry->state;
-      active_work_.push_back({entry->rows, entry->tokens, state.options().steps - state.steps_done()});
+      active_work_.push_back(
+          {entry->rows, entry->tokens, state.options().steps - state.steps_done()});
     }
   }
 }

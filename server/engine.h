@@ -66,8 +66,8 @@ class Engine {
     std::function<void(int steps_run)> on_late;
   };
 
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options, Sampler sampler,
-                                                        Hooks hooks = {});
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options,
+                                                        Sampler sampler, Hooks hooks = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -103,8 +103,9 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Plan {
-    int steps = 0;                // the K the task runs with (its range's choice, or its fixed K)
-    absl::Duration uncalibrated;  // its predicted time to finish before calibration; zero: none made
+    int steps = 0;  // the K the task runs with (its range's choice, or its fixed K)
+    absl::Duration
+        uncalibrated;  // its predicted time to finish before calibration; zero: none made
   };
   // Moves the calibration by one request whose actual time to finish was `ratio` times its
   // uncalibrated prediction.
@@ -123,7 +124,8 @@ class Engine {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int active_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t active_tokens_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<PlannedWork> active_work_ ABSL_GUARDED_BY(mu_);  // the running requests, after the last step
+  std::vector<PlannedWork> active_work_
+      ABSL_GUARDED_BY(mu_);  // the running requests, after the last step
   StepTimeModel step_time_ ABSL_GUARDED_BY(mu_);
   // The 95th percentile of actual over (uncalibrated) predicted time to finish, over recent
   // requests: the replay

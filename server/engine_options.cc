@@ -6,14 +6,18 @@ absl::StatusOr<BatchPolicy> ParseBatchPolicy(const std::string& name) {
   if (name == "step") return BatchPolicy::kStep;
   if (name == "request") return BatchPolicy::kRequest;
   if (name == "none") return BatchPolicy::kNone;
-  return absl::InvalidArgumentError("batching policy must be step, request or none, got '" + name + "'");
+  return absl::InvalidArgumentError("batching policy must be step, request or none, got '" + name +
+                                    "'");
 }
 
 const char* BatchPolicyName(BatchPolicy policy) {
   switch (policy) {
-    case BatchPolicy::kStep: return "step";
-    case BatchPolicy::kRequest: return "request";
-    case BatchPolicy::kNone: return "none";
+    case BatchPolicy::kStep:
+      return "step";
+    case BatchPolicy::kRequest:
+      return "request";
+    case BatchPolicy::kNone:
+      return "none";
   }
   return "?";
 }
@@ -21,13 +25,16 @@ const char* BatchPolicyName(BatchPolicy policy) {
 absl::StatusOr<AdmissionOrder> ParseAdmissionOrder(const std::string& name) {
   if (name == "fifo") return AdmissionOrder::kFifo;
   if (name == "shortest_first") return AdmissionOrder::kShortestFirst;
-  return absl::InvalidArgumentError("admission order must be fifo or shortest_first, got '" + name + "'");
+  return absl::InvalidArgumentError("admission order must be fifo or shortest_first, got '" + name +
+                                    "'");
 }
 
 const char* AdmissionOrderName(AdmissionOrder order) {
   switch (order) {
-    case AdmissionOrder::kFifo: return "fifo";
-    case AdmissionOrder::kShortestFirst: return "shortest_first";
+    case AdmissionOrder::kFifo:
+      return "fifo";
+    case AdmissionOrder::kShortestFirst:
+      return "shortest_first";
   }
   return "?";
 }
@@ -52,7 +59,8 @@ absl::Status ValidateEngineOptions(const EngineOptions& options) {
     return absl::InvalidArgumentError("adaptive_latency_target must be positive");
   }
   if (options.max_steps < 1) {
-    return absl::InvalidArgumentError("max_steps must be positive, got " + std::to_string(options.max_steps));
+    return absl::InvalidArgumentError("max_steps must be positive, got " +
+                                      std::to_string(options.max_steps));
   }
   return absl::OkStatus();
 }

@@ -33,7 +33,7 @@ struct EngineOptions {
   int64_t max_tokens_per_batch = 8192;  // target tokens of the rows of one forward
   int max_queued_requests = 256;        // waiting (not yet admitted); beyond: RESOURCE_EXHAUSTED
   absl::Duration max_queue_delay = absl::ZeroDuration();  // wait this long to fill an idle batch
-  int max_steps = 200;                  // most denoising steps one request may ask for
+  int max_steps = 200;  // most denoising steps one request may ask for
   AdmissionOrder admission_order = AdmissionOrder::kFifo;
   // Refuse a request at once (DEADLINE_EXCEEDED) when the predicted finish is past its deadline,
   // and stop a waiting or running one as soon as it can no longer make it, instead of spending

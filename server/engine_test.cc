@@ -38,8 +38,9 @@ class EngineTest : public ::testing::Test {
   EngineTest() : model_(testing::TinyModel()) {}
 
   std::unique_ptr<Engine> Make(EngineOptions options, Engine::Hooks hooks = {}) {
-    auto engine = Engine::Create(options, Sampler(model_, testing::TinySchedule(model_->config()), torch::kCPU),
-                                 std::move(hooks));
+    auto engine = Engine::Create(
+        options, Sampler(model_, testing::TinySchedule(model_->config()), torch::kCPU),
+        std::move(hooks));
     EXPECT_TRUE(engine.ok()) << engine.status();
     return std::move(engine).value();
   }
@@ -126,7 +127,8 @@ TEST_F(EngineTest, StepPolicyLetsNewRequestsJoinARunningBatchButRequestPolicyDoe
     ASSERT_EQ(short_reply.Code(), absl::StatusCode::kOk);
     ASSERT_EQ(long_reply.Code(), absl::StatusCode::kOk);
     EXPECT_TRUE(engine->WaitIdle(absl::Seconds(10)));
-    const int shared = static_cast<int>(std::count(requests_per_step.begin(), requests_per_step.end(), 2));
+    const int shared =
+        static_cast<int>(std::count(requests_per_step.begin(), requests_per_step.end(), 2));
     if (policy == BatchPolicy::kStep) {
       EXPECT_EQ(shared, 2);  // the short request's 2 steps ran beside the long one
       EXPECT_LT(short_reply.outcome->total_time, long_reply.outcome->total_time);
@@ -318,7 +320,8 @@ TEST_F(EngineTest, ShortestFirstAdmitsFewerStepsAheadOfMoreWhenTheBatchIsFull) {
     ASSERT_EQ(many.Code(), absl::StatusCode::kOk);
     ASSERT_EQ(few.Code(), absl::StatusCode::kOk);
     absl::MutexLock lock(&order_mu);
-    EXPECT_EQ(finished, (order == AdmissionOrder::kFifo ? std::vector<int>{12, 2} : std::vector<int>{2, 12}))
+    EXPECT_EQ(finished,
+              (order == AdmissionOrder::kFifo ? std::vector<int>{12, 2} : std::vector<int>{2, 12}))
         << AdmissionOrderName(order);
   }
 }
@@ -351,8 +354,9 @@ TEST_F(EngineTest, BadRequestsAreRejectedWithTheReason) {
   EXPECT_EQ(engine->Schedule(&bad_range).code(), absl::StatusCode::kInvalidArgument);
   auto long_source = reply.Task(std::vector<int>(100, 5), 5, 1);
   EXPECT_EQ(engine->Schedule(&long_source).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(Engine::Create({.max_rows_per_batch = 0}, Sampler(model_, testing::TinySchedule(model_->config()),
-                                                                  torch::kCPU)).ok());
+  EXPECT_FALSE(Engine::Create({.max_rows_per_batch = 0},
+                              Sampler(model_, testing::TinySchedule(model_->config()), torch::kCPU))
+                   .ok());
 }
 
 }  // namespace

@@ -33,8 +33,9 @@ absl::Duration StepTimeModel::Predict(int64_t tokens) const {
   return absl::Seconds(seconds);
 }
 
-absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std::vector<PlannedWork>& waiting,
-                             const PlannedWork& candidate, const AdmissionLimits& limits, AdmissionOrder order,
+absl::Duration PredictFinish(const std::vector<PlannedWork>& running,
+                             const std::vector<PlannedWork>& waiting, const PlannedWork& candidate,
+                             const AdmissionLimits& limits, AdmissionOrder order,
                              const StepTimeModel& model) {
   if (!model.ready()) return absl::ZeroDuration();
   struct Item {
@@ -68,7 +69,9 @@ absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std:
     while (!pending.empty() && (was_empty || limits.policy == BatchPolicy::kStep)) {
       const PlannedWork& next = pending.front().work;
       if (!batch.empty() && limits.policy == BatchPolicy::kNone) break;
-      if (!batch.empty() && (rows + next.rows > limits.max_rows || tokens + next.tokens > limits.max_tokens)) break;
+      if (!batch.empty() &&
+          (rows + next.rows > limits.max_rows || tokens + next.tokens > limits.max_tokens))
+        break;
       rows += next.rows;
       tokens += next.tokens;
       batch.push_back(pending.front());
@@ -83,7 +86,8 @@ absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std:
       item.work.remaining_steps -= stretch;
       if (item.is_candidate && item.work.remaining_steps <= 0) return elapsed;
     }
-    batch.erase(std::remove_if(batch.begin(), batch.end(), [](const Item& i) { return i.work.remaining_steps <= 0; }),
+    batch.erase(std::remove_if(batch.begin(), batch.end(),
+                               [](const Item& i) { return i.work.remaining_steps <= 0; }),
                 batch.end());
   }
 }

@@ -59,8 +59,9 @@ struct AdmissionLimits {
 // its policy, in `order`, nobody overtaking the head, the first request always admitted into an
 // empty batch.
 // Zero when `model` is not ready.
-absl::Duration PredictFinish(const std::vector<PlannedWork>& running, const std::vector<PlannedWork>& waiting,
-                             const PlannedWork& candidate, const AdmissionLimits& limits, AdmissionOrder order,
+absl::Duration PredictFinish(const std::vector<PlannedWork>& running,
+                             const std::vector<PlannedWork>& waiting, const PlannedWork& candidate,
+                             const AdmissionLimits& limits, AdmissionOrder order,
                              const StepTimeModel& model);
 
 }  // namespace fastdiss

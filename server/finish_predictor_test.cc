@@ -55,23 +55,27 @@ const AdmissionLimits kLimits{/*max_rows=*/8, /*max_tokens=*/1000};
 
 TEST(PredictFinishTest, AnIdleEngineRunsTheRequestAlone) {
   const PlannedWork candidate{1, 50, 5};
-  EXPECT_NEAR(Ms(PredictFinish({}, {}, candidate, kLimits, AdmissionOrder::kFifo, PerTokenModel())), 5 * 5.0, 1e-6);
+  EXPECT_NEAR(Ms(PredictFinish({}, {}, candidate, kLimits, AdmissionOrder::kFifo, PerTokenModel())),
+              5 * 5.0, 1e-6);
 }
 
 TEST(PredictFinishTest, NothingIsPredictedBeforeTheModelIsReady) {
-  EXPECT_EQ(PredictFinish({{8, 800, 100}}, {}, {1, 50, 5}, kLimits, AdmissionOrder::kFifo, StepTimeModel()),
+  EXPECT_EQ(PredictFinish({{8, 800, 100}}, {}, {1, 50, 5}, kLimits, AdmissionOrder::kFifo,
+                          StepTimeModel()),
             absl::ZeroDuration());
 }
 
 TEST(PredictFinishTest, ARequestThatFitsSharesTheBatchAtItsCost) {
   // 4 steps at 150 tokens (both), then the running one alone would go on; the candidate is done.
-  const double ms = Ms(PredictFinish({{2, 100, 10}}, {}, {1, 50, 4}, kLimits, AdmissionOrder::kFifo, PerTokenModel()));
+  const double ms = Ms(PredictFinish({{2, 100, 10}}, {}, {1, 50, 4}, kLimits, AdmissionOrder::kFifo,
+                                     PerTokenModel()));
   EXPECT_NEAR(ms, 4 * 15.0, 1e-6);
 }
 
 TEST(PredictFinishTest, AFullBatchMakesTheRequestWaitForRows) {
   // 8 rows running for 3 more steps; then the candidate runs alone.
-  const double ms = Ms(PredictFinish({{8, 400, 3}}, {}, {1, 50, 5}, kLimits, AdmissionOrder::kFifo, PerTokenModel()));
+  const double ms = Ms(PredictFinish({{8, 400, 3}}, {}, {1, 50, 5}, kLimits, AdmissionOrder::kFifo,
+                                     PerTokenModel()));
   EXPECT_NEAR(ms, 3 * 40.0 + 5 * 5.0, 1e-6);
 }
 
@@ -80,12 +84,13 @@ TEST(PredictFinishTest, FifoMakesAShortRequestWaitBehindALongOneThatShortestFirs
   const std::vector<PlannedWork> waiting = {{8, 400, 50}};
   const PlannedWork candidate{4, 200, 1};
   // FIFO: 2 steps at 200 tokens, 50 at 400 (the long one alone fills the rows), then 1 at 200.
-  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, kLimits, AdmissionOrder::kFifo, PerTokenModel())),
+  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, kLimits, AdmissionOrder::kFifo,
+                               PerTokenModel())),
               2 * 20.0 + 50 * 40.0 + 20.0, 1e-6);
   // Shortest first: the candidate joins the running one at once (8 rows) and is done after 1 step.
-  EXPECT_NEAR(
-      Ms(PredictFinish(running, waiting, candidate, kLimits, AdmissionOrder::kShortestFirst, PerTokenModel())), 40.0,
-      1e-6);
+  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, kLimits, AdmissionOrder::kShortestFirst,
+                               PerTokenModel())),
+              40.0, 1e-6);
 }
 
 TEST(PredictFinishTest, UnderTheRequestAndNonePoliciesNobodyJoinsARunningBatch) {
@@ -95,18 +100,21 @@ TEST(PredictFinishTest, UnderTheRequestAndNonePoliciesNobodyJoinsARunningBatch) 
   // request: 10 steps of the running batch, then the two waiting ones together (4 steps at 100).
   AdmissionLimits request = kLimits;
   request.policy = BatchPolicy::kRequest;
-  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, request, AdmissionOrder::kFifo, PerTokenModel())),
+  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, request, AdmissionOrder::kFifo,
+                               PerTokenModel())),
               10 * 10.0 + 4 * 10.0, 1e-6);
   // none: one at a time: 10 steps, then 4 for the one ahead, then 4 alone.
   AdmissionLimits none = kLimits;
   none.policy = BatchPolicy::kNone;
-  EXPECT_NEAR(Ms(PredictFinish(running, waiting, candidate, none, AdmissionOrder::kFifo, PerTokenModel())),
-              10 * 10.0 + 4 * 5.0 + 4 * 5.0, 1e-6);
+  EXPECT_NEAR(
+      Ms(PredictFinish(running, waiting, candidate, none, AdmissionOrder::kFifo, PerTokenModel())),
+      10 * 10.0 + 4 * 5.0 + 4 * 5.0, 1e-6);
 }
 
 TEST(PredictFinishTest, TheTokenLimitBindsLikeTheRowLimit) {
   const AdmissionLimits limits{/*max_rows=*/100, /*max_tokens=*/500};
-  const double ms = Ms(PredictFinish({{2, 480, 2}}, {}, {1, 50, 1}, limits, AdmissionOrder::kFifo, PerTokenModel()));
+  const double ms = Ms(
+      PredictFinish({{2, 480, 2}}, {}, {1, 50, 1}, limits, AdmissionOrder::kFifo, PerTokenModel()));
   EXPECT_NEAR(ms, 2 * 48.0 + 5.0, 1e-6);
 }
 

@@ -28,8 +28,8 @@ uint64_t RandomSeed() {
   return absl::Uniform<uint64_t>(gen);
 }
 
-void FillResponse(const ServedModel& model, const GenerateTask& task, const GenerateOutcome& outcome,
-                  absl::Time arrival, GenerateResponse* response) {
+void FillResponse(const ServedModel& model, const GenerateTask& task,
+                  const GenerateOutcome& outcome, absl::Time arrival, GenerateResponse* response) {
   response->set_text(model.tokenizer().Decode(outcome.result.tokens));
   response->mutable_token_ids()->Assign(outcome.result.tokens.begin(), outcome.result.tokens.end());
   response->set_score(outcome.result.score);
@@ -52,7 +52,9 @@ class CallState {
   void Bind(std::shared_ptr<ServedModel> model) { model_ = std::move(model); }
   ServedModel* model() const { return model_.get(); }
   absl::Time arrival() const { return arrival_; }
-  std::string ModelLabel() const { return model_ != nullptr ? model_->info().name : ServerMetrics::kUnknownModel; }
+  std::string ModelLabel() const {
+    return model_ != nullptr ? model_->info().name : ServerMetrics::kUnknownModel;
+  }
 
   absl::Status Schedule(std::unique_ptr<GenerateTask>* task) {
     return model_->engine().Schedule(task, &id_);
@@ -69,10 +71,12 @@ class CallState {
   void RecordAnswer(const GenerateTask& task, const GenerateOutcome& outcome) {
     service_->metrics()->RecordQueueTime(ModelLabel(), outcome.queue_time);
     if (outcome.result.steps < task.planned_steps) {
-      service_->metrics()->RecordStepsSaved(ModelLabel(), task.planned_steps - outcome.result.steps);
+      service_->metrics()->RecordStepsSaved(ModelLabel(),
+                                            task.planned_steps - outcome.result.steps);
     }
     if (task.planned_steps < task.options.steps) {
-      service_->metrics()->RecordAdaptiveStepsGivenUp(ModelLabel(), task.options.steps - task.planned_steps);
+      service_->metrics()->RecordAdaptiveStepsGivenUp(ModelLabel(),
+                                                      task.options.steps - task.planned_steps);
     }
   }
 
@@ -80,24 +84,26 @@ class CallState {
   GeneratorService* const service_;
   const absl::Time arrival_;
   std::shared_ptr<ServedModel> model_;  // the version this call runs on, alive until the call ends
-  uint64_t id_ = 0;  // 0 names no task
+  uint64_t id_ = 0;                     // 0 names no task
 };
 
 class GenerateReactor final : public grpc::ServerUnaryReactor {
  public:
   GenerateReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline, const grpc::ByteBuffer& bytes,
-             grpc::ByteBuffer* response) {
+  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline,
+             const grpc::ByteBuffer& bytes, grpc::ByteBuffer* response) {
     if (!alive.ok()) return FinishWith(alive);
     GenerateRequest request;
-    if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) return FinishWith(parsed);
+    if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok())
+      return FinishWith(parsed);
     std::shared_ptr<ServedModel> resolved;
     absl::StatusOr<PreparedRequest> prepared = service->Prepare(request, deadline, &resolved);
     call_.Bind(std::move(resolved));
     if (!prepared.ok()) return FinishWith(prepared.status());
     GenerateTask* task = prepared->task.get();
-    // The engine calls this exactly once; after Finish the reactor may be gone, so nothing follows it.
+    // The engine calls this exactly once; after Finish the reactor may be gone, so nothing follows
+    // it.
     task->on_done = [this, task, response](absl::StatusOr<GenerateOutcome> outcome) {
       absl::Status status = outcome.status();
       if (outcome.ok()) {
@@ -108,7 +114,8 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
       }
       FinishWith(status);
     };
-    if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok()) FinishWith(scheduled);
+    if (absl::Status scheduled = call_.Schedule(&prepared->task); !scheduled.ok())
+      FinishWith(scheduled);
   }
 
   void OnCancel() override { call_.Cancel(); }
@@ -127,7 +134,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   StreamReactor(GeneratorService* service, absl::Time arrival) : call_(service, arrival) {}
 
-  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline, const grpc::ByteBuffer& bytes) {
+  void Begin(GeneratorService* service, const absl::Status& alive, absl::Time deadline,
+             const grpc::ByteBuffer& bytes) {
     if (!alive.ok()) return PushFinal(alive, std::nullopt);
     GenerateRequest request;
     if (absl::Status parsed = ParseGenerateRequest(bytes, &request); !parsed.ok()) {
@@ -229,7 +237,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   void Perform(const Action& action) {
     if (action.next == Next::kStep || action.next == Next::kFinalEvent) {
-      if (absl::Status serialized = SerializeToByteBuffer(current_, &current_bytes_); !serialized.ok()) {
+      if (absl::Status serialized = SerializeToByteBuffer(current_, &current_bytes_);
+          !serialized.ok()) {
         // A step that cannot be sent is skipped (the engine still owns the task and will call
         // back); the final event comes after the task is done, so the call can end here.
         if (action.next == Next::kStep) return OnWriteDone(true);
@@ -237,10 +246,17 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       }
     }
     switch (action.next) {
-      case Next::kNothing: break;
-      case Next::kStep: StartWrite(&current_bytes_); break;
-      case Next::kFinalEvent: StartWriteAndFinish(&current_bytes_, grpc::WriteOptions(), action.status); break;
-      case Next::kFinishOnly: Finish(action.status); break;
+      case Next::kNothing:
+        break;
+      case Next::kStep:
+        StartWrite(&current_bytes_);
+        break;
+      case Next::kFinalEvent:
+        StartWriteAndFinish(&current_bytes_, grpc::WriteOptions(), action.status);
+        break;
+      case Next::kFinishOnly:
+        Finish(action.status);
+        break;
     }
   }
 
@@ -273,9 +289,10 @@ std::shared_ptr<ServedModel> GeneratorService::ReplaceModel(std::shared_ptr<Serv
   hosted.current = std::move(model);
   hosted.pending.reset();
   // Versions nobody holds any more are gone; the one replaced now retires.
-  hosted.retiring.erase(std::remove_if(hosted.retiring.begin(), hosted.retiring.end(),
-                                       [](const std::weak_ptr<ServedModel>& w) { return w.expired(); }),
-                        hosted.retiring.end());
+  hosted.retiring.erase(
+      std::remove_if(hosted.retiring.begin(), hosted.retiring.end(),
+                     [](const std::weak_ptr<ServedModel>& w) { return w.expired(); }),
+      hosted.retiring.end());
   if (old != nullptr) hosted.retiring.push_back(old);
   return old;
 }
@@ -285,7 +302,8 @@ void GeneratorService::SetLoading(const std::string& name, const std::string& pa
   models_[name].pending = VersionState{"", path, "LOADING", ""};
 }
 
-void GeneratorService::SetLoadFailed(const std::string& name, const std::string& path, const std::string& error) {
+void GeneratorService::SetLoadFailed(const std::string& name, const std::string& path,
+                                     const std::string& error) {
   absl::MutexLock lock(&mu_);
   models_[name].pending = VersionState{"", path, "FAILED", error};
 }
@@ -315,7 +333,8 @@ std::vector<VersionState> GeneratorService::VersionsLocked(const Hosted& hosted)
   };
   if (hosted.current != nullptr) versions.push_back(describe(*hosted.current, "AVAILABLE"));
   for (const std::weak_ptr<ServedModel>& weak : hosted.retiring) {
-    if (std::shared_ptr<ServedModel> old = weak.lock()) versions.push_back(describe(*old, "RETIRING"));
+    if (std::shared_ptr<ServedModel> old = weak.lock())
+      versions.push_back(describe(*old, "RETIRING"));
   }
   if (hosted.pending.has_value()) versions.push_back(*hosted.pending);
   return versions;
@@ -353,25 +372,30 @@ std::string GeneratorService::ModelNamesLocked() const {
   return names;
 }
 
-absl::StatusOr<std::shared_ptr<ServedModel>> GeneratorService::FindModel(const std::string& requested) {
+absl::StatusOr<std::shared_ptr<ServedModel>> GeneratorService::FindModel(
+    const std::string& requested) {
   absl::MutexLock lock(&mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down");
   if (!ready_) return absl::UnavailableError("the server is still loading its models");
   std::string name = requested.empty() ? options_.default_model : requested;
   if (name.empty()) {
-    if (models_.size() == 1 && models_.begin()->second.current != nullptr) return models_.begin()->second.current;
+    if (models_.size() == 1 && models_.begin()->second.current != nullptr)
+      return models_.begin()->second.current;
     return absl::InvalidArgumentError("the request names no model and this server has several: " +
                                       ModelNamesLocked());
   }
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError("unknown model '" + name.substr(0, 200) + "'; this server has: " + ModelNamesLocked());
+    return absl::NotFoundError("unknown model '" + name.substr(0, 200) +
+                               "'; this server has: " + ModelNamesLocked());
   }
-  if (it->second.current == nullptr) return absl::UnavailableError("model '" + name + "' is still loading");
+  if (it->second.current == nullptr)
+    return absl::UnavailableError("model '" + name + "' is still loading");
   return it->second.current;
 }
 
-absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest& request, absl::Time deadline,
+absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest& request,
+                                                          absl::Time deadline,
                                                           std::shared_ptr<ServedModel>* resolved) {
   absl::StatusOr<std::shared_ptr<ServedModel>> model = FindModel(request.model());
   if (!model.ok()) return model.status();
@@ -399,9 +423,9 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
     }
     if (request.min_steps() < 1 || request.min_steps() > request.max_steps() ||
         request.max_steps() > info.max_steps) {
-      return invalid("the step range must have 1 <= min_steps <= max_steps <= " + max_steps + " for model '" +
-                     info.name + "', got " + std::to_string(request.min_steps()) + ".." +
-                     std::to_string(request.max_steps()));
+      return invalid("the step range must have 1 <= min_steps <= max_steps <= " + max_steps +
+                     " for model '" + info.name + "', got " + std::to_string(request.min_steps()) +
+                     ".." + std::to_string(request.max_steps()));
     }
   } else if (request.steps() < 1 || request.steps() > info.max_steps) {
     return invalid("steps must be in [1, " + max_steps + "] for model '" + info.name + "', got " +
@@ -419,20 +443,20 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   }
   if (request.has_target_length() &&
       (request.target_length() < 1 || request.target_length() > info.max_target_tokens)) {
-    return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) + "], got " +
-                   std::to_string(request.target_length()));
+    return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) +
+                   "], got " + std::to_string(request.target_length()));
   }
-  const int early_exit_steps =
-      request.has_early_exit_steps() ? request.early_exit_steps() : options_.default_early_exit_steps;
+  const int early_exit_steps = request.has_early_exit_steps() ? request.early_exit_steps()
+                                                              : options_.default_early_exit_steps;
   if (early_exit_steps < 0 || early_exit_steps > info.max_steps) {
-    return invalid("early_exit_steps must be in [0, " + std::to_string(info.max_steps) + "] (0: off), got " +
-                   std::to_string(early_exit_steps));
+    return invalid("early_exit_steps must be in [0, " + std::to_string(info.max_steps) +
+                   "] (0: off), got " + std::to_string(early_exit_steps));
   }
   std::vector<int> ids = (*model)->EncodeSource(text);
   if (ids.empty()) return invalid("text has no tokens (only whitespace?)");
   if (static_cast<int>(ids.size()) > info.max_source_tokens) {
-    return invalid("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name + "' takes at most " +
-                   std::to_string(info.max_source_tokens));
+    return invalid("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name +
+                   "' takes at most " + std::to_string(info.max_source_tokens));
   }
 
   PreparedRequest prepared;
@@ -458,9 +482,10 @@ absl::Time GeneratorService::Deadline(const grpc::CallbackServerContext& context
   return std::min(absl::FromChrono(deadline), fallback);
 }
 
-absl::Status GeneratorService::Alive(const grpc::CallbackServerContext& context, absl::Time deadline,
-                                     const grpc::ByteBuffer& bytes) const {
-  if (absl::Now() >= deadline) return absl::DeadlineExceededError("the deadline passed before the request arrived");
+absl::Status GeneratorService::Alive(const grpc::CallbackServerContext& context,
+                                     absl::Time deadline, const grpc::ByteBuffer& bytes) const {
+  if (absl::Now() >= deadline)
+    return absl::DeadlineExceededError("the deadline passed before the request arrived");
   // A request that never arrived is a null buffer (a request of zero bytes is a valid, empty one).
   if (!bytes.Valid() || context.IsCancelled()) {
     return absl::CancelledError("the call ended before its request arrived");
@@ -469,24 +494,25 @@ absl::Status GeneratorService::Alive(const grpc::CallbackServerContext& context,
 }
 
 grpc::ServerUnaryReactor* GeneratorService::Generate(grpc::CallbackServerContext* context,
-                                                     const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
   auto* reactor = new GenerateReactor(this, absl::Now());
   const absl::Time deadline = Deadline(*context);
   reactor->Begin(this, Alive(*context, deadline, *request), deadline, *request, response);
   return reactor;
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* GeneratorService::GenerateStream(grpc::CallbackServerContext* context,
-                                                                             const grpc::ByteBuffer* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* GeneratorService::GenerateStream(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   auto* reactor = new StreamReactor(this, absl::Now());
   const absl::Time deadline = Deadline(*context);
   reactor->Begin(this, Alive(*context, deadline, *request), deadline, *request);
   return reactor;
 }
 
-grpc::ServerUnaryReactor* GeneratorService::ListModels(grpc::CallbackServerContext* context,
-                                                       const fastdiss::v1::ListModelsRequest* /*request*/,
-                                                       fastdiss::v1::ListModelsResponse* response) {
+grpc::ServerUnaryReactor* GeneratorService::ListModels(
+    grpc::CallbackServerContext* context, const fastdiss::v1::ListModelsRequest* /*request*/,
+    fastdiss::v1::ListModelsResponse* response) {
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [name, hosted] : models_) {

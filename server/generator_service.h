@@ -52,7 +52,8 @@ struct VersionState {
 
 // Generate and GenerateStream take raw bytes (server/raw_request.h); ListModels is typed.
 using GeneratorServiceBase = fastdiss::v1::Generator::WithRawCallbackMethod_Generate<
-    fastdiss::v1::Generator::WithRawCallbackMethod_GenerateStream<fastdiss::v1::Generator::CallbackService>>;
+    fastdiss::v1::Generator::WithRawCallbackMethod_GenerateStream<
+        fastdiss::v1::Generator::CallbackService>>;
 
 class GeneratorService final : public GeneratorServiceBase {
  public:
@@ -79,15 +80,17 @@ class GeneratorService final : public GeneratorServiceBase {
 
   // Validates `request` and builds its task (callbacks left empty). `resolved` (optional) receives
   // the model the request was found to name, also when a later check fails (for metrics labels).
-  absl::StatusOr<PreparedRequest> Prepare(const fastdiss::v1::GenerateRequest& request, absl::Time deadline,
+  absl::StatusOr<PreparedRequest> Prepare(const fastdiss::v1::GenerateRequest& request,
+                                          absl::Time deadline,
                                           std::shared_ptr<ServedModel>* resolved = nullptr);
 
   // A GenerateRequest in, a GenerateResponse out, as bytes.
-  grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+  grpc::ServerUnaryReactor* Generate(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
                                      grpc::ByteBuffer* response) override;
   // A GenerateRequest in, GenerateEvents out, as bytes.
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerateStream(grpc::CallbackServerContext* context,
-                                                             const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerateStream(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const fastdiss::v1::ListModelsRequest* request,
                                        fastdiss::v1::ListModelsResponse* response) override;
@@ -102,7 +105,8 @@ class GeneratorService final : public GeneratorServiceBase {
   };
   // The model a request names (or the default), NOT_FOUND / INVALID_ARGUMENT / UNAVAILABLE.
   absl::StatusOr<std::shared_ptr<ServedModel>> FindModel(const std::string& name);
-  std::vector<VersionState> VersionsLocked(const Hosted& hosted) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<VersionState> VersionsLocked(const Hosted& hosted) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time Deadline(const grpc::CallbackServerContext& context) const;
   // gRPC starts the handler even for a call that ended before its request arrived (a deadline of
   // a few ms, a client that cancelled at once); its bytes are then a null buffer. Such a call is

@@ -33,10 +33,13 @@ struct BadRequest {
 // Each kind of request the server must refuse, made from a valid one.
 const std::vector<BadRequest>& BadRequests() {
   static const std::vector<BadRequest> kinds = {
-      {"unknown model", grpc::StatusCode::NOT_FOUND, [](GenerateRequest* r) { r->set_model("no-such-model"); }},
+      {"unknown model", grpc::StatusCode::NOT_FOUND,
+       [](GenerateRequest* r) { r->set_model("no-such-model"); }},
       {"steps 0", grpc::StatusCode::INVALID_ARGUMENT, [](GenerateRequest* r) { r->set_steps(0); }},
-      {"steps too many", grpc::StatusCode::INVALID_ARGUMENT, [](GenerateRequest* r) { r->set_steps(100000); }},
-      {"empty text", grpc::StatusCode::INVALID_ARGUMENT, [](GenerateRequest* r) { r->set_text(""); }},
+      {"steps too many", grpc::StatusCode::INVALID_ARGUMENT,
+       [](GenerateRequest* r) { r->set_steps(100000); }},
+      {"empty text", grpc::StatusCode::INVALID_ARGUMENT,
+       [](GenerateRequest* r) { r->set_text(""); }},
       // Only a raw or C++ client can send this: the standard clients refuse to.
       {"invalid UTF-8", grpc::StatusCode::INVALID_ARGUMENT,
        [](GenerateRequest* r) { r->set_text(r->text() + " \xff\xfe"); }},
@@ -48,7 +51,8 @@ const std::vector<BadRequest>& BadRequests() {
        }},
       {"oversized text", grpc::StatusCode::INVALID_ARGUMENT,
        [](GenerateRequest* r) { r->set_text(std::string(200000, 'q')); }},
-      {"noise beam too wide", grpc::StatusCode::INVALID_ARGUMENT, [](GenerateRequest* r) { r->set_noise_beam(1000); }},
+      {"noise beam too wide", grpc::StatusCode::INVALID_ARGUMENT,
+       [](GenerateRequest* r) { r->set_noise_beam(1000); }},
       {"negative length beam", grpc::StatusCode::INVALID_ARGUMENT,
        [](GenerateRequest* r) { r->set_length_beam(-1); }},
       {"step range reversed", grpc::StatusCode::INVALID_ARGUMENT,
@@ -93,12 +97,18 @@ struct Call : grpc::ClientReadReactor<GenerateEvent> {
 
 std::string KindName(const Call& call) {
   switch (call.kind) {
-    case Kind::kPlain: return "plain";
-    case Kind::kStream: return "stream";
-    case Kind::kCancel: return "cancel";
-    case Kind::kShortDeadline: return "short deadline";
-    case Kind::kBurst: return "burst";
-    case Kind::kBad: return std::string("bad: ") + BadRequests()[call.bad].name;
+    case Kind::kPlain:
+      return "plain";
+    case Kind::kStream:
+      return "stream";
+    case Kind::kCancel:
+      return "cancel";
+    case Kind::kShortDeadline:
+      return "short deadline";
+    case Kind::kBurst:
+      return "burst";
+    case Kind::kBad:
+      return std::string("bad: ") + BadRequests()[call.bad].name;
   }
   return "?";
 }
@@ -109,7 +119,8 @@ bool Allowed(const Call& call, grpc::StatusCode code) {
   // A valid call may always be answered; refused when the queue is full; or refused, or stopped,
   // when the server predicts it cannot finish by its deadline (engine.deadline_aware), which a
   // burst can bring about even for a deadline of a minute.
-  if (code == StatusCode::OK || code == StatusCode::RESOURCE_EXHAUSTED || code == StatusCode::DEADLINE_EXCEEDED) {
+  if (code == StatusCode::OK || code == StatusCode::RESOURCE_EXHAUSTED ||
+      code == StatusCode::DEADLINE_EXCEEDED) {
     return true;
   }
   return call.kind == Kind::kCancel && code == StatusCode::CANCELLED;
@@ -132,7 +143,8 @@ class Driver {
       for (int i = 0; i < options_.concurrency; ++i) StartCall(Kind::kPlain);
     } else {
       std::exponential_distribution<double> gap(options_.rate);
-      const bool bursts = options_.faults.burst_every > absl::ZeroDuration() && options_.faults.burst_size > 0;
+      const bool bursts =
+          options_.faults.burst_every > absl::ZeroDuration() && options_.faults.burst_size > 0;
       absl::Time next = begin;
       absl::Time next_burst = bursts ? begin + options_.faults.burst_every : absl::InfiniteFuture();
       while (std::min(next, next_burst) < window_end_) {
@@ -173,7 +185,8 @@ class Driver {
   // call's slot starts the next call.
   void Finished(Call* call, const grpc::Status& status) {
     const absl::Time end = absl::Now();
-    std::shared_ptr<Call> keep = std::move(call->self);  // released last, after the call is recorded
+    std::shared_ptr<Call> keep =
+        std::move(call->self);  // released last, after the call is recorded
     bool again = false;
     {
       absl::MutexLock lock(&mu_);
@@ -184,17 +197,19 @@ class Driver {
       ++kind.codes[code];
       if (!Allowed(*call, status.error_code())) {
         ++kind.unexpected;
-        if (kind.first_unexpected.empty()) kind.first_unexpected = code + ": " + status.error_message();
+        if (kind.first_unexpected.empty())
+          kind.first_unexpected = code + ": " + status.error_message();
       }
       if (status.ok() && call->kind != Kind::kBad) Sample(*call);
-      const bool timed = call->kind == Kind::kPlain || call->kind == Kind::kStream || call->kind == Kind::kBurst;
+      const bool timed =
+          call->kind == Kind::kPlain || call->kind == Kind::kStream || call->kind == Kind::kBurst;
       if (timed && end >= window_start_ && end < window_end_) {
         if (status.ok()) {
           const double seconds = absl::ToDoubleSeconds(end - call->start);
           latencies_.push_back(seconds);
           by_steps_[call->response.planned_steps()].push_back(seconds);
-          answers_.push_back({call->index, call->response.planned_steps(), call->response.steps(), seconds,
-                              call->response.text()});
+          answers_.push_back({call->index, call->response.planned_steps(), call->response.steps(),
+                              seconds, call->response.text()});
           queue_.push_back(call->response.timing().queue_seconds());
           if (model_version_.empty()) model_version_ = call->response.model_version();
         } else {
@@ -244,7 +259,8 @@ class Driver {
         c->bad = static_cast<int>(next_bad_++ % BadRequests().size());
         BadRequests()[c->bad].make(&c->request);
       } else if (kind == Kind::kShortDeadline) {
-        const double max_ms = std::max(1.0, absl::ToDoubleMilliseconds(options_.faults.short_deadline_max));
+        const double max_ms =
+            std::max(1.0, absl::ToDoubleMilliseconds(options_.faults.short_deadline_max));
         deadline = absl::Milliseconds(std::uniform_real_distribution<double>(1.0, max_ms)(rng_));
       } else if (kind == Kind::kCancel) {
         cancel_after = absl::Milliseconds(std::uniform_real_distribution<double>(
@@ -358,7 +374,8 @@ class Driver {
         ++kind.codes[code];
         if (!status.ok()) {
           ++kind.unexpected;
-          if (kind.first_unexpected.empty()) kind.first_unexpected = code + ": " + status.error_message();
+          if (kind.first_unexpected.empty())
+            kind.first_unexpected = code + ": " + status.error_message();
         }
       }
       if (!status.ok()) {
@@ -366,14 +383,16 @@ class Driver {
         continue;
       }
       ++report.checked;
-      const bool same = first.token_ids_size() == again.token_ids_size() &&
-                        std::equal(first.token_ids().begin(), first.token_ids().end(), again.token_ids().begin());
+      const bool same =
+          first.token_ids_size() == again.token_ids_size() &&
+          std::equal(first.token_ids().begin(), first.token_ids().end(), again.token_ids().begin());
       if (!same) {
         ++report.mismatched;
         if (report.first_mismatch.empty()) {
-          report.first_mismatch = "model '" + request.model() + "' text '" + request.text() + "' K " +
-                                  std::to_string(request.steps()) + " seed " + std::to_string(request.seed()) +
-                                  ": under load '" + first.text() + "', alone '" + again.text() + "'";
+          report.first_mismatch = "model '" + request.model() + "' text '" + request.text() +
+                                  "' K " + std::to_string(request.steps()) + " seed " +
+                                  std::to_string(request.seed()) + ": under load '" + first.text() +
+                                  "', alone '" + again.text() + "'";
         }
       }
     }
@@ -403,7 +422,8 @@ class Driver {
     report.first_error = first_error_;
     double planned = 0;
     for (const Answer& a : answers_) planned += a.planned_steps;
-    report.mean_planned_steps = answers_.empty() ? 0 : planned / static_cast<double>(answers_.size());
+    report.mean_planned_steps =
+        answers_.empty() ? 0 : planned / static_cast<double>(answers_.size());
     report.answers = std::move(answers_);
     report.calls_started = static_cast<int64_t>(next_index_);
     report.unanswered = unanswered_;
@@ -459,7 +479,8 @@ Json SummaryJson(const LatencySummary& s) {
 std::string SummaryRow(const std::string& label, const LatencySummary& s) {
   char line[160];
   std::snprintf(line, sizeof(line), "  %-8s %8lld %9.1f %9.1f %9.1f %9.1f %9.1f\n", label.c_str(),
-                static_cast<long long>(s.count), s.mean * 1e3, s.p50 * 1e3, s.p90 * 1e3, s.p99 * 1e3, s.max * 1e3);
+                static_cast<long long>(s.count), s.mean * 1e3, s.p50 * 1e3, s.p90 * 1e3,
+                s.p99 * 1e3, s.max * 1e3);
   return line;
 }
 
@@ -478,7 +499,8 @@ LatencySummary Summarize(std::vector<double>* seconds) {
   const size_t n = seconds->size();
   // Nearest rank: the smallest value with at least q of the values at or below it.
   auto rank = [&](double q) {
-    const size_t r = std::max<size_t>(1, static_cast<size_t>(std::ceil(q * static_cast<double>(n))));
+    const size_t r =
+        std::max<size_t>(1, static_cast<size_t>(std::ceil(q * static_cast<double>(n))));
     return (*seconds)[std::min(n, r) - 1];
   };
   s.count = static_cast<int64_t>(n);
@@ -497,22 +519,24 @@ std::string LoadReport::ToText() const {
   char line[256];
   std::string mix;
   for (int k : steps) mix += (mix.empty() ? "" : ",") + std::to_string(k);
-  mix = max_steps > 0 ? "K chosen by the server in " + std::to_string(min_steps) + ".." + std::to_string(max_steps)
+  mix = max_steps > 0 ? "K chosen by the server in " + std::to_string(min_steps) + ".." +
+                            std::to_string(max_steps)
                       : "K uniform over {" + mix + "}";
   if (mode == "closed") {
-    std::snprintf(line, sizeof(line), "closed loop, concurrency %d, %s, %.0f s measured\n", concurrency, mix.c_str(),
-                  measured_seconds);
+    std::snprintf(line, sizeof(line), "closed loop, concurrency %d, %s, %.0f s measured\n",
+                  concurrency, mix.c_str(), measured_seconds);
   } else {
-    std::snprintf(line, sizeof(line), "open loop, %.1f calls/s (Poisson), %s, %.0f s measured\n", rate, mix.c_str(),
-                  measured_seconds);
+    std::snprintf(line, sizeof(line), "open loop, %.1f calls/s (Poisson), %s, %.0f s measured\n",
+                  rate, mix.c_str(), measured_seconds);
   }
   text += line;
   int64_t failed = 0;
   for (const auto& [code, n] : errors) failed += n;
-  std::snprintf(line, sizeof(line),
-                "answers: %lld OK, %lld failed; throughput %.2f requests/s; mean K %.2f; model %s\n",
-                static_cast<long long>(ok), static_cast<long long>(failed), throughput, mean_planned_steps,
-                model_version.c_str());
+  std::snprintf(
+      line, sizeof(line),
+      "answers: %lld OK, %lld failed; throughput %.2f requests/s; mean K %.2f; model %s\n",
+      static_cast<long long>(ok), static_cast<long long>(failed), throughput, mean_planned_steps,
+      model_version.c_str());
   text += line;
   text += "latency (ms)   count      mean       p50       p90       p99       max\n";
   text += SummaryRow("all", overall);
@@ -520,18 +544,22 @@ std::string LoadReport::ToText() const {
   text += SummaryRow("queue", server_queue);
   for (const auto& [code, n] : errors) text += "errors " + code + ": " + std::to_string(n) + "\n";
   if (!first_error.empty()) text += "first error: " + first_error + "\n";
-  text += "every call (" + std::to_string(calls_started) + " started, " + std::to_string(unanswered) +
-          " unanswered, " + std::to_string(unexpected) + " with a code their kind does not allow):\n";
+  text += "every call (" + std::to_string(calls_started) + " started, " +
+          std::to_string(unanswered) + " unanswered, " + std::to_string(unexpected) +
+          " with a code their kind does not allow):\n";
   for (const auto& [name, kind] : kinds) {
     std::string codes;
     for (const auto& [code, n] : kind.codes) codes += " " + code + " " + std::to_string(n);
     text += "  " + name + ":" + codes;
-    if (kind.unexpected > 0) text += "; UNEXPECTED " + std::to_string(kind.unexpected) + " (" + kind.first_unexpected + ")";
+    if (kind.unexpected > 0)
+      text +=
+          "; UNEXPECTED " + std::to_string(kind.unexpected) + " (" + kind.first_unexpected + ")";
     text += "\n";
   }
   if (verify.checked + verify.failed > 0) {
-    text += "asked again alone: " + std::to_string(verify.checked) + " answers, " + std::to_string(verify.mismatched) +
-            " with other tokens, " + std::to_string(verify.failed) + " failed\n";
+    text += "asked again alone: " + std::to_string(verify.checked) + " answers, " +
+            std::to_string(verify.mismatched) + " with other tokens, " +
+            std::to_string(verify.failed) + " failed\n";
     if (!verify.first_mismatch.empty()) text += "first mismatch: " + verify.first_mismatch + "\n";
   }
   return text;
@@ -576,26 +604,34 @@ std::string LoadReport::ToJson() const {
   return JsonText(json);
 }
 
-absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& options) {
-  if (options.models.empty() && options.inputs.empty()) return absl::InvalidArgumentError("no input texts");
+absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel,
+                                   const LoadOptions& options) {
+  if (options.models.empty() && options.inputs.empty())
+    return absl::InvalidArgumentError("no input texts");
   for (const LoadOptions::ModelInputs& m : options.models) {
-    if (m.inputs.empty()) return absl::InvalidArgumentError("no input texts for model '" + m.model + "'");
+    if (m.inputs.empty())
+      return absl::InvalidArgumentError("no input texts for model '" + m.model + "'");
   }
   const FaultMix& f = options.faults;
   for (double share : {f.stream, f.cancel, f.short_deadline, f.bad}) {
-    if (!(share >= 0 && share <= 1)) return absl::InvalidArgumentError("fault shares must be in [0, 1]");
+    if (!(share >= 0 && share <= 1))
+      return absl::InvalidArgumentError("fault shares must be in [0, 1]");
   }
   if (f.stream + f.cancel + f.short_deadline + f.bad > 1 + 1e-9) {
     return absl::InvalidArgumentError("fault shares add up to more than 1");
   }
   if (f.any() && options.concurrency > 0) {
-    return absl::InvalidArgumentError("faults need the open loop (rate), which keeps arriving whatever the server does");
+    return absl::InvalidArgumentError(
+        "faults need the open loop (rate), which keeps arriving whatever the server does");
   }
-  if (f.cancel_within <= absl::ZeroDuration() || f.short_deadline_max < absl::Milliseconds(1) || f.burst_size < 0) {
-    return absl::InvalidArgumentError("cancel_within must be positive, short_deadline_max at least 1 ms, burst_size >= 0");
+  if (f.cancel_within <= absl::ZeroDuration() || f.short_deadline_max < absl::Milliseconds(1) ||
+      f.burst_size < 0) {
+    return absl::InvalidArgumentError(
+        "cancel_within must be positive, short_deadline_max at least 1 ms, burst_size >= 0");
   }
   if (options.verify < 0) return absl::InvalidArgumentError("verify must not be negative");
-  if (options.steps.empty() && options.max_steps <= 0) return absl::InvalidArgumentError("no step counts");
+  if (options.steps.empty() && options.max_steps <= 0)
+    return absl::InvalidArgumentError("no step counts");
   if (options.max_steps > 0 && (options.min_steps < 1 || options.min_steps > options.max_steps)) {
     return absl::InvalidArgumentError("the step range needs 1 <= min_steps <= max_steps");
   }
@@ -604,12 +640,14 @@ absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel
     if (d <= absl::ZeroDuration()) return absl::InvalidArgumentError("deadlines must be positive");
   }
   if ((options.concurrency > 0) == (options.rate > 0)) {
-    return absl::InvalidArgumentError("give exactly one of concurrency (closed loop) and rate (open loop)");
+    return absl::InvalidArgumentError(
+        "give exactly one of concurrency (closed loop) and rate (open loop)");
   }
   if (options.duration <= absl::ZeroDuration() || options.warmup < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("duration must be positive and warmup not negative");
   }
-  if (options.max_in_flight < 1) return absl::InvalidArgumentError("max_in_flight must be positive");
+  if (options.max_in_flight < 1)
+    return absl::InvalidArgumentError("max_in_flight must be positive");
   Driver driver(channel, options);
   return driver.Run();
 }

@@ -5,10 +5,10 @@
 // shows), at most `max_in_flight` open at once (starts beyond that are counted as "dropped", never
 // silently skipped). Each call's step count is drawn uniformly from `steps` (or it asks for the
 // range `min_steps`..`max_steps` and the server chooses), its deadline uniformly from
-// `deadlines`, its text cycles through `inputs`, its seed is its index. Calls started during the first `warmup` are answered but
-// not counted; counting stops at `duration`, and calls still open are then waited for (up to their
-// deadline) so none is lost. Run blocks; it uses the gRPC callback API, so one thread paces and
-// gRPC's own threads take the answers.
+// `deadlines`, its text cycles through `inputs`, its seed is its index. Calls started during the
+// first `warmup` are answered but not counted; counting stops at `duration`, and calls still open
+// are then waited for (up to their deadline) so none is lost. Run blocks; it uses the gRPC callback
+// API, so one thread paces and gRPC's own threads take the answers.
 //
 // For soak runs (scripts/soak.sh) a FaultMix turns a share of the calls into the faults a server
 // meets in production: streams, calls the client cancels, deadlines too short to meet, bad
@@ -37,16 +37,18 @@ namespace fastdiss {
 
 // Shares of calls (each in [0, 1], together at most 1); the rest are plain Generate calls.
 struct FaultMix {
-  double stream = 0;          // GenerateStream, reading every step update
-  double cancel = 0;          // cancelled by the client after a uniform delay in [0, cancel_within)
+  double stream = 0;  // GenerateStream, reading every step update
+  double cancel = 0;  // cancelled by the client after a uniform delay in [0, cancel_within)
   absl::Duration cancel_within = absl::Milliseconds(500);
   double short_deadline = 0;  // a deadline uniform in [1 ms, short_deadline_max], too short to meet
   absl::Duration short_deadline_max = absl::Milliseconds(5);
-  double bad = 0;             // a bad request; the kinds of BadRequestKinds() in turn
-  absl::Duration burst_every = absl::ZeroDuration();  // > 0: every so often, burst_size calls at once
+  double bad = 0;  // a bad request; the kinds of BadRequestKinds() in turn
+  absl::Duration burst_every =
+      absl::ZeroDuration();  // > 0: every so often, burst_size calls at once
   int burst_size = 0;
   bool any() const {
-    return stream > 0 || cancel > 0 || short_deadline > 0 || bad > 0 || burst_every > absl::ZeroDuration();
+    return stream > 0 || cancel > 0 || short_deadline > 0 || bad > 0 ||
+           burst_every > absl::ZeroDuration();
   }
 };
 
@@ -65,16 +67,17 @@ struct LoadOptions {
   std::vector<ModelInputs> models;
   std::vector<int> steps = {1, 2, 5, 10, 20};
   int min_steps = 0, max_steps = 0;  // max_steps > 0: every call gives this range instead of steps
-  int concurrency = 0;              // > 0: closed loop
-  double rate = 0;                  // > 0: open loop, calls per second
-  int max_in_flight = 4096;         // open loop only
+  int concurrency = 0;               // > 0: closed loop
+  double rate = 0;                   // > 0: open loop, calls per second
+  int max_in_flight = 4096;          // open loop only
   absl::Duration duration = absl::Seconds(30);
   absl::Duration warmup = absl::Seconds(3);
   std::vector<absl::Duration> deadlines = {absl::Seconds(60)};  // per call, drawn uniformly
-  uint64_t seed = 1;                // of the step-count and arrival draws
+  uint64_t seed = 1;  // of the step-count and arrival draws
   FaultMix faults;
-  int verify = 0;                   // OK answers to ask again alone afterwards (a uniform sample)
-  absl::Duration answer_grace = absl::Seconds(30);  // past its deadline, an open call is "unanswered"
+  int verify = 0;  // OK answers to ask again alone afterwards (a uniform sample)
+  absl::Duration answer_grace =
+      absl::Seconds(30);  // past its deadline, an open call is "unanswered"
 };
 
 struct LatencySummary {
@@ -110,36 +113,38 @@ struct VerifyReport {
 };
 
 struct LoadReport {
-  std::string mode;             // "closed" or "open"
+  std::string mode;  // "closed" or "open"
   int concurrency = 0;
   double rate = 0;
   std::vector<int> steps;
   int min_steps = 0, max_steps = 0;
   double measured_seconds = 0;  // the counting window
   int64_t ok = 0;
-  std::map<std::string, int64_t> errors;  // by gRPC code name, "dropped" for open-loop overflow
-  double throughput = 0;        // OK answers per second in the window
-  LatencySummary overall;       // OK calls, client-side latency
+  std::map<std::string, int64_t> errors;   // by gRPC code name, "dropped" for open-loop overflow
+  double throughput = 0;                   // OK answers per second in the window
+  LatencySummary overall;                  // OK calls, client-side latency
   std::map<int, LatencySummary> by_steps;  // by the K the server planned
   double mean_planned_steps = 0;           // over OK answers
-  LatencySummary server_queue;  // the server's reported queue time of OK calls
-  std::string model_version;    // from the answers
-  std::string first_error;      // message of the first failed call counted
-  std::vector<Answer> answers;  // the OK answers counted, in order of arrival
+  LatencySummary server_queue;             // the server's reported queue time of OK calls
+  std::string model_version;               // from the answers
+  std::string first_error;                 // message of the first failed call counted
+  std::vector<Answer> answers;             // the OK answers counted, in order of arrival
   // Every call, warmup, drain and the verify asks included (the server's counters cover the same
   // calls). calls_started does not count the verify asks.
   int64_t calls_started = 0;
-  int64_t unanswered = 0;                   // no answer by deadline + answer_grace; then cancelled
-  std::map<std::string, KindCount> kinds;   // "plain", "stream", "cancel", "short deadline", "burst", "bad: ...", "verify"
+  int64_t unanswered = 0;  // no answer by deadline + answer_grace; then cancelled
+  std::map<std::string, KindCount>
+      kinds;  // "plain", "stream", "cancel", "short deadline", "burst", "bad: ...", "verify"
   std::map<std::string, int64_t> all_codes;  // every call by final code
-  int64_t unexpected = 0;                   // sum over kinds
+  int64_t unexpected = 0;                    // sum over kinds
   VerifyReport verify;
 
   std::string ToText() const;
   std::string ToJson() const;
 };
 
-absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel, const LoadOptions& options);
+absl::StatusOr<LoadReport> RunLoad(const std::shared_ptr<grpc::Channel>& channel,
+                                   const LoadOptions& options);
 
 }  // namespace fastdiss
 

@@ -1,5 +1,6 @@
 // fastdiss-loadgen: closed- or open-loop Generate load against a fastdiss-server with a mix of
-// step counts; prints throughput, latency percentiles overall and per step count, and errors by code.
+// step counts; prints throughput, latency percentiles overall and per step count, and errors by
+// code.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -21,41 +22,58 @@ namespace {
 
 constexpr char kUsage[] =
     "Usage: fastdiss-loadgen --target HOST:PORT --input FILE (--concurrency N | --rate R)\n"
-    "                        [--steps 1,2,5,10,20 | --step-range MIN,MAX] [--duration S] [--warmup S]\n"
-    "                        [--model M] [--deadline-seconds X[,Y...]] [--max-in-flight N] [--seed S]\n"
+    "                        [--steps 1,2,5,10,20 | --step-range MIN,MAX] [--duration S] [--warmup "
+    "S]\n"
+    "                        [--model M] [--deadline-seconds X[,Y...]] [--max-in-flight N] [--seed "
+    "S]\n"
     "                        [--output FILE] [--json]\n"
     "                        [--model-input NAME=FILE ...] [--stream-share X] [--cancel-share X]\n"
-    "                        [--cancel-within-ms MS] [--short-deadline-share X] [--short-deadline-max-ms MS]\n"
-    "                        [--bad-share X] [--burst-every S --burst-size N] [--verify N] [--check]\n"
-    "                        [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n\n"
+    "                        [--cancel-within-ms MS] [--short-deadline-share X] "
+    "[--short-deadline-max-ms MS]\n"
+    "                        [--bad-share X] [--burst-every S --burst-size N] [--verify N] "
+    "[--check]\n"
+    "                        [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] "
+    "[--tls-server-name NAME]\n\n"
     "Closed loop (--concurrency): N calls always open. Open loop (--rate): Poisson arrivals of R\n"
-    "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps, or each call\n"
-    "asks for the range --step-range and the server chooses K by its load; each call's deadline is\n"
-    "drawn uniformly from --deadline-seconds (default 60); texts are the non-empty lines of --input\n"
+    "calls/s, whatever the server does. Each call's K is drawn uniformly from --steps, or each "
+    "call\n"
+    "asks for the range --step-range and the server chooses K by its load; each call's deadline "
+    "is\n"
+    "drawn uniformly from --deadline-seconds (default 60); texts are the non-empty lines of "
+    "--input\n"
     "in turn. --output writes each counted answer as a line: input number (1-based), planned K,\n"
-    "steps run, latency in ms, text (tab-separated; tabs and line breaks in the text become spaces);\n"
-    "the number counts non-empty lines only. Answers during --warmup (default 3 s) are not counted;\n"
+    "steps run, latency in ms, text (tab-separated; tabs and line breaks in the text become "
+    "spaces);\n"
+    "the number counts non-empty lines only. Answers during --warmup (default 3 s) are not "
+    "counted;\n"
     "counting lasts --duration seconds (default 30). Prints throughput (OK answers per second),\n"
     "client latency p50/p90/p99 overall and per K, the server's queue time, and errors by code;\n"
     "--json prints the same as one JSON object.\n\n"
-    "Soak runs (scripts/soak.sh): --model-input NAME=FILE (repeatable) gives each model its own texts;\n"
-    "each call picks a model uniformly. The --*-share options turn that share of the open-loop calls\n"
+    "Soak runs (scripts/soak.sh): --model-input NAME=FILE (repeatable) gives each model its own "
+    "texts;\n"
+    "each call picks a model uniformly. The --*-share options turn that share of the open-loop "
+    "calls\n"
     "into GenerateStream calls, calls the client cancels within --cancel-within-ms (default 500),\n"
-    "calls with a deadline of 1..--short-deadline-max-ms (default 5), and bad requests of every kind\n"
-    "in turn; --burst-every S sends --burst-size calls at once every S seconds. Every call is then\n"
+    "calls with a deadline of 1..--short-deadline-max-ms (default 5), and bad requests of every "
+    "kind\n"
+    "in turn; --burst-every S sends --burst-size calls at once every S seconds. Every call is "
+    "then\n"
     "counted by kind and final code, warmup included. --verify N asks a uniform sample of N OK\n"
-    "answers again afterwards, one at a time, and compares their tokens. --check exits 1 if a call\n"
-    "got no answer, ended with a code its kind does not allow, or was answered differently alone.\n";
+    "answers again afterwards, one at a time, and compares their tokens. --check exits 1 if a "
+    "call\n"
+    "got no answer, ended with a code its kind does not allow, or was answered differently "
+    "alone.\n";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 constexpr double kMaxSeconds = 365 * 24 * 3600;  // a year: larger durations would never end
 
 // The bad requests include a text that is not UTF-8 on purpose; protobuf's serializer logs each
 // one. Every other message of protobuf's still goes to stderr.
-void LogUnlessDeliberate(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+void LogUnlessDeliberate(google::protobuf::LogLevel level, const char* file, int line,
+                         const std::string& message) {
   if (absl::StrContains(message, "contains invalid UTF-8 data when serializing")) return;
-  std::cerr << "[libprotobuf " << (level >= google::protobuf::LOGLEVEL_ERROR ? "ERROR" : "WARNING") << " " << file
-            << ":" << line << "] " << message << "\n";
+  std::cerr << "[libprotobuf " << (level >= google::protobuf::LOGLEVEL_ERROR ? "ERROR" : "WARNING")
+            << " " << file << ":" << line << "] " << message << "\n";
 }
 
 // The non-empty lines of `path`, appended to `lines`; false (with a message) if it cannot be read.
@@ -105,7 +123,8 @@ int main(int argc, char** argv) {
       for (absl::string_view item : absl::StrSplit(list, ',')) {
         double seconds = 0;
         if (!absl::SimpleAtod(item, &seconds) || !(seconds > 0) || seconds > kMaxSeconds) {
-          std::cerr << "fastdiss-loadgen: --deadline-seconds takes positive seconds, got '" << item << "'\n";
+          std::cerr << "fastdiss-loadgen: --deadline-seconds takes positive seconds, got '" << item
+                    << "'\n";
           return 2;
         }
         options.deadlines.push_back(absl::Seconds(seconds));
@@ -163,7 +182,8 @@ int main(int argc, char** argv) {
     }
   }
   if (target.empty() || (input.empty() == model_inputs.empty())) {
-    std::cerr << "fastdiss-loadgen: --target and one of --input and --model-input are required (see --help)\n";
+    std::cerr << "fastdiss-loadgen: --target and one of --input and --model-input are required "
+                 "(see --help)\n";
     return 2;
   }
   if (!input.empty() && !ReadLines(input, &options.inputs)) return 2;
@@ -176,7 +196,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!output.empty() && input.empty()) {
-    std::cerr << "fastdiss-loadgen: --output numbers the lines of --input; it does not go with --model-input\n";
+    std::cerr << "fastdiss-loadgen: --output numbers the lines of --input; it does not go with "
+                 "--model-input\n";
     return 2;
   }
   std::ofstream out;
@@ -202,9 +223,11 @@ int main(int argc, char** argv) {
     for (const fastdiss::Answer& a : report->answers) {
       // One line per answer: tabs and line breaks inside the text become spaces.
       std::string text = a.text;
-      std::replace_if(text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
-      out << a.index % options.inputs.size() + 1 << '\t' << a.planned_steps << '\t' << a.steps_run << '\t'
-          << a.seconds * 1e3 << '\t' << text << '\n';
+      std::replace_if(
+          text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; },
+          ' ');
+      out << a.index % options.inputs.size() + 1 << '\t' << a.planned_steps << '\t' << a.steps_run
+          << '\t' << a.seconds * 1e3 << '\t' << text << '\n';
     }
     out.close();
     if (!out) {
@@ -215,9 +238,10 @@ int main(int argc, char** argv) {
   std::cout << (json ? report->ToJson() + "\n" : report->ToText());
   if (check && (report->unanswered > 0 || report->unexpected > 0 || report->verify.mismatched > 0 ||
                 report->verify.failed > 0)) {
-    std::cerr << "fastdiss-loadgen: check failed: " << report->unanswered << " unanswered, " << report->unexpected
-              << " with a code their kind does not allow, " << report->verify.mismatched
-              << " answered differently alone, " << report->verify.failed << " failed when asked again\n";
+    std::cerr << "fastdiss-loadgen: check failed: " << report->unanswered << " unanswered, "
+              << report->unexpected << " with a code their kind does not allow, "
+              << report->verify.mismatched << " answered differently alone, "
+              << report->verify.failed << " failed when asked again\n";
     return 1;
   }
   return 0;

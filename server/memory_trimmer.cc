@@ -8,7 +8,8 @@
 
 namespace fastdiss {
 
-MemoryTrimmer::MemoryTrimmer(absl::Duration interval, std::function<void(absl::Duration took)> on_trim)
+MemoryTrimmer::MemoryTrimmer(absl::Duration interval,
+                             std::function<void(absl::Duration took)> on_trim)
     : interval_(interval), on_trim_(std::move(on_trim)) {
   if (interval_ > absl::ZeroDuration()) thread_ = std::thread([this] { Loop(); });
 }

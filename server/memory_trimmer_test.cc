@@ -28,9 +28,13 @@ TEST(MemoryTrimmerTest, TrimsEveryIntervalAndStopsPromptly) {
 
 TEST(MemoryTrimmerTest, AZeroIntervalNeverTrimsAndAnHourLongOneStillStopsAtOnce) {
   std::atomic<int> trims{0};
-  { MemoryTrimmer off(absl::ZeroDuration(), [&](absl::Duration) { ++trims; }); }
+  {
+    MemoryTrimmer off(absl::ZeroDuration(), [&](absl::Duration) { ++trims; });
+  }
   const absl::Time start = absl::Now();
-  { MemoryTrimmer hourly(absl::Hours(1), [&](absl::Duration) { ++trims; }); }
+  {
+    MemoryTrimmer hourly(absl::Hours(1), [&](absl::Duration) { ++trims; });
+  }
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   EXPECT_EQ(trims, 0);
 }

@@ -2,13 +2,12 @@
 
 #include <httplib.h>
 #include <malloc.h>
-#include <unistd.h>
-
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <utility>
@@ -29,10 +28,11 @@ prometheus::Histogram::BucketBoundaries Exponential(double start, double factor,
 
 ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
     : registry_(std::make_unique<prometheus::Registry>()) {
-  auto& request_seconds = prometheus::BuildHistogram()
-                              .Name("fastdiss_request_duration_seconds")
-                              .Help("Time from a Generate call's arrival to its answer, every status code")
-                              .Register(*registry_);
+  auto& request_seconds =
+      prometheus::BuildHistogram()
+          .Name("fastdiss_request_duration_seconds")
+          .Help("Time from a Generate call's arrival to its answer, every status code")
+          .Register(*registry_);
   auto& queue_seconds = prometheus::BuildHistogram()
                             .Name("fastdiss_queue_duration_seconds")
                             .Help("Time a request waited before its first denoising step")
@@ -61,45 +61,54 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
                      .Name("fastdiss_denoised_tokens_total")
                      .Help("Target tokens denoised, summed over the rows of every forward")
                      .Register(*registry_);
-  auto& steps_saved = prometheus::BuildCounter()
-                          .Name("fastdiss_early_exit_steps_saved_total")
-                          .Help("Denoising steps requests did not run because early exit stopped them")
-                          .Register(*registry_);
-  auto& steps_given_up = prometheus::BuildCounter()
-                             .Name("fastdiss_adaptive_steps_given_up_total")
-                             .Help("Steps below max_steps that load-adaptive requests were planned without")
-                             .Register(*registry_);
+  auto& steps_saved =
+      prometheus::BuildCounter()
+          .Name("fastdiss_early_exit_steps_saved_total")
+          .Help("Denoising steps requests did not run because early exit stopped them")
+          .Register(*registry_);
+  auto& steps_given_up =
+      prometheus::BuildCounter()
+          .Name("fastdiss_adaptive_steps_given_up_total")
+          .Help("Steps below max_steps that load-adaptive requests were planned without")
+          .Register(*registry_);
   auto& request_steps = prometheus::BuildCounter()
                             .Name("fastdiss_request_steps_total")
                             .Help("Denoising steps run, counted once per request in each forward")
                             .Register(*registry_);
-  auto& late_steps = prometheus::BuildCounter()
-                         .Name("fastdiss_late_request_steps_total")
-                         .Help("Steps run by requests then stopped at their deadline (no answer came of them)")
-                         .Register(*registry_);
+  auto& late_steps =
+      prometheus::BuildCounter()
+          .Name("fastdiss_late_request_steps_total")
+          .Help("Steps run by requests then stopped at their deadline (no answer came of them)")
+          .Register(*registry_);
   auto& requests = prometheus::BuildCounter()
                        .Name("fastdiss_requests_total")
                        .Help("Generate and GenerateStream calls answered, by model and gRPC code")
                        .Register(*registry_);
   resident_bytes_ = &prometheus::BuildGauge()
-                        .Name("process_resident_memory_bytes")
-                        .Help("Resident memory size in bytes (read at each scrape)")
-                        .Register(*registry_)
-                        .Add({});
-  auto& heap = prometheus::BuildGauge()
-                   .Name("fastdiss_heap_bytes")
-                   .Help("malloc's heap at each scrape: bytes in use by the program, and bytes free but kept")
-                   .Register(*registry_);
+                         .Name("process_resident_memory_bytes")
+                         .Help("Resident memory size in bytes (read at each scrape)")
+                         .Register(*registry_)
+                         .Add({});
+  auto& heap =
+      prometheus::BuildGauge()
+          .Name("fastdiss_heap_bytes")
+          .Help(
+              "malloc's heap at each scrape: bytes in use by the program, and bytes free but kept")
+          .Register(*registry_);
   heap_in_use_bytes_ = &heap.Add({{"state", "in_use"}});
   heap_free_bytes_ = &heap.Add({{"state", "free"}});
   trims_ = &prometheus::BuildCounter()
                 .Name("fastdiss_malloc_trims_total")
-                .Help("Times the heap's free pages were given back to the kernel (runtime.malloc_trim_seconds)")
+                .Help(
+                    "Times the heap's free pages were given back to the kernel "
+                    "(runtime.malloc_trim_seconds)")
                 .Register(*registry_)
                 .Add({});
   trim_seconds_ = &prometheus::BuildCounter()
                        .Name("fastdiss_malloc_trim_seconds_total")
-                       .Help("Time spent giving the heap's free pages back (each arena is locked while it is trimmed)")
+                       .Help(
+                           "Time spent giving the heap's free pages back (each arena is locked "
+                           "while it is trimmed)")
                        .Register(*registry_)
                        .Add({});
   std::vector<std::string> names = models;
@@ -133,10 +142,12 @@ const ServerMetrics::ModelMetrics& ServerMetrics::For(const std::string& model) 
   return it != models_.end() ? it->second : models_.at(kUnknownModel);
 }
 
-void ServerMetrics::RecordRequest(const std::string& model, absl::StatusCode code, absl::Duration latency) {
+void ServerMetrics::RecordRequest(const std::string& model, absl::StatusCode code,
+                                  absl::Duration latency) {
   const ModelMetrics& m = For(model);
-  const size_t index = static_cast<size_t>(code) < m.requests.size() ? static_cast<size_t>(code)
-                                                                        : static_cast<size_t>(absl::StatusCode::kUnknown);
+  const size_t index = static_cast<size_t>(code) < m.requests.size()
+                           ? static_cast<size_t>(code)
+                           : static_cast<size_t>(absl::StatusCode::kUnknown);
   m.requests[index]->Increment();
   m.request_seconds->Observe(absl::ToDoubleSeconds(latency));
 }
@@ -176,7 +187,8 @@ void ServerMetrics::UpdateMemory() {
   // statm: size resident shared ... in pages.
   std::ifstream statm("/proc/self/statm");
   long long pages = 0, resident = 0;
-  if (statm >> pages >> resident) resident_bytes_->Set(static_cast<double>(resident) * sysconf(_SC_PAGESIZE));
+  if (statm >> pages >> resident)
+    resident_bytes_->Set(static_cast<double>(resident) * sysconf(_SC_PAGESIZE));
   const struct mallinfo2 heap = mallinfo2();
   heap_in_use_bytes_->Set(static_cast<double>(heap.uordblks + heap.hblkhd));
   heap_free_bytes_->Set(static_cast<double>(heap.fordblks));
@@ -191,8 +203,8 @@ std::string ServerMetrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& host, int port,
-                                                                           std::function<std::string()> body) {
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const std::string& host, int port, std::function<std::string()> body) {
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
   server->server_ = std::make_unique<httplib::Server>();
   // Scrapes are rare and cheap: two workers, not httplib's default of one per core (at least 8).
@@ -200,9 +212,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
   // A worker waiting on an idle keep-alive connection does not see stop() until that wait ends
   // (5 s by default), which would stretch every shutdown: one request per connection.
   server->server_->set_keep_alive_max_count(1);
-  server->server_->Get("/metrics", [body = std::move(body)](const httplib::Request&, httplib::Response& response) {
-    response.set_content(body(), "text/plain; version=0.0.4; charset=utf-8");
-  });
+  server->server_->Get(
+      "/metrics", [body = std::move(body)](const httplib::Request&, httplib::Response& response) {
+        response.set_content(body(), "text/plain; version=0.0.4; charset=utf-8");
+      });
   server->server_->Get("/", [](const httplib::Request&, httplib::Response& response) {
     response.set_content("fastdiss-server metrics: GET /metrics\n", "text/plain");
   });

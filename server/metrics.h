@@ -98,8 +98,8 @@ class ServerMetrics {
 class MetricsHttpServer {
  public:
   // Listens on host:port (0 picks a free port) and serves `body()` at GET /metrics.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host, int port,
-                                                                   std::function<std::string()> body);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& host, int port, std::function<std::string()> body);
   ~MetricsHttpServer();
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;

@@ -31,7 +31,7 @@ std::string HostPort(const std::string& host, int port) {
 
 void SetServing(grpc::Server* server, bool serving) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(serving);                 // the server as a whole ("")
+  health->SetServingStatus(serving);  // the server as a whole ("")
   health->SetServingStatus(kServiceName, serving);
 }
 
@@ -66,7 +66,10 @@ class ModelServer::Reaper {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
-            +[](Reaper* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->stopping_ || !r->dead_.empty(); }, this));
+            +[](Reaper* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+              return r->stopping_ || !r->dead_.empty();
+            },
+            this));
         dead.swap(dead_);
         if (dead.empty() && stopping_) return;
       }
@@ -83,7 +86,8 @@ class ModelServer::Reaper {
 ModelServer::ModelServer(const ServerConfig& config, std::ostream* log)
     : config_(config), log_(log), reaper_(std::make_unique<Reaper>()) {}
 
-absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConfig& config, std::ostream* log) {
+absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConfig& config,
+                                                                std::ostream* log) {
   absl::StatusOr<EngineOptions> engine_options = config.ToEngineOptions();
   if (!engine_options.ok()) return engine_options.status();
   std::unique_ptr<ModelServer> server(new ModelServer(config, log));
@@ -109,18 +113,22 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeServerCredentials(tls);
   if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(HostPort(config.server.host, config.server.port), *credentials, &server->grpc_port_);
+  builder.AddListeningPort(HostPort(config.server.host, config.server.port), *credentials,
+                           &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_message_bytes));
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(
         "cannot listen for gRPC on " + HostPort(config.server.host, config.server.port) +
-        (tls.cert.empty() ? "" : " with TLS (are tls.cert and tls.key a matching certificate and key?)"));
+        (tls.cert.empty()
+             ? ""
+             : " with TLS (are tls.cert and tls.key a matching certificate and key?)"));
   }
   SetServing(server->grpc_server_.get(), false);
-  *log << "fastdiss-server: gRPC listening on " << HostPort(config.server.host, server->grpc_port_) << " ("
-       << DescribeServerTls(tls) << "; health NOT_SERVING until the models are loaded)" << std::endl;
+  *log << "fastdiss-server: gRPC listening on " << HostPort(config.server.host, server->grpc_port_)
+       << " (" << DescribeServerTls(tls) << "; health NOT_SERVING until the models are loaded)"
+       << std::endl;
 
   if (config.server.metrics_port >= 0) {
     const std::string& metrics_host =
@@ -135,8 +143,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
         });
     if (!http.ok()) return http.status();
     server->metrics_server_ = std::move(http).value();
-    *log << "fastdiss-server: metrics on http://" << HostPort(metrics_host, server->metrics_server_->port())
-         << "/metrics" << std::endl;
+    *log << "fastdiss-server: metrics on http://"
+         << HostPort(metrics_host, server->metrics_server_->port()) << "/metrics" << std::endl;
   }
 
   if (absl::Status loaded = server->LoadModels(); !loaded.ok()) return loaded;
@@ -146,7 +154,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
   return server;
 }
 
-absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std::string& name, const std::string& dir) {
+absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std::string& name,
+                                                                      const std::string& dir) {
   const absl::Time start = absl::Now();
   Engine::Hooks hooks;
   ServerMetrics* metrics = metrics_.get();
@@ -154,22 +163,25 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
   hooks.on_late = [metrics, name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
   ModelSpec spec = config_.models.at(name);
   spec.checkpoint = dir;
-  absl::StatusOr<std::unique_ptr<ServedModel>> model = ServedModel::Load(name, spec, engine_options_, hooks);
+  absl::StatusOr<std::unique_ptr<ServedModel>> model =
+      ServedModel::Load(name, spec, engine_options_, hooks);
   if (!model.ok()) return model.status();
   const absl::Time loaded = absl::Now();
   if (absl::Status warm = (*model)->WarmUp(config_.server.warmup_steps); !warm.ok()) return warm;
   const ServedModelInfo& info = (*model)->info();
-  *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir << " on "
-        << info.device << ": loaded in " << absl::FormatDuration(loaded - start) << ", warmed up in "
-        << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.." << info.max_steps << ", policy "
-        << BatchPolicyName(engine_options_.policy) << std::endl;
+  *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir
+        << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start)
+        << ", warmed up in " << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.."
+        << info.max_steps << ", policy " << BatchPolicyName(engine_options_.policy) << std::endl;
   return reaper_->Adopt(std::move(model).value());
 }
 
 absl::Status ModelServer::LoadModels() {
   for (const auto& [name, spec] : config_.models) {
     absl::StatusOr<std::string> dir = ResolveCheckpointDir(spec.checkpoint);
-    if (!dir.ok()) return absl::Status(dir.status().code(), "model '" + name + "': " + std::string(dir.status().message()));
+    if (!dir.ok())
+      return absl::Status(dir.status().code(),
+                          "model '" + name + "': " + std::string(dir.status().message()));
     absl::StatusOr<std::shared_ptr<ServedModel>> model = LoadVersion(name, *dir);
     if (!model.ok()) return model.status();
     service_->AddModel(std::move(model).value());
@@ -185,23 +197,28 @@ void ModelServer::ReloadModels() {
     if (!digest.ok()) {
       const std::string error(digest.status().message());
       if (refused_[name] != error) {
-        *log_ << "fastdiss-server: model '" << name << "': no new version to load: " << error << std::endl;
+        *log_ << "fastdiss-server: model '" << name << "': no new version to load: " << error
+              << std::endl;
         service_->SetLoadFailed(name, spec.checkpoint, error);
         refused_[name] = error;
       }
       continue;
     }
-    if (current != nullptr && current->info().checkpoint_dir == *dir && current->info().manifest_digest == *digest) {
+    if (current != nullptr && current->info().checkpoint_dir == *dir &&
+        current->info().manifest_digest == *digest) {
       continue;  // what it serves already
     }
     const std::string candidate = *dir + " " + *digest;
-    if (refused_[name] == candidate) continue;  // refused before; a new version will have a new folder or MANIFEST
+    if (refused_[name] == candidate)
+      continue;  // refused before; a new version will have a new folder or MANIFEST
     service_->SetLoading(name, *dir);
     absl::StatusOr<std::shared_ptr<ServedModel>> model = LoadVersion(name, *dir);
     if (!model.ok()) {
-      *log_ << "fastdiss-server: model '" << name << "': refused the new version in " << *dir << ", "
-            << (current != nullptr ? "version " + current->info().version + " keeps serving" : "none serving") << ": "
-            << model.status().message() << std::endl;
+      *log_ << "fastdiss-server: model '" << name << "': refused the new version in " << *dir
+            << ", "
+            << (current != nullptr ? "version " + current->info().version + " keeps serving"
+                                   : "none serving")
+            << ": " << model.status().message() << std::endl;
       service_->SetLoadFailed(name, *dir, std::string(model.status().message()));
       refused_[name] = candidate;
       continue;
@@ -210,12 +227,16 @@ void ModelServer::ReloadModels() {
     const std::string version = (*model)->info().version;
     std::shared_ptr<ServedModel> old = service_->ReplaceModel(std::move(model).value());
     *log_ << "fastdiss-server: model '" << name << "' now serves version " << version
-          << (old != nullptr ? "; version " + old->info().version + " finishes its calls and retires" : "")
+          << (old != nullptr
+                  ? "; version " + old->info().version + " finishes its calls and retires"
+                  : "")
           << std::endl;
   }
 }
 
-int ModelServer::metrics_port() const { return metrics_server_ != nullptr ? metrics_server_->port() : -1; }
+int ModelServer::metrics_port() const {
+  return metrics_server_ != nullptr ? metrics_server_->port() : -1;
+}
 
 bool ModelServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return true;
@@ -231,8 +252,8 @@ bool ModelServer::Shutdown(absl::Duration grace) {
     model->engine().Drain();
     in_flight += model->engine().waiting() + model->engine().running();
   }
-  *log_ << "fastdiss-server: draining, health NOT_SERVING, " << in_flight << " requests in flight, grace "
-        << absl::FormatDuration(grace) << std::endl;
+  *log_ << "fastdiss-server: draining, health NOT_SERVING, " << in_flight
+        << " requests in flight, grace " << absl::FormatDuration(grace) << std::endl;
   const absl::Time deadline = absl::Now() + grace;
   bool idle = true;
   for (auto& model : models) idle = model->engine().WaitIdle(deadline - absl::Now()) && idle;

@@ -39,8 +39,10 @@ class ServerMetrics;
 
 class ModelServer {
  public:
-  // `log` receives one line per event (ports, models loaded, ready, draining); must outlive the server.
-  static absl::StatusOr<std::unique_ptr<ModelServer>> Start(const ServerConfig& config, std::ostream* log);
+  // `log` receives one line per event (ports, models loaded, ready, draining); must outlive the
+  // server.
+  static absl::StatusOr<std::unique_ptr<ModelServer>> Start(const ServerConfig& config,
+                                                            std::ostream* log);
   ~ModelServer();
   ModelServer(const ModelServer&) = delete;
   ModelServer& operator=(const ModelServer&) = delete;
@@ -57,10 +59,12 @@ class ModelServer {
 
  private:
   class Reaper;
-  ModelServer(const ServerConfig& config, std::ostream* log);  // out of line: member types are incomplete here
+  ModelServer(const ServerConfig& config,
+              std::ostream* log);  // out of line: member types are incomplete here
   absl::Status LoadModels();
   // Loads and warms the checkpoint directory `dir` as a version of model `name`.
-  absl::StatusOr<std::shared_ptr<ServedModel>> LoadVersion(const std::string& name, const std::string& dir);
+  absl::StatusOr<std::shared_ptr<ServedModel>> LoadVersion(const std::string& name,
+                                                           const std::string& dir);
 
   const ServerConfig config_;
   EngineOptions engine_options_;
@@ -68,7 +72,8 @@ class ModelServer {
   std::unique_ptr<Reaper> reaper_;  // before the holders of models: destroyed after them
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<GeneratorService> service_;
-  std::map<std::string, std::string> refused_;  // by model: "dir digest" of the last version refused
+  std::map<std::string, std::string>
+      refused_;  // by model: "dir digest" of the last version refused
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> metrics_server_;
   std::unique_ptr<MemoryTrimmer> trimmer_;  // after metrics_: stopped before the metrics it writes

@@ -42,7 +42,8 @@ absl::StatusOr<std::string> ResolveCheckpointDir(const std::string& path) {
   }
   if (error) return absl::UnavailableError("cannot list '" + path + "': " + error.message());
   if (newest < 0) {
-    return absl::NotFoundError("'" + path + "' holds no checkpoint (no MANIFEST) and no version folders (1, 2, ...)");
+    return absl::NotFoundError(
+        "'" + path + "' holds no checkpoint (no MANIFEST) and no version folders (1, 2, ...)");
   }
   return (fs::path(path) / newest_name).string();
 }
@@ -53,7 +54,8 @@ absl::StatusOr<std::string> ManifestDigest(const std::string& checkpoint_dir) {
   std::stringstream manifest;
   manifest << in.rdbuf();
   char hash[17];
-  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(XxHash64(manifest.str())));
+  std::snprintf(hash, sizeof(hash), "%016llx",
+                static_cast<unsigned long long>(XxHash64(manifest.str())));
   return std::string(hash, 8);
 }
 

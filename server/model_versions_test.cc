@@ -21,7 +21,8 @@ TEST(ModelVersionsTest, ACheckpointDirectoryIsItself) {
 
 TEST(ModelVersionsTest, ABaseDirectoryServesItsGreatestNumberedVersion) {
   testing::TempDir dir;
-  for (const char* name : {"1", "2", "10", "9", "tmp-11", "11.partial"}) fs::create_directories(dir.File(name));
+  for (const char* name : {"1", "2", "10", "9", "tmp-11", "11.partial"})
+    fs::create_directories(dir.File(name));
   testing::WriteFile(dir.File("12"), "a file, not a version folder");
   auto resolved = ResolveCheckpointDir(dir.path());
   ASSERT_TRUE(resolved.ok()) << resolved.status();
@@ -32,7 +33,8 @@ TEST(ModelVersionsTest, NothingToServeIsNotFoundWithThePath) {
   testing::TempDir dir;
   auto empty = ResolveCheckpointDir(dir.path());
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(empty.status().message().find("no version folders"), std::string::npos) << empty.status();
+  EXPECT_NE(empty.status().message().find("no version folders"), std::string::npos)
+      << empty.status();
   EXPECT_EQ(ResolveCheckpointDir(dir.File("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 

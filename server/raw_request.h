@@ -15,10 +15,12 @@ namespace fastdiss {
 
 // Parses `bytes` into `request`; INVALID_ARGUMENT names a field that is not UTF-8, or says the
 // bytes are no GenerateRequest at all.
-absl::Status ParseGenerateRequest(const grpc::ByteBuffer& bytes, fastdiss::v1::GenerateRequest* request);
+absl::Status ParseGenerateRequest(const grpc::ByteBuffer& bytes,
+                                  fastdiss::v1::GenerateRequest* request);
 
 // `message` as the bytes of a gRPC message, replacing what `bytes` held.
-absl::Status SerializeToByteBuffer(const google::protobuf::Message& message, grpc::ByteBuffer* bytes);
+absl::Status SerializeToByteBuffer(const google::protobuf::Message& message,
+                                   grpc::ByteBuffer* bytes);
 
 }  // namespace fastdiss
 

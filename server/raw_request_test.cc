@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include "google/protobuf/stubs/logging.h"
-
 #include <string>
 #include <vector>
+
+#include "google/protobuf/stubs/logging.h"
 
 namespace fastdiss {
 namespace {
@@ -46,7 +46,8 @@ TEST(RawRequestTest, SerializingReplacesWhatTheBufferHeldAtAnySize) {
     std::vector<grpc::Slice> slices;
     ASSERT_TRUE(bytes.Dump(&slices).ok());
     std::string wire;
-    for (const grpc::Slice& s : slices) wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
     fastdiss::v1::GenerateResponse received;
     ASSERT_TRUE(received.ParseFromString(wire));
     EXPECT_EQ(received.text().size(), size);
@@ -58,14 +59,17 @@ TEST(RawRequestTest, AStringFieldThatIsNotUtf8IsNamed) {
   absl::Status text = ParseGenerateRequest(Bytes(StringField(2, "the \xff\xfe cat")), &request);
   EXPECT_EQ(text.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(text.message(), "text is not valid UTF-8 (10 bytes)");
-  absl::Status model = ParseGenerateRequest(Bytes(StringField(1, "g\xc3") + StringField(2, "ok")), &request);
+  absl::Status model =
+      ParseGenerateRequest(Bytes(StringField(1, "g\xc3") + StringField(2, "ok")), &request);
   EXPECT_EQ(model.message(), "model is not valid UTF-8 (2 bytes)");
 }
 
 // Protobuf's parser logs an ERROR line for every string field that is not UTF-8; a hostile client
 // must not be able to write the server's log, so such a request never reaches that parser.
 std::vector<std::string>* logged = nullptr;
-void CountLog(google::protobuf::LogLevel, const char*, int, const std::string& message) { logged->push_back(message); }
+void CountLog(google::protobuf::LogLevel, const char*, int, const std::string& message) {
+  logged->push_back(message);
+}
 
 TEST(RawRequestTest, ARequestThatIsNotUtf8WritesNothingToTheLog) {
   std::vector<std::string> messages;
@@ -83,9 +87,13 @@ TEST(RawRequestTest, ARequestThatIsNotUtf8WritesNothingToTheLog) {
 
 TEST(RawRequestTest, BytesThatAreNoRequestAreRefusedAsSuch) {
   fastdiss::v1::GenerateRequest request;
-  absl::Status status = ParseGenerateRequest(Bytes(std::string("\x12\x7f" "abc", 5)), &request);  // truncated
+  absl::Status status = ParseGenerateRequest(Bytes(std::string("\x12\x7f"
+                                                               "abc",
+                                                               5)),
+                                             &request);  // truncated
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("not a valid fastdiss.v1.GenerateRequest"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("not a valid fastdiss.v1.GenerateRequest"), std::string::npos)
+      << status;
 }
 
 }  // namespace

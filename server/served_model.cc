@@ -16,7 +16,8 @@ namespace {
 
 // "step-N": the training step the checkpoint's metadata records.
 std::string CheckpointStep(const ConfigTree& metadata) {
-  if (const ConfigValue* value = metadata.Find("checkpoint.step"); value != nullptr && !value->is_list) {
+  if (const ConfigValue* value = metadata.Find("checkpoint.step");
+      value != nullptr && !value->is_list) {
     return "step-" + value->scalar;
   }
   return "step-0";
@@ -24,12 +25,16 @@ std::string CheckpointStep(const ConfigTree& metadata) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& name, const ModelSpec& spec,
-                                                               EngineOptions options, Engine::Hooks hooks) {
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& name,
+                                                               const ModelSpec& spec,
+                                                               EngineOptions options,
+                                                               Engine::Hooks hooks) {
   absl::StatusOr<c10::Device> device = ResolveDevice(spec.device);
   if (!device.ok()) return device.status();
   absl::StatusOr<std::string> digest = ManifestDigest(spec.checkpoint);
-  if (!digest.ok()) return absl::Status(digest.status().code(), "model '" + name + "': " + std::string(digest.status().message()));
+  if (!digest.ok())
+    return absl::Status(digest.status().code(),
+                        "model '" + name + "': " + std::string(digest.status().message()));
   absl::StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(spec.checkpoint, *device);
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
@@ -79,8 +84,9 @@ absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
     if (absl::Status s = engine_->Schedule(&task); !s.ok()) return s;
     done.WaitForNotification();
     if (!result.ok()) {
-      return absl::Status(result.code(), "model '" + info_.name + "' warm-up at K=" + std::to_string(k) +
-                                             ": " + std::string(result.message()));
+      return absl::Status(result.code(), "model '" + info_.name +
+                                             "' warm-up at K=" + std::to_string(k) + ": " +
+                                             std::string(result.message()));
     }
   }
   return absl::OkStatus();

@@ -20,16 +20,17 @@ namespace fastdiss {
 
 struct ServedModelInfo {
   std::string name;
-  std::string version;  // "step-N-<hash>": the training step and a hash of the checkpoint's MANIFEST
+  std::string
+      version;  // "step-N-<hash>": the training step and a hash of the checkpoint's MANIFEST
   std::string checkpoint_dir;   // the directory it was loaded from
   std::string manifest_digest;  // ManifestDigest of that directory
   std::string device;
-  int max_steps = 0;    // the engine's max_steps capped at num_timesteps
+  int max_steps = 0;  // the engine's max_steps capped at num_timesteps
   int max_source_tokens = 0;
   int max_target_tokens = 0;
   int max_beam = 0;
   int num_timesteps = 0;
-  std::string source_units;  // model.source_units: how request text is cut before tokenizing
+  std::string source_units;       // model.source_units: how request text is cut before tokenizing
   bool source_lowercase = false;  // model.source_lowercase: ASCII capitals lowercased first
 };
 
@@ -37,8 +38,10 @@ class ServedModel {
  public:
   // Loads the checkpoint directory `spec.checkpoint` (resolved already: server/model_versions.h)
   // onto `spec.device` and starts its engine. `hooks` go to the engine.
-  static absl::StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& name, const ModelSpec& spec,
-                                                           EngineOptions options, Engine::Hooks hooks);
+  static absl::StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& name,
+                                                           const ModelSpec& spec,
+                                                           EngineOptions options,
+                                                           Engine::Hooks hooks);
 
   // Runs one request per entry of `steps`, one after another, through the engine, so the first
   // real request finds every code path and allocation warm. Blocks.

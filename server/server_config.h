@@ -30,17 +30,18 @@ struct ModelSpec {
 struct ServerConfig {
   struct Server {
     std::string host = "0.0.0.0";
-    int port = 8500;                     // gRPC; 0 picks a free port (logged)
-    int metrics_port = 9090;             // Prometheus /metrics over HTTP; 0 picks one, -1 disables
-    std::string metrics_host;            // the metrics server's address; empty: `host`
-    std::string default_model;           // for requests naming none; empty: the only model, if one
+    int port = 8500;            // gRPC; 0 picks a free port (logged)
+    int metrics_port = 9090;    // Prometheus /metrics over HTTP; 0 picks one, -1 disables
+    std::string metrics_host;   // the metrics server's address; empty: `host`
+    std::string default_model;  // for requests naming none; empty: the only model, if one
     double default_deadline_seconds = 60;  // bounds requests that carry no gRPC deadline
-    double drain_grace_seconds = 25;     // after SIGTERM, in-flight work gets this long
-    int64_t max_text_bytes = 65536;      // longer source text: INVALID_ARGUMENT
-    int64_t max_message_bytes = 1048576; // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
+    double drain_grace_seconds = 25;       // after SIGTERM, in-flight work gets this long
+    int64_t max_text_bytes = 65536;        // longer source text: INVALID_ARGUMENT
+    int64_t max_message_bytes =
+        1048576;  // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
     std::vector<int64_t> warmup_steps = {1, 5};  // one warm-up request per entry, per model
-    int default_early_exit_steps = 0;    // for requests that leave early_exit_steps unset; 0 = off
-    double model_poll_seconds = 0;       // look for new model versions this often; 0: only at SIGHUP
+    int default_early_exit_steps = 0;  // for requests that leave early_exit_steps unset; 0 = off
+    double model_poll_seconds = 0;     // look for new model versions this often; 0: only at SIGHUP
   } server;
   struct Tls {  // PEM files (server/tls.h); all empty: plaintext gRPC
     std::string cert;

@@ -1,5 +1,6 @@
-// fastdiss-server [--config FILE] [--port N] [--metrics-port N] [--model NAME=DIR ...] [--set k=v ...]:
-// parses flags and config, starts a ModelServer, and on SIGTERM or SIGINT drains it and exits 0.
+// fastdiss-server [--config FILE] [--port N] [--metrics-port N] [--model NAME=DIR ...] [--set k=v
+// ...]: parses flags and config, starts a ModelServer, and on SIGTERM or SIGINT drains it and exits
+// 0.
 #include <pthread.h>
 #include <signal.h>
 
@@ -19,15 +20,20 @@ void PrintHelp() {
   defaults.server.default_model = "g2p";
   defaults.models["g2p"].checkpoint = "models/g2p";
   defaults.models["de-en"].checkpoint = "models/de-en";
-  std::cout
-      << "Usage: fastdiss-server [--config FILE] [--port N] [--metrics-port N]\n"
-         "                       [--model NAME=CHECKPOINT_DIR ...] [--set key=value ...] [--print-config]\n\n"
-         "Serves FastDiSS checkpoints over gRPC (fastdiss.v1.Generator, grpc.health.v1.Health, reflection)\n"
-         "with step-level dynamic batching, and Prometheus metrics over HTTP. SIGTERM or SIGINT: health\n"
-         "NOT_SERVING, new calls UNAVAILABLE, in-flight requests finish within server.drain_grace_seconds,\n"
-         "then exit 0. --port and --metrics-port are --set server.port / server.metrics_port; flags apply\n"
-         "after the file, in order. The YAML config takes these keys (a complete file with the defaults):\n\n"
-      << defaults.Describe();
+  std::cout << "Usage: fastdiss-server [--config FILE] [--port N] [--metrics-port N]\n"
+               "                       [--model NAME=CHECKPOINT_DIR ...] [--set key=value ...] "
+               "[--print-config]\n\n"
+               "Serves FastDiSS checkpoints over gRPC (fastdiss.v1.Generator, "
+               "grpc.health.v1.Health, reflection)\n"
+               "with step-level dynamic batching, and Prometheus metrics over HTTP. SIGTERM or "
+               "SIGINT: health\n"
+               "NOT_SERVING, new calls UNAVAILABLE, in-flight requests finish within "
+               "server.drain_grace_seconds,\n"
+               "then exit 0. --port and --metrics-port are --set server.port / "
+               "server.metrics_port; flags apply\n"
+               "after the file, in order. The YAML config takes these keys (a complete file with "
+               "the defaults):\n\n"
+            << defaults.Describe();
 }
 
 }  // namespace
@@ -86,12 +92,14 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-server: " << server.status().message() << std::endl;
     return 1;
   }
-  // SIGHUP, or every server.model_poll_seconds, looks for new model versions; SIGTERM or SIGINT stops.
+  // SIGHUP, or every server.model_poll_seconds, looks for new model versions; SIGTERM or SIGINT
+  // stops.
   const double poll = config->server.model_poll_seconds;
   int signal = 0;
   for (;;) {
     if (poll > 0) {
-      const timespec period{static_cast<time_t>(poll), static_cast<long>((poll - static_cast<time_t>(poll)) * 1e9)};
+      const timespec period{static_cast<time_t>(poll),
+                            static_cast<long>((poll - static_cast<time_t>(poll)) * 1e9)};
       signal = sigtimedwait(&signals, nullptr, &period);
       if (signal < 0) {  // the poll period passed (or an interruption)
         (*server)->ReloadModels();
@@ -104,7 +112,8 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-server: SIGHUP received, looking for new model versions" << std::endl;
     (*server)->ReloadModels();
   }
-  std::cerr << "fastdiss-server: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << " received" << std::endl;
+  std::cerr << "fastdiss-server: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << " received"
+            << std::endl;
   (*server)->Shutdown(absl::Seconds(config->server.drain_grace_seconds));
   return 0;
 }

@@ -13,17 +13,21 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& 
   std::ostringstream text;
   text << in.rdbuf();
   if (text.str().find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(what + ": '" + path + "' is not a PEM file (no -----BEGIN line)");
+    return absl::InvalidArgumentError(what + ": '" + path +
+                                      "' is not a PEM file (no -----BEGIN line)");
   }
   return text.str();
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerTlsFiles& files) {
-  if (files.cert.empty() && files.key.empty() && files.client_ca.empty()) return grpc::InsecureServerCredentials();
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerTlsFiles& files) {
+  if (files.cert.empty() && files.key.empty() && files.client_ca.empty())
+    return grpc::InsecureServerCredentials();
   if (files.cert.empty() || files.key.empty()) {
-    return absl::InvalidArgumentError("tls.cert and tls.key go together: set both for TLS, or neither");
+    return absl::InvalidArgumentError(
+        "tls.cert and tls.key go together: set both for TLS, or neither");
   }
   absl::StatusOr<std::string> cert = ReadPem(files.cert, "tls.cert");
   if (!cert.ok()) return cert.status();
@@ -46,9 +50,12 @@ std::string DescribeServerTls(const ServerTlsFiles& files) {
 }
 
 const char kClientTlsUsage[] =
-    "TLS: --tls (verify the server against the system's CA roots), --tls-ca FILE (against this PEM CA),\n"
-    "--tls-cert FILE --tls-key FILE (present a client certificate, for a server with tls.client_ca),\n"
-    "--tls-server-name NAME (the name the server's certificate must carry; default: the target's host).\n";
+    "TLS: --tls (verify the server against the system's CA roots), --tls-ca FILE (against this PEM "
+    "CA),\n"
+    "--tls-cert FILE --tls-key FILE (present a client certificate, for a server with "
+    "tls.client_ca),\n"
+    "--tls-server-name NAME (the name the server's certificate must carry; default: the target's "
+    "host).\n";
 
 bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options) {
   if (flags.Is("--tls")) {
@@ -68,10 +75,12 @@ bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options) {
   return true;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target, const ClientTlsOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target,
+                                                           const ClientTlsOptions& options) {
   if (!options.enabled) return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   if (options.cert.empty() != options.key.empty()) {
-    return absl::InvalidArgumentError("--tls-cert and --tls-key go together: give both for a client certificate");
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key go together: give both for a client certificate");
   }
   grpc::SslCredentialsOptions ssl;
   if (!options.ca.empty()) {

@@ -28,7 +28,8 @@ struct ServerTlsFiles {
 };
 
 // Insecure credentials when `files.cert` is empty, else TLS (and mTLS with a client CA).
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerTlsFiles& files);
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerTlsFiles& files);
 
 // "plaintext", "TLS" or "mutual TLS, client certificates required", for the server's log.
 std::string DescribeServerTls(const ServerTlsFiles& files);
@@ -48,7 +49,8 @@ bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options);
 extern const char kClientTlsUsage[];
 
 // A channel to `target`, plaintext or TLS per `options`.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target, const ClientTlsOptions& options);
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target,
+                                                           const ClientTlsOptions& options);
 
 }  // namespace fastdiss
 

@@ -2,9 +2,8 @@
 // the test makes, called through a real gRPC client (and its metrics over real HTTP).
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
-
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <atomic>
 #include <csignal>
@@ -38,13 +37,15 @@ using fastdiss::v1::GenerateRequest;
 using fastdiss::v1::GenerateResponse;
 using grpc::health::v1::HealthCheckResponse;
 
-// Long enough for every wait here on a loaded 2-core machine; tests never wait this long when they pass.
+// Long enough for every wait here on a loaded 2-core machine; tests never wait this long when they
+// pass.
 constexpr absl::Duration kPatience = absl::Seconds(120);
 
 // A fastdiss-server child process whose stdout and stderr go to a log file.
 class ServerProcess {
  public:
-  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const std::string& log_path) {
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args,
+                                              const std::string& log_path) {
     std::vector<std::string> argv = {FASTDISS_SERVER_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
     auto server = std::unique_ptr<ServerProcess>(new ServerProcess());
@@ -63,7 +64,8 @@ class ServerProcess {
     while (process_ && absl::Now() < give_up) {
       std::smatch match;
       const std::string log = Log();
-      if (std::regex_search(log, match, re)) return match.size() > 1 ? match[1].str() : match[0].str();
+      if (std::regex_search(log, match, re))
+        return match.size() > 1 ? match[1].str() : match[0].str();
       if (process_->Exited()) return "";
       absl::SleepFor(absl::Milliseconds(5));
     }
@@ -148,7 +150,8 @@ GenerateRequest SlowRequest(uint64_t seed = 1) {
 }
 
 std::string Text(int i) {
-  static const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran"};
+  static const std::vector<std::string> words = {"the", "cat", "sat", "on",
+                                                 "a",   "mat", "dog", "ran"};
   std::string text;
   for (int w = 0; w < 1 + i % 6; ++w) text += (w ? " " : "") + words[(i * 3 + w) % words.size()];
   return text;
@@ -182,8 +185,8 @@ class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    auto tokenizer = Tokenizer::FromSerializedProto(
-        testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
+    auto tokenizer = Tokenizer::FromSerializedProto(testing::TinySentencePieceModel(
+        "abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
     ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
     FastDissModel model = testing::TinyModel(tokenizer->vocab_size());
     ConfigTree metadata;
@@ -199,29 +202,35 @@ class ServerTest : public ::testing::Test {
 
   // Starts a server on the tiny checkpoint with extra "--set" overrides; waits until it is ready.
   // `checkpoint` replaces the tiny checkpoint's directory when given.
-  static std::unique_ptr<ServerProcess> Launch(const std::vector<std::string>& sets, bool wait_ready = true,
+  static std::unique_ptr<ServerProcess> Launch(const std::vector<std::string>& sets,
+                                               bool wait_ready = true,
                                                const std::string& checkpoint = "") {
     static int count = 0;
-    std::vector<std::string> args = {"--model", "tiny=" + (checkpoint.empty() ? dir_->File("tiny") : checkpoint),
-                                     "--port", "0", "--metrics-port", "0",
-                                     "--set", "server.host=127.0.0.1", "--set", "runtime.threads=1"};
+    std::vector<std::string> args = {
+        "--model",        "tiny=" + (checkpoint.empty() ? dir_->File("tiny") : checkpoint),
+        "--port",         "0",
+        "--metrics-port", "0",
+        "--set",          "server.host=127.0.0.1",
+        "--set",          "runtime.threads=1"};
     for (const std::string& s : sets) {
       args.push_back("--set");
       args.push_back(s);
     }
-    auto server = ServerProcess::Start(args, dir_->File("server-" + std::to_string(count++) + ".log"));
+    auto server =
+        ServerProcess::Start(args, dir_->File("server-" + std::to_string(count++) + ".log"));
     EXPECT_TRUE(server->WaitForPorts()) << server->Log();
     if (wait_ready) EXPECT_TRUE(server->WaitUntilReady()) << server->Log();
     return server;
   }
 
   // Sends `requests` concurrently, one thread each; returns the answers in order.
-  static std::vector<std::pair<grpc::Status, GenerateResponse>> Concurrently(Client& client,
-                                                                             const std::vector<GenerateRequest>& requests) {
+  static std::vector<std::pair<grpc::Status, GenerateResponse>> Concurrently(
+      Client& client, const std::vector<GenerateRequest>& requests) {
     std::vector<std::pair<grpc::Status, GenerateResponse>> answers(requests.size());
     std::vector<std::thread> threads;
     for (size_t i = 0; i < requests.size(); ++i) {
-      threads.emplace_back([&, i] { answers[i].first = client.Generate(requests[i], &answers[i].second); });
+      threads.emplace_back(
+          [&, i] { answers[i].first = client.Generate(requests[i], &answers[i].second); });
     }
     for (auto& t : threads) t.join();
     return answers;
@@ -237,8 +246,8 @@ class ServerTest : public ::testing::Test {
 
   // Sends each request alone, then all of them at once, and expects every answer under load to
   // equal the one alone. Returns the token ids answered alone.
-  static std::vector<std::vector<int>> AloneThenUnderLoad(Client& client,
-                                                          const std::vector<GenerateRequest>& requests) {
+  static std::vector<std::vector<int>> AloneThenUnderLoad(
+      Client& client, const std::vector<GenerateRequest>& requests) {
     std::vector<std::vector<int>> alone;
     for (const GenerateRequest& request : requests) {
       GenerateResponse response;
@@ -250,7 +259,8 @@ class ServerTest : public ::testing::Test {
     for (size_t i = 0; i < requests.size(); ++i) {
       EXPECT_TRUE(loaded[i].first.ok()) << i << ": " << loaded[i].first.error_message();
       const GenerateResponse& r = loaded[i].second;
-      EXPECT_EQ(std::vector<int>(r.token_ids().begin(), r.token_ids().end()), alone[i]) << "request " << i;
+      EXPECT_EQ(std::vector<int>(r.token_ids().begin(), r.token_ids().end()), alone[i])
+          << "request " << i;
       EXPECT_EQ(r.steps(), requests[i].steps());
       EXPECT_EQ(r.seed(), requests[i].seed());
       EXPECT_EQ(r.model(), "tiny");
@@ -290,7 +300,8 @@ TEST_F(ServerTest, ReflectionListsTheServices) {
   grpc::CompletionQueue queue;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
   void* tag = nullptr;
   bool ok = false;
   auto await = [&](intptr_t expected) {
@@ -312,7 +323,8 @@ TEST_F(ServerTest, ReflectionListsTheServices) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const grpc::Slice& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  for (const grpc::Slice& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_NE(bytes.find("fastdiss.v1.Generator"), std::string::npos);
   EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
   grpc::Status status;
@@ -404,7 +416,8 @@ TEST_F(ServerTest, StalledStreamReadersHoldOneUpdateEachAndStallNothingElse) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  auto stalled_channel = grpc::CreateCustomChannel(shared_->target(), grpc::InsecureChannelCredentials(), args);
+  auto stalled_channel =
+      grpc::CreateCustomChannel(shared_->target(), grpc::InsecureChannelCredentials(), args);
   auto stub = fastdiss::v1::Generator::NewStub(stalled_channel);
   const std::string ok = "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}";
   const double before = Sample(HttpGet(shared_->metrics_port(), "/metrics"), ok);
@@ -415,7 +428,8 @@ TEST_F(ServerTest, StalledStreamReadersHoldOneUpdateEachAndStallNothingElse) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     contexts.back()->set_deadline(absl::ToChronoTime(absl::Now() + kPatience));
     GenerateRequest request = Request("the cat sat on the mat", 200, 100 + i);
-    readers.push_back(stub->GenerateStream(contexts.back().get(), request));  // started; nothing is read
+    readers.push_back(
+        stub->GenerateStream(contexts.back().get(), request));  // started; nothing is read
   }
   // Another client is answered while the streams sit unread.
   Client other(shared_->target());
@@ -423,7 +437,8 @@ TEST_F(ServerTest, StalledStreamReadersHoldOneUpdateEachAndStallNothingElse) {
   EXPECT_TRUE(other.Generate(Request("the dog", 5, 3), &answer).ok());
   // Every stalled request finishes on the server (OK counted, no rows running) unread.
   EXPECT_TRUE(WaitForMetrics(shared_->metrics_port(), [&](const std::string& m) {
-    return Sample(m, ok) >= before + kStreams + 1 && Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
+    return Sample(m, ok) >= before + kStreams + 1 &&
+           Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
   }));
   // Read now: updates skipped while the writes stalled, the last step and the result intact.
   for (int i = 0; i < kStreams; ++i) {
@@ -463,7 +478,8 @@ TEST_F(ServerTest, ACancelledCallIsAnsweredCancelledAndFreesItsRows) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(WaitForMetrics(shared_->metrics_port(), [&](const std::string& m) {
-    return Sample(m, cancelled) == before + 1 && Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
+    return Sample(m, cancelled) == before + 1 &&
+           Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
   }));
 }
 
@@ -481,36 +497,55 @@ TEST_F(ServerTest, BadInputGetsTheRightCodeAndAClearMessage) {
     return r;
   };
   const std::vector<Case> cases = {
-      {"unknown model", with([](auto* r) { r->set_model("nope"); }), grpc::StatusCode::NOT_FOUND, "unknown model 'nope'"},
-      {"empty text", with([](auto* r) { r->set_text(""); }), grpc::StatusCode::INVALID_ARGUMENT, "empty"},
+      {"unknown model", with([](auto* r) { r->set_model("nope"); }), grpc::StatusCode::NOT_FOUND,
+       "unknown model 'nope'"},
+      {"empty text", with([](auto* r) { r->set_text(""); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "empty"},
       // A string field that only a raw (or C++) client can send: the service parses the bytes
       // itself, so this is not gRPC's bare UNIMPLEMENTED for an unparsable request.
-      {"invalid UTF-8", with([](auto* r) { r->set_text("the \xff\xfe cat"); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "text is not valid UTF-8"},
-      {"whitespace only", with([](auto* r) { r->set_text("   "); }), grpc::StatusCode::INVALID_ARGUMENT, "no tokens"},
+      {"invalid UTF-8", with([](auto* r) { r->set_text("the \xff\xfe cat"); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8"},
+      {"whitespace only", with([](auto* r) { r->set_text("   "); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "no tokens"},
       {"too many tokens", with([](auto* r) { r->set_text(std::string(30, 'q')); }),
        grpc::StatusCode::INVALID_ARGUMENT, "at most 24"},
       {"too many bytes", with([](auto* r) { r->set_text(std::string(70000, 'q')); }),
        grpc::StatusCode::INVALID_ARGUMENT, "bytes"},
-      {"steps 0", with([](auto* r) { r->set_steps(0); }), grpc::StatusCode::INVALID_ARGUMENT, "steps must be in [1, 200]"},
-      {"steps too many", with([](auto* r) { r->set_steps(201); }), grpc::StatusCode::INVALID_ARGUMENT, "steps"},
-      {"negative beam", with([](auto* r) { r->set_length_beam(-1); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "length_beam"},
-      {"beam too wide", with([](auto* r) { r->set_noise_beam(17); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "noise_beam"},
-      {"target length 0", with([](auto* r) { r->set_target_length(0); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "target_length"},
+      {"steps 0", with([](auto* r) { r->set_steps(0); }), grpc::StatusCode::INVALID_ARGUMENT,
+       "steps must be in [1, 200]"},
+      {"steps too many", with([](auto* r) { r->set_steps(201); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "steps"},
+      {"negative beam", with([](auto* r) { r->set_length_beam(-1); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "length_beam"},
+      {"beam too wide", with([](auto* r) { r->set_noise_beam(17); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "noise_beam"},
+      {"target length 0", with([](auto* r) { r->set_target_length(0); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "target_length"},
       {"target length too long", with([](auto* r) { r->set_target_length(25); }),
        grpc::StatusCode::INVALID_ARGUMENT, "target_length"},
-      {"negative early exit", with([](auto* r) { r->set_early_exit_steps(-1); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "early_exit_steps must be in [0, 200]"},
-      {"steps and a range", with([](auto* r) { r->set_min_steps(2); r->set_max_steps(4); }),
+      {"negative early exit", with([](auto* r) { r->set_early_exit_steps(-1); }),
+       grpc::StatusCode::INVALID_ARGUMENT, "early_exit_steps must be in [0, 200]"},
+      {"steps and a range", with([](auto* r) {
+         r->set_min_steps(2);
+         r->set_max_steps(4);
+       }),
        grpc::StatusCode::INVALID_ARGUMENT, "give either steps or min_steps..max_steps"},
-      {"half a range", with([](auto* r) { r->set_steps(0); r->set_max_steps(4); }), grpc::StatusCode::INVALID_ARGUMENT,
-       "needs both min_steps and max_steps"},
-      {"range upside down", with([](auto* r) { r->set_steps(0); r->set_min_steps(5); r->set_max_steps(4); }),
+      {"half a range", with([](auto* r) {
+         r->set_steps(0);
+         r->set_max_steps(4);
+       }),
+       grpc::StatusCode::INVALID_ARGUMENT, "needs both min_steps and max_steps"},
+      {"range upside down", with([](auto* r) {
+         r->set_steps(0);
+         r->set_min_steps(5);
+         r->set_max_steps(4);
+       }),
        grpc::StatusCode::INVALID_ARGUMENT, "1 <= min_steps <= max_steps <= 200"},
-      {"range too long", with([](auto* r) { r->set_steps(0); r->set_min_steps(5); r->set_max_steps(201); }),
+      {"range too long", with([](auto* r) {
+         r->set_steps(0);
+         r->set_min_steps(5);
+         r->set_max_steps(201);
+       }),
        grpc::StatusCode::INVALID_ARGUMENT, "got 5..201"},
       {"oversized message", with([](auto* r) { r->set_text(std::string(2 << 20, 'q')); }),
        grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
@@ -519,7 +554,8 @@ TEST_F(ServerTest, BadInputGetsTheRightCodeAndAClearMessage) {
     GenerateResponse response;
     grpc::Status status = client.Generate(c.request, &response);
     EXPECT_EQ(status.error_code(), c.code) << c.what << ": " << status.error_message();
-    EXPECT_NE(status.error_message().find(c.message), std::string::npos) << c.what << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(c.message), std::string::npos)
+        << c.what << ": " << status.error_message();
   }
   // The server is unharmed.
   GenerateResponse response;
@@ -533,12 +569,17 @@ TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
   const std::string metrics = HttpGet(shared_->metrics_port(), "/metrics");
   for (const std::string family :
        {"fastdiss_request_duration_seconds_bucket{model=\"tiny\",le=\"0.001\"}",
-        "fastdiss_request_duration_seconds_count{model=\"tiny\"}", "fastdiss_queue_duration_seconds_sum{model=\"tiny\"}",
-        "fastdiss_step_duration_seconds_count{model=\"tiny\"}", "fastdiss_batch_rows_count{model=\"tiny\"}",
-        "fastdiss_requests_running{model=\"tiny\"}", "fastdiss_requests_waiting{model=\"tiny\"}",
-        "fastdiss_denoising_steps_total{model=\"tiny\"}", "fastdiss_denoised_tokens_total{model=\"tiny\"}",
-        "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}", "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
-        "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}", "fastdiss_request_steps_total{model=\"tiny\"}",
+        "fastdiss_request_duration_seconds_count{model=\"tiny\"}",
+        "fastdiss_queue_duration_seconds_sum{model=\"tiny\"}",
+        "fastdiss_step_duration_seconds_count{model=\"tiny\"}",
+        "fastdiss_batch_rows_count{model=\"tiny\"}", "fastdiss_requests_running{model=\"tiny\"}",
+        "fastdiss_requests_waiting{model=\"tiny\"}",
+        "fastdiss_denoising_steps_total{model=\"tiny\"}",
+        "fastdiss_denoised_tokens_total{model=\"tiny\"}",
+        "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}",
+        "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}",
+        "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}",
+        "fastdiss_request_steps_total{model=\"tiny\"}",
         "fastdiss_late_request_steps_total{model=\"tiny\"}",
         "fastdiss_requests_total{code=\"NOT_FOUND\",model=\"unknown\"}"}) {
     EXPECT_GE(Sample(metrics, family), 0) << family << " missing from\n" << metrics.substr(0, 2000);
@@ -553,7 +594,8 @@ TEST_F(ServerTest, DeadlinesAnswerDeadlineExceeded) {
   Client client(server->target());
   GenerateResponse response;
   // No client deadline: the server's default bounds the request, checked at every step.
-  EXPECT_EQ(client.Generate(SlowRequest(), &response).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(client.Generate(SlowRequest(), &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
   // A client deadline shorter than the work.
   EXPECT_EQ(client.Generate(SlowRequest(), &response, absl::Milliseconds(20)).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -567,16 +609,21 @@ TEST_F(ServerTest, DeadlinesAnswerDeadlineExceeded) {
 TEST_F(ServerTest, AFullQueueAnswersResourceExhaustedAtOnce) {
   // Deadline-aware admission off: on a slow machine (a sanitizer build) it could refuse the
   // second request at once, predicting it to finish past its deadline, and nothing would wait.
-  auto server = Launch({"engine.policy=none", "engine.max_queued_requests=1", "engine.deadline_aware=false"});
+  auto server =
+      Launch({"engine.policy=none", "engine.max_queued_requests=1", "engine.deadline_aware=false"});
   Client client(server->target());
   const int port = server->metrics_port();
   GenerateResponse a_response, b_response;
   grpc::Status a_status, b_status;
   // EXPECT, not ASSERT: the threads below must be joined however the waits end.
   std::thread a([&] { a_status = client.Generate(SlowRequest(1), &a_response); });
-  EXPECT_TRUE(WaitForMetrics(port, [](const std::string& m) { return Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 1; }));
+  EXPECT_TRUE(WaitForMetrics(port, [](const std::string& m) {
+    return Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 1;
+  }));
   std::thread b([&] { b_status = client.Generate(SlowRequest(2), &b_response); });
-  EXPECT_TRUE(WaitForMetrics(port, [](const std::string& m) { return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") == 1; }));
+  EXPECT_TRUE(WaitForMetrics(port, [](const std::string& m) {
+    return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") == 1;
+  }));
   GenerateResponse response;
   const absl::Time start = absl::Now();
   grpc::Status full = client.Generate(Request("the cat", 1, 1), &response);
@@ -595,13 +642,15 @@ TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRe
   for (int i = 1; i < 40; ++i) warmup += ", 200";
   // Deadline-aware admission off: on a slow machine (a sanitizer build) it refused one of the
   // requests below at once, predicting it past the default deadline; this test is about draining.
-  auto server = Launch({warmup + "]", "server.drain_grace_seconds=100", "engine.deadline_aware=false"},
-                       /*wait_ready=*/false);
+  auto server =
+      Launch({warmup + "]", "server.drain_grace_seconds=100", "engine.deadline_aware=false"},
+             /*wait_ready=*/false);
   Client client(server->target());
   EXPECT_EQ(client.Health(), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(client.Health("fastdiss.v1.Generator"), HealthCheckResponse::NOT_SERVING);
   GenerateResponse response;
-  EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &response).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(server->WaitUntilReady()) << server->Log();
   EXPECT_EQ(client.Health(), HealthCheckResponse::SERVING);
   EXPECT_EQ(client.Health("fastdiss.v1.Generator"), HealthCheckResponse::SERVING);
@@ -612,7 +661,8 @@ TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRe
   std::vector<std::pair<grpc::Status, GenerateResponse>> answers;
   std::thread load([&] { answers = Concurrently(client, requests); });
   ASSERT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) {
-    return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") + Sample(m, "fastdiss_requests_running{model=\"tiny\"}") +
+    return Sample(m, "fastdiss_requests_waiting{model=\"tiny\"}") +
+               Sample(m, "fastdiss_requests_running{model=\"tiny\"}") +
                Sample(m, "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}") >=
            static_cast<double>(requests.size());
   }));
@@ -621,11 +671,13 @@ TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRe
   if (server->Log().find("stopped") == std::string::npos) {  // still draining the slow requests
     EXPECT_EQ(client.Health(), HealthCheckResponse::NOT_SERVING);
     GenerateResponse late;
-    EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &late).error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(client.Generate(Request("the cat", 1, 1), &late).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
   }
   load.join();
   for (size_t i = 0; i < answers.size(); ++i) {
-    EXPECT_TRUE(answers[i].first.ok()) << "request " << i << ": " << answers[i].first.error_message();
+    EXPECT_TRUE(answers[i].first.ok())
+        << "request " << i << ": " << answers[i].first.error_message();
   }
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
@@ -635,7 +687,8 @@ TEST_F(ServerTest, HealthGoesNotServingServingNotServingAndSigtermAnswersEveryRe
 // tokenizing, so "Hello" is not silently read as unknown pieces. A model with the defaults reads
 // text as given.
 TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
-  auto tokenizer = Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz"));
+  auto tokenizer =
+      Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz"));
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   ModelConfig config = testing::TinyConfig(tokenizer->vocab_size());
   config.source_units = "characters";
@@ -643,10 +696,11 @@ TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
   torch::manual_seed(7);
   FastDissModel model(config);
   ASSERT_TRUE(SaveCheckpoint(dir_->File("spelled"), model, *tokenizer, ConfigTree()).ok());
-  auto server = ServerProcess::Start({"--model", "spelled=" + dir_->File("spelled"), "--model",
-                                      "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "0", "--set",
-                                      "server.host=127.0.0.1", "--set", "runtime.threads=1"},
-                                     dir_->File("spelled.log"));
+  auto server =
+      ServerProcess::Start({"--model", "spelled=" + dir_->File("spelled"), "--model",
+                            "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "0",
+                            "--set", "server.host=127.0.0.1", "--set", "runtime.threads=1"},
+                           dir_->File("spelled.log"));
   ASSERT_TRUE(server->WaitForPorts()) << server->Log();
   ASSERT_TRUE(server->WaitUntilReady()) << server->Log();
   Client client(server->target());
@@ -682,7 +736,8 @@ TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
   GenerateResponse response;
   const grpc::Status refused = client.Generate(too_long, &response);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(refused.error_message().find("takes at most 24"), std::string::npos) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("takes at most 24"), std::string::npos)
+      << refused.error_message();
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
@@ -690,31 +745,40 @@ TEST_F(ServerTest, CharacterModelsReadPlainAndSpacedWordsAlike) {
 // Certificates made with openssl for the TLS tests: a CA, a server certificate for localhost and
 // a client certificate signed by it, and a second CA with its own client certificate.
 struct TestCertificates {
-  std::string ca, server_cert, server_key, client_cert, client_key, other_ca, other_client_cert, other_client_key;
+  std::string ca, server_cert, server_key, client_cert, client_key, other_ca, other_client_cert,
+      other_client_key;
 };
 
 bool MakeCertificates(const testing::TempDir& dir, TestCertificates* certs) {
   const std::string d = dir.File("tls");
   const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
   const std::string script =
-      "set -e; mkdir -p " + d + "; cd " + d + "\n" +
-      "openssl req -x509 " + key + " -keyout ca.key -out ca.crt -days 2 -subj /CN=fastdiss-test-ca\n" +
-      "openssl req -x509 " + key + " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca\n" +
-      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext\n" +
-      "openssl req " + key + " -keyout server.key -out server.csr -subj /CN=localhost\n" +
-      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext "
+      "set -e; mkdir -p " + d + "; cd " + d + "\n" + "openssl req -x509 " + key +
+      " -keyout ca.key -out ca.crt -days 2 -subj /CN=fastdiss-test-ca\n" + "openssl req -x509 " +
+      key + " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca\n" +
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext\n" + "openssl req " +
+      key + " -keyout server.key -out server.csr -subj /CN=localhost\n" +
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile "
+      "server.ext "
       "-out server.crt\n" +
-      "openssl req " + key + " -keyout client.key -out client.csr -subj /CN=fastdiss-test-client\n" +
-      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt\n" +
-      "openssl req " + key + " -keyout other-client.key -out other-client.csr -subj /CN=other-client\n" +
-      "openssl x509 -req -in other-client.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial -days 2 "
+      "openssl req " + key +
+      " -keyout client.key -out client.csr -subj /CN=fastdiss-test-client\n" +
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out "
+      "client.crt\n" +
+      "openssl req " + key +
+      " -keyout other-client.key -out other-client.csr -subj /CN=other-client\n" +
+      "openssl x509 -req -in other-client.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial "
+      "-days 2 "
       "-out other-client.crt\n";
   testing::WriteFile(dir.File("make-certs.sh"), script);
-  if (std::system(("bash " + dir.File("make-certs.sh") + " > " + dir.File("make-certs.log") + " 2>&1").c_str()) != 0) {
+  if (std::system(
+          ("bash " + dir.File("make-certs.sh") + " > " + dir.File("make-certs.log") + " 2>&1")
+              .c_str()) != 0) {
     return false;
   }
-  *certs = {d + "/ca.crt",     d + "/server.crt",   d + "/server.key",         d + "/client.crt",
-            d + "/client.key", d + "/other-ca.crt", d + "/other-client.crt", d + "/other-client.key"};
+  *certs = {d + "/ca.crt",           d + "/server.crt",      d + "/server.key",
+            d + "/client.crt",       d + "/client.key",      d + "/other-ca.crt",
+            d + "/other-client.crt", d + "/other-client.key"};
   return true;
 }
 
@@ -729,13 +793,15 @@ Client TlsClient(const std::string& target, const std::string& ca, const std::st
   tls.server_name = "localhost";
   auto channel = MakeChannel(target, tls);
   EXPECT_TRUE(channel.ok()) << channel.status();
-  return Client(channel.ok() ? *channel : grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  return Client(channel.ok() ? *channel
+                             : grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
 }
 
 TEST_F(ServerTest, TlsAnswersTlsClientsAndRefusesPlaintextAndUntrustingOnes) {
   TestCertificates certs;
-  ASSERT_TRUE(MakeCertificates(*dir_, &certs)) << "openssl failed (scripts/install-deps.sh installs it): "
-                                               << testing::ReadFile(dir_->File("make-certs.log"));
+  ASSERT_TRUE(MakeCertificates(*dir_, &certs))
+      << "openssl failed (scripts/install-deps.sh installs it): "
+      << testing::ReadFile(dir_->File("make-certs.log"));
   auto server = Launch({"tls.cert=" + certs.server_cert, "tls.key=" + certs.server_key});
   EXPECT_NE(server->Log().find("(TLS;"), std::string::npos) << server->Log();
   GenerateResponse plain, secure;
@@ -748,9 +814,11 @@ TEST_F(ServerTest, TlsAnswersTlsClientsAndRefusesPlaintextAndUntrustingOnes) {
 
   // Plaintext to the TLS port, and TLS trusting another CA: refused at the handshake, at once.
   GenerateResponse response;
-  const grpc::Status plaintext = Client(server->target()).Generate(Request("the cat", 5, 3), &response);
+  const grpc::Status plaintext =
+      Client(server->target()).Generate(Request("the cat", 5, 3), &response);
   EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE) << plaintext.error_message();
-  const grpc::Status untrusted = TlsClient(server->target(), certs.other_ca).Generate(Request("the cat", 5, 3), &response);
+  const grpc::Status untrusted =
+      TlsClient(server->target(), certs.other_ca).Generate(Request("the cat", 5, 3), &response);
   EXPECT_EQ(untrusted.error_code(), grpc::StatusCode::UNAVAILABLE) << untrusted.error_message();
   // The metrics port stays plain HTTP.
   EXPECT_NE(HttpGet(server->metrics_port(), "/metrics").find("fastdiss_"), std::string::npos);
@@ -761,16 +829,20 @@ TEST_F(ServerTest, TlsAnswersTlsClientsAndRefusesPlaintextAndUntrustingOnes) {
 TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
   TestCertificates certs;
   ASSERT_TRUE(MakeCertificates(*dir_, &certs)) << testing::ReadFile(dir_->File("make-certs.log"));
-  auto server = Launch({"tls.cert=" + certs.server_cert, "tls.key=" + certs.server_key, "tls.client_ca=" + certs.ca});
+  auto server = Launch({"tls.cert=" + certs.server_cert, "tls.key=" + certs.server_key,
+                        "tls.client_ca=" + certs.ca});
   EXPECT_NE(server->Log().find("mutual TLS"), std::string::npos) << server->Log();
   GenerateResponse response;
   const grpc::Status with_cert =
-      TlsClient(server->target(), certs.ca, certs.client_cert, certs.client_key).Generate(Request("the", 2, 1), &response);
+      TlsClient(server->target(), certs.ca, certs.client_cert, certs.client_key)
+          .Generate(Request("the", 2, 1), &response);
   EXPECT_TRUE(with_cert.ok()) << with_cert.error_message() << "\n" << server->Log();
-  const grpc::Status without = TlsClient(server->target(), certs.ca).Generate(Request("the", 2, 1), &response);
+  const grpc::Status without =
+      TlsClient(server->target(), certs.ca).Generate(Request("the", 2, 1), &response);
   EXPECT_EQ(without.error_code(), grpc::StatusCode::UNAVAILABLE) << without.error_message();
-  const grpc::Status foreign = TlsClient(server->target(), certs.ca, certs.other_client_cert, certs.other_client_key)
-                                   .Generate(Request("the", 2, 1), &response);
+  const grpc::Status foreign =
+      TlsClient(server->target(), certs.ca, certs.other_client_cert, certs.other_client_key)
+          .Generate(Request("the", 2, 1), &response);
   EXPECT_EQ(foreign.error_code(), grpc::StatusCode::UNAVAILABLE) << foreign.error_message();
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
@@ -801,8 +873,9 @@ TEST_F(ServerTest, EarlyExitAnswersWithTheStepsItRanAndCountsTheRest) {
   }
   EXPECT_GT(exited, 0) << "no request settled before step 50: the case tests nothing";
   const std::string series = "fastdiss_early_exit_steps_saved_total{model=\"tiny\"}";
-  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == saved; }))
-      << HttpGet(server->metrics_port(), "/metrics");
+  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) {
+    return Sample(m, series) == saved;
+  })) << HttpGet(server->metrics_port(), "/metrics");
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
@@ -841,8 +914,9 @@ TEST_F(ServerTest, AStepRangeRunsAsManyStepsAsTheLatencyTargetAllows) {
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(planned, std::vector<int>(planned.size(), 2));
   const std::string series = "fastdiss_adaptive_steps_given_up_total{model=\"tiny\"}";
-  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) { return Sample(m, series) == 16; }))
-      << HttpGet(server->metrics_port(), "/metrics");
+  EXPECT_TRUE(WaitForMetrics(server->metrics_port(), [&](const std::string& m) {
+    return Sample(m, series) == 16;
+  })) << HttpGet(server->metrics_port(), "/metrics");
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
@@ -851,8 +925,8 @@ TEST_F(ServerTest, AStepRangeRunsAsManyStepsAsTheLatencyTargetAllows) {
 // version folder `number` of `base`, the way a publisher should: complete under a temporary
 // name, then renamed.
 void PublishVersion(const std::string& base, int number, int64_t step, bool broken = false) {
-  auto tokenizer = Tokenizer::FromSerializedProto(
-      testing::TinySentencePieceModel("abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
+  auto tokenizer = Tokenizer::FromSerializedProto(testing::TinySentencePieceModel(
+      "abcdefghijklmnopqrstuvwxyz", {"the", "cat", "sat", "dog", "mat"}));
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   ConfigTree metadata;
   ASSERT_TRUE(metadata.Put("checkpoint.step", step).ok());
@@ -860,7 +934,8 @@ void PublishVersion(const std::string& base, int number, int64_t step, bool brok
   std::filesystem::create_directories(base);
   FastDissModel model = testing::TinyModel(tokenizer->vocab_size());
   ASSERT_TRUE(SaveCheckpoint(staging, model, *tokenizer, metadata).ok());
-  if (broken) std::filesystem::resize_file(staging + "/weights.pt", 100);  // no longer what MANIFEST says
+  if (broken)
+    std::filesystem::resize_file(staging + "/weights.pt", 100);  // no longer what MANIFEST says
   std::filesystem::rename(staging, base + "/" + std::to_string(number));
 }
 
@@ -869,8 +944,10 @@ std::vector<std::string> ListedVersions(Client& client) {
   grpc::ClientContext context;
   fastdiss::v1::ListModelsResponse response;
   std::vector<std::string> versions;
-  if (!client.stub()->ListModels(&context, {}, &response).ok() || response.models_size() != 1) return versions;
-  for (const auto& v : response.models(0).versions()) versions.push_back(v.version() + " " + v.state());
+  if (!client.stub()->ListModels(&context, {}, &response).ok() || response.models_size() != 1)
+    return versions;
+  for (const auto& v : response.models(0).versions())
+    versions.push_back(v.version() + " " + v.state());
   return versions;
 }
 
@@ -890,11 +967,14 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
     load.emplace_back([&, t] {
       for (uint64_t i = 0; !stop; ++i) {
         GenerateResponse response;
-        grpc::Status status = client.Generate(Request(Text(static_cast<int>(i)), 10, 100 * t + i), &response);
-        seen[t].emplace_back(status.error_code(), status.ok() ? response.model_version() : status.error_message());
+        grpc::Status status =
+            client.Generate(Request(Text(static_cast<int>(i)), 10, 100 * t + i), &response);
+        seen[t].emplace_back(status.error_code(),
+                             status.ok() ? response.model_version() : status.error_message());
         if (status.ok() && response.model_version().size() >= 9) {
           const int step = std::stoi(response.model_version().substr(5, 4));
-          for (int seen_step = newest; step > seen_step && !newest.compare_exchange_weak(seen_step, step);) {
+          for (int seen_step = newest;
+               step > seen_step && !newest.compare_exchange_weak(seen_step, step);) {
           }
         }
       }
@@ -920,7 +1000,8 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
   };
   auto available = [](const std::string& step) {
     return [step](const std::vector<std::string>& v) {
-      return !v.empty() && v[0].rfind("step-" + step + "-", 0) == 0 && v[0].find(" AVAILABLE") != std::string::npos;
+      return !v.empty() && v[0].rfind("step-" + step + "-", 0) == 0 &&
+             v[0].find(" AVAILABLE") != std::string::npos;
     };
   };
   // Each version answers calls before the next is published, however slow the machine.
@@ -966,26 +1047,31 @@ TEST_F(ServerTest, NewModelVersionsReplaceTheOldUnderLoadWithoutAFailedCall) {
 }
 
 TEST_F(ServerTest, BadConfigOrCheckpointStopsTheServerWithAClearMessage) {
-  auto unknown_key = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "engine.max_rows=3"},
-                                          dir_->File("bad-key.log"));
+  auto unknown_key =
+      ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "engine.max_rows=3"},
+                           dir_->File("bad-key.log"));
   EXPECT_EQ(unknown_key->Wait(), 2);
   EXPECT_NE(unknown_key->Log().find("engine.max_rows"), std::string::npos) << unknown_key->Log();
-  auto missing = ServerProcess::Start({"--model", "tiny=" + dir_->File("missing"), "--port", "0", "--metrics-port", "-1"},
-                                      dir_->File("missing.log"));
+  auto missing = ServerProcess::Start(
+      {"--model", "tiny=" + dir_->File("missing"), "--port", "0", "--metrics-port", "-1"},
+      dir_->File("missing.log"));
   EXPECT_EQ(missing->Wait(), 1);
   EXPECT_NE(missing->Log().find("model 'tiny'"), std::string::npos) << missing->Log();
-  // TLS: a key without its certificate is bad config; an unreadable or non-PEM file stops the start.
-  auto half = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "tls.key=/x.key"},
-                                   dir_->File("tls-half.log"));
+  // TLS: a key without its certificate is bad config; an unreadable or non-PEM file stops the
+  // start.
+  auto half =
+      ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--set", "tls.key=/x.key"},
+                           dir_->File("tls-half.log"));
   EXPECT_EQ(half->Wait(), 2);
   EXPECT_NE(half->Log().find("tls.cert and tls.key go together"), std::string::npos) << half->Log();
   testing::WriteFile(dir_->File("not-pem.crt"), "not a certificate");
-  auto not_pem = ServerProcess::Start({"--model", "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "-1",
-                                       "--set", "tls.cert=" + dir_->File("not-pem.crt"), "--set",
-                                       "tls.key=" + dir_->File("no-such.key")},
-                                      dir_->File("tls-bad.log"));
+  auto not_pem = ServerProcess::Start(
+      {"--model", "tiny=" + dir_->File("tiny"), "--port", "0", "--metrics-port", "-1", "--set",
+       "tls.cert=" + dir_->File("not-pem.crt"), "--set", "tls.key=" + dir_->File("no-such.key")},
+      dir_->File("tls-bad.log"));
   EXPECT_EQ(not_pem->Wait(), 1);
-  EXPECT_NE(not_pem->Log().find("tls.cert: '" + dir_->File("not-pem.crt") + "' is not a PEM file"), std::string::npos)
+  EXPECT_NE(not_pem->Log().find("tls.cert: '" + dir_->File("not-pem.crt") + "' is not a PEM file"),
+            std::string::npos)
       << not_pem->Log();
 }
 

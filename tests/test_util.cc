@@ -62,7 +62,8 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, error);
 }
 
-std::string TinySentencePieceModel(const std::string& characters, const std::vector<std::string>& words) {
+std::string TinySentencePieceModel(const std::string& characters,
+                                   const std::vector<std::string>& words) {
   constexpr int kNormal = 1, kUnknown = 2, kControl = 3;
   std::string model;
   BytesField(1, Piece("<pad>", 0, kControl), &model);
@@ -71,7 +72,8 @@ std::string TinySentencePieceModel(const std::string& characters, const std::vec
   BytesField(1, Piece("</s>", 0, kControl), &model);
   BytesField(1, Piece("\xE2\x96\x81", -2.0f, kNormal), &model);
   for (char c : characters) BytesField(1, Piece(std::string(1, c), -3.0f, kNormal), &model);
-  for (const std::string& word : words) BytesField(1, Piece("\xE2\x96\x81" + word, -1.0f, kNormal), &model);
+  for (const std::string& word : words)
+    BytesField(1, Piece("\xE2\x96\x81" + word, -1.0f, kNormal), &model);
   std::string trainer;
   VarintField(3, 1, &trainer);   // model_type UNIGRAM
   VarintField(40, 1, &trainer);  // unk_id

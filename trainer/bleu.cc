@@ -187,12 +187,12 @@ int64_t ClosestRefLen(int64_t hyp_len, const std::vector<int64_t>& ref_lens) {
 absl::Status ValidateOptions(const BleuOptions& options) {
   if (options.max_ngram_order < 1) {
     return absl::InvalidArgumentError("max_ngram_order must be at least 1, got " +
-                                std::to_string(options.max_ngram_order));
+                                      std::to_string(options.max_ngram_order));
   }
   if (options.smooth_value.has_value() &&
       !(std::isfinite(*options.smooth_value) && *options.smooth_value >= 0.0)) {
     return absl::InvalidArgumentError("smooth_value must be finite and non-negative, got " +
-                                std::to_string(*options.smooth_value));
+                                      std::to_string(*options.smooth_value));
   }
   return absl::OkStatus();
 }
@@ -241,7 +241,7 @@ absl::StatusOr<BleuSmoothing> ParseBleuSmoothing(std::string_view name) {
     if (name == BleuSmoothingName(m)) return m;
   }
   return absl::InvalidArgumentError("BLEU smoothing must be one of exp, none, floor, add-k; got '" +
-                              std::string(name) + "'");
+                                    std::string(name) + "'");
 }
 
 const char* BleuTokenizeName(BleuTokenize tokenize) {
@@ -258,8 +258,8 @@ absl::StatusOr<BleuTokenize> ParseBleuTokenize(std::string_view name) {
   for (BleuTokenize t : {BleuTokenize::k13a, BleuTokenize::kNone}) {
     if (name == BleuTokenizeName(t)) return t;
   }
-  return absl::InvalidArgumentError("BLEU tokenizer must be 13a or none; got '" + std::string(name) +
-                              "'");
+  return absl::InvalidArgumentError("BLEU tokenizer must be 13a or none; got '" +
+                                    std::string(name) + "'");
 }
 
 BleuStats& BleuStats::operator+=(const BleuStats& other) {
@@ -323,15 +323,16 @@ std::string Tokenize13a(std::string_view line) {
 }
 
 absl::StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
-                                    const std::vector<std::vector<std::string>>& ref_streams,
-                                    const BleuOptions& options) {
+                                          const std::vector<std::vector<std::string>>& ref_streams,
+                                          const BleuOptions& options) {
   FASTDISS_RETURN_IF_ERROR(ValidateOptions(options));
   if (ref_streams.empty()) return absl::InvalidArgumentError("no reference streams given");
   for (size_t k = 0; k < ref_streams.size(); ++k) {
     if (ref_streams[k].size() != hyps.size()) {
       return absl::InvalidArgumentError("reference stream " + std::to_string(k) + " has " +
-                                  std::to_string(ref_streams[k].size()) + " lines but there are " +
-                                  std::to_string(hyps.size()) + " hypotheses");
+                                        std::to_string(ref_streams[k].size()) +
+                                        " lines but there are " + std::to_string(hyps.size()) +
+                                        " hypotheses");
     }
   }
   const int max_order = options.max_ngram_order;
@@ -352,7 +353,8 @@ absl::StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
       }
     }
     if (ref_lens.empty()) {
-      return absl::InvalidArgumentError("segment " + std::to_string(i) + " has no non-empty reference");
+      return absl::InvalidArgumentError("segment " + std::to_string(i) +
+                                        " has no non-empty reference");
     }
     const int segment_refs = static_cast<int>(ref_lens.size());
     if (i == 0) {
@@ -381,9 +383,10 @@ absl::StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions&
   const int max_order = options.max_ngram_order;
   if (stats.correct.size() != static_cast<size_t>(max_order) ||
       stats.total.size() != static_cast<size_t>(max_order)) {
-    return absl::InvalidArgumentError("BLEU statistics have " + std::to_string(stats.correct.size()) +
-                                " and " + std::to_string(stats.total.size()) +
-                                " orders, max_ngram_order is " + std::to_string(max_order));
+    return absl::InvalidArgumentError("BLEU statistics have " +
+                                      std::to_string(stats.correct.size()) + " and " +
+                                      std::to_string(stats.total.size()) +
+                                      " orders, max_ngram_order is " + std::to_string(max_order));
   }
   const double smooth_value =
       options.smooth_value.value_or(DefaultSmoothValue(options.smooth_method));
@@ -452,9 +455,9 @@ std::string BleuSignature(const BleuOptions& options, int num_refs) {
          "|version:" + kSacreBleuVersion;
 }
 
-absl::StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
-                                       const std::vector<std::vector<std::string>>& ref_streams,
-                                       const BleuOptions& options) {
+absl::StatusOr<BleuScore> CorpusBleuMultiRef(
+    const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& ref_streams,
+    const BleuOptions& options) {
   if (hyps.empty()) return absl::InvalidArgumentError("corpus BLEU needs at least one hypothesis");
   FASTDISS_ASSIGN_OR_RETURN(BleuStats stats, CorpusBleuStats(hyps, ref_streams, options));
   FASTDISS_ASSIGN_OR_RETURN(BleuScore score, ComputeBleu(stats, options));
@@ -463,7 +466,8 @@ absl::StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyp
 }
 
 absl::StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
-                               const std::vector<std::string>& refs, const BleuOptions& options) {
+                                     const std::vector<std::string>& refs,
+                                     const BleuOptions& options) {
   return CorpusBleuMultiRef(hyps, {refs}, options);
 }
 
@@ -485,11 +489,11 @@ int64_t EditDistance(const std::vector<std::string_view>& hyp,
 }
 
 absl::StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
-                                  const std::vector<std::string>& refs) {
+                                        const std::vector<std::string>& refs) {
   if (hyps.size() != refs.size()) {
     return absl::InvalidArgumentError("PER needs one reference per hypothesis, got " +
-                                std::to_string(hyps.size()) + " hypotheses and " +
-                                std::to_string(refs.size()) + " references");
+                                      std::to_string(hyps.size()) + " hypotheses and " +
+                                      std::to_string(refs.size()) + " references");
   }
   int64_t edits = 0;
   int64_t ref_tokens = 0;
@@ -504,11 +508,11 @@ absl::StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
 }
 
 absl::StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
-                               const std::vector<std::string>& refs) {
+                                     const std::vector<std::string>& refs) {
   if (hyps.size() != refs.size()) {
     return absl::InvalidArgumentError("WER needs one reference per hypothesis, got " +
-                                std::to_string(hyps.size()) + " hypotheses and " +
-                                std::to_string(refs.size()) + " references");
+                                      std::to_string(hyps.size()) + " hypotheses and " +
+                                      std::to_string(refs.size()) + " references");
   }
   if (refs.empty()) return absl::InvalidArgumentError("WER is undefined: there are no references");
   int64_t wrong = 0;

@@ -84,18 +84,18 @@ std::vector<std::string_view> SplitPyWhitespace(std::string_view text);
 
 // One reference per hypothesis.
 absl::StatusOr<BleuScore> CorpusBleu(const std::vector<std::string>& hyps,
-                               const std::vector<std::string>& refs,
-                               const BleuOptions& options = {});
+                                     const std::vector<std::string>& refs,
+                                     const BleuOptions& options = {});
 
 // sacreBLEU's layout: ref_streams[k][i] is the k-th reference of hypothesis i. Empty strings are
 // missing references; every hypothesis needs at least one.
-absl::StatusOr<BleuScore> CorpusBleuMultiRef(const std::vector<std::string>& hyps,
-                                       const std::vector<std::vector<std::string>>& ref_streams,
-                                       const BleuOptions& options = {});
+absl::StatusOr<BleuScore> CorpusBleuMultiRef(
+    const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& ref_streams,
+    const BleuOptions& options = {});
 
 absl::StatusOr<BleuStats> CorpusBleuStats(const std::vector<std::string>& hyps,
-                                    const std::vector<std::vector<std::string>>& ref_streams,
-                                    const BleuOptions& options = {});
+                                          const std::vector<std::vector<std::string>>& ref_streams,
+                                          const BleuOptions& options = {});
 
 // sacreBLEU's BLEU.compute_bleu: the score from (summed) statistics. No signature.
 absl::StatusOr<BleuScore> ComputeBleu(const BleuStats& stats, const BleuOptions& options = {});
@@ -109,12 +109,12 @@ int64_t EditDistance(const std::vector<std::string_view>& hyp,
 
 // Total edit distance over whitespace tokens / total reference tokens (a fraction, not percent).
 absl::StatusOr<double> PhonemeErrorRate(const std::vector<std::string>& hyps,
-                                  const std::vector<std::string>& refs);
+                                        const std::vector<std::string>& refs);
 
 // Share of hypotheses whose whitespace tokens differ from their reference's in any way (g2p's
 // word error rate: the whole pronunciation is wrong). A fraction, not percent.
 absl::StatusOr<double> WordErrorRate(const std::vector<std::string>& hyps,
-                               const std::vector<std::string>& refs);
+                                     const std::vector<std::string>& refs);
 
 }  // namespace fastdiss
 

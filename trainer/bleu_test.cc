@@ -123,7 +123,8 @@ TEST(CorpusBleuTest, SacreBleuStatisticsAndOffsetCases) {
 TEST(ComputeBleuTest, SacreBleuScoringCase) {
   BleuOptions options;
   options.smooth_method = BleuSmoothing::kNone;
-  absl::StatusOr<BleuScore> score = ComputeBleu(Stats({9, 7, 5, 3}, {10, 8, 6, 4}, 11, 11), options);
+  absl::StatusOr<BleuScore> score =
+      ComputeBleu(Stats({9, 7, 5, 3}, {10, 8, 6, 4}, 11, 11), options);
   ASSERT_TRUE(score.ok()) << score.status();
   EXPECT_NEAR(score->score / 100, 0.8375922397, kEpsilon);
   EXPECT_TRUE(score->signature.empty());
@@ -290,7 +291,8 @@ TEST(CorpusBleuTest, RejectsBadInput) {
   negative.smooth_value = -0.1;
   EXPECT_EQ(CorpusBleu({"a"}, {"a"}, negative).status().code(), absl::StatusCode::kInvalidArgument);
 
-  EXPECT_EQ(ComputeBleu(Stats({1, 1}, {1, 1}, 2, 2)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ComputeBleu(Stats({1, 1}, {1, 1}, 2, 2)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(BleuNamesTest, ParseRoundTrips) {
@@ -362,15 +364,17 @@ TEST(PhonemeErrorRateTest, IsTotalEditsOverTotalReferenceTokens) {
   ASSERT_TRUE(per.ok()) << per.status();
   EXPECT_DOUBLE_EQ(per.value(), 3.0 / 13.0);  // 0 + 1 + 2 edits over 6 + 4 + 3 tokens
 
-  EXPECT_EQ(PhonemeErrorRate({"a"}, {"a", "b"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PhonemeErrorRate({"a"}, {"a", "b"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PhonemeErrorRate({"a"}, {" "}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(WordErrorRateTest, CountsWholeSequencesThatDifferAtAll) {
   absl::StatusOr<double> wer = WordErrorRate({"k eh m b ax l", "k ae t", "d  ao g", "b"},
-                                       {"k eh m b ax l", "k ae t s", "d ao g", "p"});
+                                             {"k eh m b ax l", "k ae t s", "d ao g", "p"});
   ASSERT_TRUE(wer.ok()) << wer.status();
-  EXPECT_DOUBLE_EQ(wer.value(), 2.0 / 4.0);  // extra spaces are no error; a missing or wrong token is
+  EXPECT_DOUBLE_EQ(wer.value(),
+                   2.0 / 4.0);  // extra spaces are no error; a missing or wrong token is
 
   EXPECT_EQ(WordErrorRate({"a"}, {"a", "b"}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(WordErrorRate({}, {}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -18,7 +18,7 @@ absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!IsValidUtf8(line)) {
       return absl::InvalidArgumentError("'" + path + "' line " + std::to_string(lines.size() + 1) +
-                                  " is not valid UTF-8");
+                                        " is not valid UTF-8");
     }
     lines.push_back(std::move(line));
   }
@@ -27,24 +27,26 @@ absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
 }
 
 absl::StatusOr<ParallelText> ReadParallelText(const std::string& source_path,
-                                        const std::string& target_path) {
+                                              const std::string& target_path) {
   ParallelText text;
   FASTDISS_ASSIGN_OR_RETURN(text.source, ReadLines(source_path));
   FASTDISS_ASSIGN_OR_RETURN(text.target, ReadLines(target_path));
   if (text.source.size() != text.target.size()) {
-    return absl::InvalidArgumentError("'" + source_path + "' has " + std::to_string(text.source.size()) +
-                                " lines but '" + target_path + "' has " +
-                                std::to_string(text.target.size()));
+    return absl::InvalidArgumentError("'" + source_path + "' has " +
+                                      std::to_string(text.source.size()) + " lines but '" +
+                                      target_path + "' has " + std::to_string(text.target.size()));
   }
   return text;
 }
 
-TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, const SourceRule& source_rule,
-                       int max_source_tokens, int max_target_tokens) {
+TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer,
+                       const SourceRule& source_rule, int max_source_tokens,
+                       int max_target_tokens) {
   TokenizedData data;
   data.examples.reserve(text.source.size());
   for (size_t i = 0; i < text.source.size(); ++i) {
-    Example example{tokenizer.Encode(PrepareSource(text.source[i], source_rule)), tokenizer.Encode(text.target[i])};
+    Example example{tokenizer.Encode(PrepareSource(text.source[i], source_rule)),
+                    tokenizer.Encode(text.target[i])};
     if (example.source.empty() || example.target.empty()) {
       ++data.skipped_empty;
     } else if (static_cast<int>(example.source.size()) > max_source_tokens ||

@@ -21,7 +21,8 @@ struct ParallelText {
 
 // Reads two line-aligned UTF-8 files; different line counts or invalid UTF-8 are errors that name
 // the file and line.
-absl::StatusOr<ParallelText> ReadParallelText(const std::string& source_path, const std::string& target_path);
+absl::StatusOr<ParallelText> ReadParallelText(const std::string& source_path,
+                                              const std::string& target_path);
 absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path);
 
 struct Example {
@@ -35,9 +36,10 @@ struct TokenizedData {
   int64_t skipped_empty = 0;
 };
 
-// Sources go through PrepareSource(source, source_rule) first (the model's ModelConfig::source_rule()).
-TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer, const SourceRule& source_rule,
-                       int max_source_tokens, int max_target_tokens);
+// Sources go through PrepareSource(source, source_rule) first (the model's
+// ModelConfig::source_rule()).
+TokenizedData Tokenize(const ParallelText& text, const Tokenizer& tokenizer,
+                       const SourceRule& source_rule, int max_source_tokens, int max_target_tokens);
 
 // Batches of example indices for one epoch: examples sorted by length (ties broken by a seeded
 // shuffle), cut greedily so that rows x (longest source + longest target) <= max_tokens, and the

@@ -35,7 +35,8 @@ TEST(DataTest, ReadsAlignedFilesAndRejectsBadOnes) {
 }
 
 TEST(DataTest, TokenizeSkipsAndCountsUnusablePairs) {
-  Tokenizer tokenizer = std::move(Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefgh")).value());
+  Tokenizer tokenizer = std::move(
+      Tokenizer::FromSerializedProto(testing::TinySentencePieceModel("abcdefgh")).value());
   ParallelText text{{"abc", "", "abcdefgh abcdefgh", "a"}, {"cab", "x", "a", ""}};
   TokenizedData data = Tokenize(text, tokenizer, SourceRule(), 10, 10);
   EXPECT_EQ(data.examples.size(), 1u);

@@ -26,8 +26,9 @@ absl::Status ReadIntVariable(const char* name, int lo, int hi, int* out, bool* p
   char* end = nullptr;
   const long parsed = std::strtol(value, &end, 10);
   if (*end != '\0' || parsed < lo || parsed > hi) {
-    return absl::InvalidArgumentError(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "], got '" + value + "'");
+    return absl::InvalidArgumentError(std::string(name) + " must be an integer in [" +
+                                      std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
+                                      value + "'");
   }
   *out = static_cast<int>(parsed);
   return absl::OkStatus();
@@ -51,7 +52,9 @@ void Unflatten(const torch::Tensor& flat, const std::vector<torch::Tensor>& tens
 
 }  // namespace
 
-const char* CommBackendName(CommBackend backend) { return backend == CommBackend::kNccl ? "NCCL" : "Gloo"; }
+const char* CommBackendName(CommBackend backend) {
+  return backend == CommBackend::kNccl ? "NCCL" : "Gloo";
+}
 
 bool HasCommBackend(CommBackend backend) {
 #ifdef FASTDISS_WITH_GLOO
@@ -68,14 +71,19 @@ absl::StatusOr<DistributedEnv> DistributedEnvFromEnvironment() {
   bool has_rank = false, has_local_rank = false, has_port = false;
   FASTDISS_RETURN_IF_ERROR(ReadIntVariable("WORLD_SIZE", 1, 65536, &env.world_size, &env.launched));
   FASTDISS_RETURN_IF_ERROR(ReadIntVariable("RANK", 0, env.world_size - 1, &env.rank, &has_rank));
-  FASTDISS_RETURN_IF_ERROR(ReadIntVariable("LOCAL_RANK", 0, 65535, &env.local_rank, &has_local_rank));
+  FASTDISS_RETURN_IF_ERROR(
+      ReadIntVariable("LOCAL_RANK", 0, 65535, &env.local_rank, &has_local_rank));
   FASTDISS_RETURN_IF_ERROR(ReadIntVariable("MASTER_PORT", 1, 65535, &env.master_port, &has_port));
   if (!has_local_rank) env.local_rank = env.rank;
-  if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') env.master_addr = addr;
+  if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0')
+    env.master_addr = addr;
   if (env.launched) {
-    if (!has_rank) return absl::InvalidArgumentError("WORLD_SIZE is " + std::to_string(env.world_size) + " but RANK is not set");
+    if (!has_rank)
+      return absl::InvalidArgumentError("WORLD_SIZE is " + std::to_string(env.world_size) +
+                                        " but RANK is not set");
     if (std::getenv("MASTER_ADDR") == nullptr || !has_port) {
-      return absl::InvalidArgumentError("WORLD_SIZE is set, so MASTER_ADDR and MASTER_PORT (rank 0's address) must be too");
+      return absl::InvalidArgumentError(
+          "WORLD_SIZE is set, so MASTER_ADDR and MASTER_PORT (rank 0's address) must be too");
     }
   }
   return env;
@@ -108,18 +116,21 @@ struct Communicator::Impl {
 struct Communicator::Impl {};
 #endif
 
-Communicator::Communicator(DistributedEnv env, CommBackend backend) : env_(std::move(env)), backend_(backend) {}
+Communicator::Communicator(DistributedEnv env, CommBackend backend)
+    : env_(std::move(env)), backend_(backend) {}
 Communicator::~Communicator() = default;
 
-absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const DistributedEnv& env, CommBackend backend,
-                                                              std::chrono::milliseconds timeout) {
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
+    const DistributedEnv& env, CommBackend backend, std::chrono::milliseconds timeout) {
   std::unique_ptr<Communicator> comm(new Communicator(env, backend));
   if (!env.launched) return comm;
   if (!HasCommBackend(backend)) {
-    return absl::FailedPreconditionError(std::string("torch.distributed over ") + CommBackendName(backend) +
-                                   " asked for (WORLD_SIZE is set), but this build has no " + CommBackendName(backend) +
-                                   (backend == CommBackend::kNccl ? " (it needs a LibTorch with CUDA and NCCL's header)"
-                                                                  : " (built with FASTDISS_DISTRIBUTED=OFF or without gloo's headers)"));
+    return absl::FailedPreconditionError(
+        std::string("torch.distributed over ") + CommBackendName(backend) +
+        " asked for (WORLD_SIZE is set), but this build has no " + CommBackendName(backend) +
+        (backend == CommBackend::kNccl
+             ? " (it needs a LibTorch with CUDA and NCCL's header)"
+             : " (built with FASTDISS_DISTRIBUTED=OFF or without gloo's headers)"));
   }
 #ifdef FASTDISS_HAS_C10D
   try {
@@ -135,22 +146,26 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(const Distri
     if (backend == CommBackend::kGloo) {
       auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
       const bool loopback = env.master_addr == "localhost" || env.master_addr.rfind("127.", 0) == 0;
-      gloo->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                       : c10d::ProcessGroupGloo::createDefaultDevice());
-      impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, gloo);
+      gloo->devices.push_back(loopback
+                                  ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                  : c10d::ProcessGroupGloo::createDefaultDevice());
+      impl->gloo =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, gloo);
     }
 #endif
 #ifdef FASTDISS_WITH_NCCL
     if (backend == CommBackend::kNccl) {
       auto nccl = c10d::ProcessGroupNCCL::Options::create();
       nccl->timeout = timeout;
-      impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, nccl);
+      impl->nccl =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, nccl);
     }
 #endif
     comm->impl_ = std::move(impl);
   } catch (const std::exception& e) {
-    return absl::Status(absl::StatusCode::kUnavailable, "torch.distributed rendezvous at " + env.master_addr + ":" +
-                                                std::to_string(env.master_port) + " failed: " + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable,
+                        "torch.distributed rendezvous at " + env.master_addr + ":" +
+                            std::to_string(env.master_port) + " failed: " + e.what());
   }
 #endif
   return comm;
@@ -164,7 +179,8 @@ absl::Status Communicator::AllReduceSum(const std::vector<torch::Tensor>& tensor
     impl_->WithGroup([&](auto& group) { group.allreduce(message)->wait(); });
     Unflatten(message[0], tensors);
   } catch (const std::exception& e) {
-    return absl::Status(absl::StatusCode::kUnavailable, std::string("all-reduce failed: ") + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable,
+                        std::string("all-reduce failed: ") + e.what());
   }
 #endif
   return absl::OkStatus();
@@ -180,7 +196,8 @@ absl::Status Communicator::Broadcast(const std::vector<torch::Tensor>& tensors, 
     impl_->WithGroup([&](auto& group) { group.broadcast(message, options)->wait(); });
     Unflatten(message[0], tensors);
   } catch (const std::exception& e) {
-    return absl::Status(absl::StatusCode::kUnavailable, std::string("broadcast failed: ") + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable,
+                        std::string("broadcast failed: ") + e.what());
   }
 #endif
   return absl::OkStatus();
@@ -198,7 +215,8 @@ absl::Status Communicator::BroadcastBytes(std::string* bytes, const std::string&
       bytes->assign(value.begin(), value.end());
     }
   } catch (const std::exception& e) {
-    return absl::Status(absl::StatusCode::kUnavailable, "sharing '" + key + "' failed: " + e.what());
+    return absl::Status(absl::StatusCode::kUnavailable,
+                        "sharing '" + key + "' failed: " + e.what());
   }
 #endif
   return absl::OkStatus();

@@ -3,7 +3,8 @@
 // c10d TCPStore for the rendezvous; tensors travel over a ProcessGroupGloo (CPU tensors) or a
 // ProcessGroupNCCL (CUDA tensors; needs a LibTorch with CUDA and NCCL's header at build time).
 // Launched by torchrun (WORLD_SIZE set), it joins a process group even of one process, as
-// torch.distributed does; without WORLD_SIZE it is a single process and every collective is a no-op.
+// torch.distributed does; without WORLD_SIZE it is a single process and every collective is a
+// no-op.
 //
 // Collectives block until every rank has called them (or the timeout passes, an error); all ranks
 // must make the same calls in the same order. Used by one thread.
@@ -25,7 +26,7 @@ struct DistributedEnv {
   bool launched = false;  // WORLD_SIZE was set: join a process group
   int world_size = 1;
   int rank = 0;
-  int local_rank = 0;     // this rank's GPU on its machine (LOCAL_RANK; default RANK)
+  int local_rank = 0;  // this rank's GPU on its machine (LOCAL_RANK; default RANK)
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
 };
@@ -43,8 +44,9 @@ class Communicator {
  public:
   // Connects to the other ranks (blocks until all have joined or `timeout` passes).
   // FAILED_PRECONDITION when this build lacks `backend`.
-  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env, CommBackend backend,
-                                                         std::chrono::milliseconds timeout);
+  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistributedEnv& env,
+                                                               CommBackend backend,
+                                                               std::chrono::milliseconds timeout);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;

@@ -1,6 +1,6 @@
 // fastdiss-eval --checkpoint DIR --source FILE --reference FILE [--steps 1,2,5,10,20] [--json]:
-// BLEU (sacreBLEU-compatible), phoneme and word error rates and sentences/s per K, and the approximation
-// gap of docs/method.md section 7.
+// BLEU (sacreBLEU-compatible), phoneme and word error rates and sentences/s per K, and the
+// approximation gap of docs/method.md section 7.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -26,7 +26,8 @@ constexpr char kUsage[] =
     "  --length-beam N      length candidates (default 1)\n"
     "  --noise-beam N       noise candidates per length (default 1)\n"
     "  --ddim               DDIM updates instead of the DDPM posterior\n"
-    "  --early-exit-steps N stop a sentence once its rounding has not changed for N steps (default 0: off)\n"
+    "  --early-exit-steps N stop a sentence once its rounding has not changed for N steps (default "
+    "0: off)\n"
     "  --seed S             seed of sentence i is S + i (default 1)\n"
     "  --max-rows N         rows per decoding batch (default 256)\n"
     "  --limit N            evaluate the first N lines only (default all)\n"
@@ -90,7 +91,8 @@ int main(int argc, char** argv) {
     }
   }
   if (checkpoint.empty() || source_path.empty() || reference_path.empty()) {
-    std::cerr << "fastdiss-eval: --checkpoint, --source and --reference are required (see --help)\n";
+    std::cerr
+        << "fastdiss-eval: --checkpoint, --source and --reference are required (see --help)\n";
     return 2;
   }
   fastdiss::RuntimeOptions runtime;
@@ -115,7 +117,8 @@ int main(int argc, char** argv) {
     text->source.resize(limit);
     text->target.resize(limit);
   }
-  auto schedule = fastdiss::NoiseSchedule::Create({loaded->config.num_timesteps, loaded->config.noise_factor});
+  auto schedule =
+      fastdiss::NoiseSchedule::Create({loaded->config.num_timesteps, loaded->config.noise_factor});
   if (!schedule.ok()) {
     std::cerr << "fastdiss-eval: " << schedule.status() << "\n";
     return 1;
@@ -127,8 +130,8 @@ int main(int argc, char** argv) {
   options.seed = static_cast<uint64_t>(seed);
   options.rule = ddim ? fastdiss::UpdateRule::kDdim : fastdiss::UpdateRule::kDdpm;
   options.early_exit_steps = static_cast<int>(early_exit_steps);
-  auto results = fastdiss::EvaluateSteps(sampler, loaded->tokenizer, text->source, text->target, steps,
-                                         options, static_cast<int>(max_rows));
+  auto results = fastdiss::EvaluateSteps(sampler, loaded->tokenizer, text->source, text->target,
+                                         steps, options, static_cast<int>(max_rows));
   if (!results.ok()) {
     std::cerr << "fastdiss-eval: " << results.status() << "\n";
     return 1;
@@ -140,16 +143,19 @@ int main(int argc, char** argv) {
       gap_text.source.resize(gap_sentences);
       gap_text.target.resize(gap_sentences);
     }
-    auto examples = fastdiss::Tokenize(gap_text, loaded->tokenizer, loaded->config.source_rule(),
-                                       loaded->config.max_source_tokens,
-                                       loaded->config.max_target_tokens).examples;
+    auto examples =
+        fastdiss::Tokenize(gap_text, loaded->tokenizer, loaded->config.source_rule(),
+                           loaded->config.max_source_tokens, loaded->config.max_target_tokens)
+            .examples;
     if (examples.empty()) {
-      std::cerr << "fastdiss-eval: no pair fits the model's length limits; skipping the approximation gap\n";
+      std::cerr << "fastdiss-eval: no pair fits the model's length limits; skipping the "
+                   "approximation gap\n";
       gap_steps.clear();
     }
     for (int64_t k : gap_steps) {
-      auto gap = fastdiss::ApproximationGap(loaded->model, *schedule, examples, static_cast<int>(k),
-                                            static_cast<int>(max_rows), static_cast<uint64_t>(seed));
+      auto gap =
+          fastdiss::ApproximationGap(loaded->model, *schedule, examples, static_cast<int>(k),
+                                     static_cast<int>(max_rows), static_cast<uint64_t>(seed));
       if (!gap.ok()) {
         std::cerr << "fastdiss-eval: " << gap.status() << "\n";
         return 1;
@@ -192,12 +198,14 @@ int main(int argc, char** argv) {
   std::printf("%zu sentences, %s\n", text->source.size(), results->front().bleu.signature.c_str());
   std::printf("%6s %8s %8s %8s %12s %10s\n", "steps", "BLEU", "PER", "WER", "sent/s", "steps run");
   for (const auto& r : *results) {
-    std::printf("%6d %8.2f %8.4f %8.4f %12.1f %10.2f\n", r.steps, r.bleu.score, r.phoneme_error_rate,
-                r.word_error_rate, r.sentences_per_second, r.mean_steps_run);
+    std::printf("%6d %8.2f %8.4f %8.4f %12.1f %10.2f\n", r.steps, r.bleu.score,
+                r.phoneme_error_rate, r.word_error_rate, r.sentences_per_second, r.mean_steps_run);
   }
   for (const auto& g : gaps) {
-    std::printf("approximation gap K=%d: error with inference self-conditioning %.4f, with same-level %.4f, gap %.4f\n",
-                g.steps, g.error_inference, g.error_same, g.gap());
+    std::printf(
+        "approximation gap K=%d: error with inference self-conditioning %.4f, with same-level "
+        "%.4f, gap %.4f\n",
+        g.steps, g.error_inference, g.error_same, g.gap());
   }
   return 0;
 }

@@ -27,11 +27,10 @@ struct StepsEvaluation {
 };
 
 // Decodes every source at each K (same seeds at every K) and scores against the references.
-absl::StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(Sampler& sampler, const Tokenizer& tokenizer,
-                                                     const std::vector<std::string>& sources,
-                                                     const std::vector<std::string>& references,
-                                                     const std::vector<int64_t>& steps,
-                                                     const DecodeOptions& base, int max_rows);
+absl::StatusOr<std::vector<StepsEvaluation>> EvaluateSteps(
+    Sampler& sampler, const Tokenizer& tokenizer, const std::vector<std::string>& sources,
+    const std::vector<std::string>& references, const std::vector<int64_t>& steps,
+    const DecodeOptions& base, int max_rows);
 
 struct GapEvaluation {
   int steps = 0;
@@ -43,8 +42,8 @@ struct GapEvaluation {
 // The approximation gap over the transitions of a K-step schedule (K >= 2), averaged over tokens
 // of the given pairs. Seeded: the same inputs give the same figure.
 absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const NoiseSchedule& schedule,
-                                         const std::vector<Example>& examples, int steps,
-                                         int max_rows, uint64_t seed);
+                                               const std::vector<Example>& examples, int steps,
+                                               int max_rows, uint64_t seed);
 
 }  // namespace fastdiss
 

@@ -23,8 +23,10 @@ TEST(ApproximationGapTest, IsSeededFiniteAndNeedsTwoSteps) {
   EXPECT_EQ(again->error_same, gap->error_same);
   auto other_seed = ApproximationGap(model, schedule, examples, 5, 2, 4);
   EXPECT_NE(other_seed->error_inference, gap->error_inference);
-  EXPECT_EQ(ApproximationGap(model, schedule, examples, 1, 2, 3).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ApproximationGap(model, schedule, {}, 5, 2, 3).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApproximationGap(model, schedule, examples, 1, 2, 3).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApproximationGap(model, schedule, {}, 5, 2, 3).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

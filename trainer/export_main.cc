@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   fastdiss::FlagReader flags("fastdiss-export", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
-      std::cout << "Usage: fastdiss-export --checkpoint DIR --output DIR [--float16] [--source-units text|characters]\n"
+      std::cout << "Usage: fastdiss-export --checkpoint DIR --output DIR [--float16] "
+                   "[--source-units text|characters]\n"
                    "                       [--source-lowercase true|false]\n";
       return 0;
     } else if (flags.Is("--checkpoint")) {
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!source_lowercase.empty() && source_lowercase != "true" && source_lowercase != "false") {
-    std::cerr << "fastdiss-export: --source-lowercase must be true or false, got '" << source_lowercase << "'\n";
+    std::cerr << "fastdiss-export: --source-lowercase must be true or false, got '"
+              << source_lowercase << "'\n";
     return 2;
   }
   fastdiss::FastDissModel model = loaded->model;
@@ -74,7 +76,8 @@ int main(int argc, char** argv) {
   if (auto s = metadata.Put("export.source", input); !s.ok()) return 1;
   if (auto s = metadata.Put("export.precision", half ? "float16" : "float32"); !s.ok()) return 1;
   fastdiss::SaveCheckpointOptions options;
-  options.precision = half ? fastdiss::WeightPrecision::kFloat16 : fastdiss::WeightPrecision::kFloat32;
+  options.precision =
+      half ? fastdiss::WeightPrecision::kFloat16 : fastdiss::WeightPrecision::kFloat32;
   auto saved = fastdiss::SaveCheckpoint(output, model, loaded->tokenizer, metadata, options);
   if (!saved.ok()) {
     std::cerr << "fastdiss-export: " << saved << "\n";

@@ -31,21 +31,23 @@ Batch Collate(const std::vector<Example>& examples, const std::vector<int>& indi
   return {source.to(device), source_mask.to(device), target.to(device), target_mask.to(device)};
 }
 
-torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe, const torch::Tensor& z0,
-                            const torch::Tensor& target_mask, const ObjectiveConfig& config,
-                            int num_timesteps) {
+torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe,
+                            const torch::Tensor& z0, const torch::Tensor& target_mask,
+                            const ObjectiveConfig& config, int num_timesteps) {
   auto distance = (probe - z0).pow(2).mean(-1);  // d_i, per dimension
-  auto confidence = ((config.mans_d_hi - distance) / (config.mans_d_hi - config.mans_d_lo)).clamp(0.0, 1.0);
+  auto confidence =
+      ((config.mans_d_hi - distance) / (config.mans_d_hi - config.mans_d_lo)).clamp(0.0, 1.0);
   auto t_float = t.to(torch::kFloat32);
-  const auto room = config.mans_shift == "proportional" ? t_float * config.mans_scale
-                                                        : torch::full_like(t_float, config.mans_scale * (num_timesteps - 1));
+  const auto room = config.mans_shift == "proportional"
+                        ? t_float * config.mans_scale
+                        : torch::full_like(t_float, config.mans_scale * (num_timesteps - 1));
   auto ceiling = (t_float + room).clamp_max(num_timesteps - 1);
   auto scaled = torch::round(t_float + confidence * (ceiling - t_float)).to(torch::kLong);
   return torch::where(target_mask, scaled, t);
 }
 
-torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice, const ObjectiveConfig& config,
-                           int num_timesteps) {
+torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice,
+                           const ObjectiveConfig& config, int num_timesteps) {
   torch::Tensor offset;
   if (config.scp_offset > 0) {
     offset = torch::full({t.size(0), 1}, config.scp_offset, t.options());
@@ -60,17 +62,20 @@ torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice, 
   return (t + offset).clamp_max(num_timesteps - 1);
 }
 
-LossNoise LossNoise::Draw(int64_t sequences, int64_t length, int64_t d_latent, const ObjectiveConfig& config,
-                          int num_timesteps, at::Generator generator) {
+LossNoise LossNoise::Draw(int64_t sequences, int64_t length, int64_t d_latent,
+                          const ObjectiveConfig& config, int num_timesteps,
+                          at::Generator generator) {
   LossNoise n;
   const auto floats = torch::TensorOptions().dtype(torch::kFloat32);
   const auto longs = torch::TensorOptions().dtype(torch::kLong);
   n.t = torch::randint(num_timesteps, {sequences, 1}, generator, longs);
   n.noise = torch::randn({sequences, length, d_latent}, generator, floats);
-  n.use_sc = (torch::rand({sequences, 1, 1}, generator, floats) < config.self_cond_prob).to(torch::kFloat32);
+  n.use_sc = (torch::rand({sequences, 1, 1}, generator, floats) < config.self_cond_prob)
+                 .to(torch::kFloat32);
   const int64_t choices = std::max<int64_t>(1, static_cast<int64_t>(config.scp_steps.size()));
   n.scp_choice = torch::randint(choices, {sequences, 1}, generator, longs);
-  if (config.scp && config.scp_fresh_noise) n.noise_prime = torch::randn({sequences, length, d_latent}, generator, floats);
+  if (config.scp && config.scp_fresh_noise)
+    n.noise_prime = torch::randn({sequences, length, d_latent}, generator, floats);
   return n;
 }
 
@@ -80,7 +85,8 @@ LossNoise LossNoise::Rows(const torch::Tensor& rows, int64_t length) const {
   n.noise = noise.index_select(0, rows).narrow(1, 0, length).contiguous();
   n.use_sc = use_sc.index_select(0, rows);
   n.scp_choice = scp_choice.index_select(0, rows);
-  if (noise_prime.defined()) n.noise_prime = noise_prime.index_select(0, rows).narrow(1, 0, length).contiguous();
+  if (noise_prime.defined())
+    n.noise_prime = noise_prime.index_select(0, rows).narrow(1, 0, length).contiguous();
   return n;
 }
 
@@ -94,18 +100,20 @@ LossNoise LossNoise::To(torch::Device device) const {
   return n;
 }
 
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
-                      const Batch& batch, at::Generator generator) {
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
+                      const ObjectiveConfig& config, const Batch& batch, at::Generator generator) {
   const int64_t B = batch.target.size(0), L = batch.target.size(1);
-  LossNoise noise = LossNoise::Draw(B, L, model->config().d_latent, config, schedule.num_timesteps(), generator);
+  LossNoise noise =
+      LossNoise::Draw(B, L, model->config().d_latent, config, schedule.num_timesteps(), generator);
   LossScale scale;
   scale.tokens = std::max<double>(1.0, batch.target_mask.sum().item<double>());
   scale.sequences = static_cast<double>(B);
   return ComputeLoss(model, schedule, config, batch, noise, scale);
 }
 
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
-                      const Batch& batch, const LossNoise& drawn_anywhere, const LossScale& scale) {
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
+                      const ObjectiveConfig& config, const Batch& batch,
+                      const LossNoise& drawn_anywhere, const LossScale& scale) {
   const LossNoise drawn = drawn_anywhere.To(batch.target.device());
   const int T = schedule.num_timesteps();
   const int64_t B = batch.target.size(0), L = batch.target.size(1);
@@ -129,7 +137,8 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
     {
       RECORD_USER_SCOPE("fastdiss::mans_probe");
       torch::NoGradGuard no_grad;
-      probe = model->Denoise(schedule.AddNoise(z0, t, noise), t, zeros, mask, encoded, batch.source_mask);
+      probe = model->Denoise(schedule.AddNoise(z0, t, noise), t, zeros, mask, encoded,
+                             batch.source_mask);
     }
     auto scaled = MansTimesteps(t, probe, z0.detach(), mask, config, T);
     parts.mans_shift = ((scaled - t).to(torch::kFloat32) * mask_f).sum().item<double>() / tokens;
@@ -149,11 +158,13 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
     torch::Tensor t_sc = rows(t), z_sc;
     if (config.scp) {
       t_sc = ScpTimesteps(t_sc, rows(drawn.scp_choice), config, T);
-      z_sc = schedule.AddNoise(rows(z0), t_sc, rows(config.scp_fresh_noise ? drawn.noise_prime : noise));
+      z_sc = schedule.AddNoise(rows(z0), t_sc,
+                               rows(config.scp_fresh_noise ? drawn.noise_prime : noise));
     } else {
       z_sc = rows(z_t);
     }
-    auto estimate = model->Denoise(z_sc, t_sc, rows(zeros), rows(mask), rows(encoded), rows(batch.source_mask));
+    auto estimate =
+        model->Denoise(z_sc, t_sc, rows(zeros), rows(mask), rows(encoded), rows(batch.source_mask));
     self_cond = every_row ? estimate : zeros.index_copy(0, sc_rows, estimate);
   }
 
@@ -163,24 +174,30 @@ LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const
   auto mse = (token_mse * mask_f).sum() / tokens;
   {
     torch::NoGradGuard no_grad;
-    auto bins = (t.to(torch::kLong) * kTimestepBins).div(T, "floor").clamp(0, kTimestepBins - 1).reshape({-1});
+    auto bins = (t.to(torch::kLong) * kTimestepBins)
+                    .div(T, "floor")
+                    .clamp(0, kTimestepBins - 1)
+                    .reshape({-1});
     auto weights = mask_f.reshape({-1});
-    parts.timestep_tokens = torch::zeros({kTimestepBins}, weights.options()).index_add_(0, bins, weights);
-    parts.timestep_squared_error = torch::zeros({kTimestepBins}, weights.options())
-                                       .index_add_(0, bins, token_mse.detach().reshape({-1}) * weights);
+    parts.timestep_tokens =
+        torch::zeros({kTimestepBins}, weights.options()).index_add_(0, bins, weights);
+    parts.timestep_squared_error =
+        torch::zeros({kTimestepBins}, weights.options())
+            .index_add_(0, bins, token_mse.detach().reshape({-1}) * weights);
   }
   auto logits = model->Logits(z0_hat);
-  auto ce = torch::nn::functional::cross_entropy(
-      logits.view({B * L, -1}), batch.target.view({B * L}),
-      torch::nn::functional::CrossEntropyFuncOptions()
-          .reduction(torch::kNone)
-          .label_smoothing(config.label_smoothing));
+  auto ce =
+      torch::nn::functional::cross_entropy(logits.view({B * L, -1}), batch.target.view({B * L}),
+                                           torch::nn::functional::CrossEntropyFuncOptions()
+                                               .reduction(torch::kNone)
+                                               .label_smoothing(config.label_smoothing));
   auto rounding = (ce * mask_f.view({B * L})).sum() / tokens;
 
   const ModelConfig& mc = model->config();
   auto source_lengths = batch.source_mask.sum(1);
   auto target_lengths = mask.sum(1);
-  auto length_class = (target_lengths - source_lengths + mc.length_offset).clamp(0, mc.length_classes() - 1);
+  auto length_class =
+      (target_lengths - source_lengths + mc.length_offset).clamp(0, mc.length_classes() - 1);
   auto length_ce = torch::nn::functional::cross_entropy(
                        model->PredictLength(encoded, batch.source_mask), length_class,
                        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /

@@ -34,12 +34,12 @@ Batch Collate(const std::vector<Example>& examples, const std::vector<int>& indi
               torch::Device device);
 
 struct LossParts {
-  torch::Tensor total;      // scalar, differentiable
+  torch::Tensor total;  // scalar, differentiable
   double mse = 0;
-  double rounding = 0;      // cross-entropy of the rounding
+  double rounding = 0;  // cross-entropy of the rounding
   double length = 0;
-  double mean_t = 0;        // mean per-token timestep after MANS
-  double mans_shift = 0;    // mean extra timesteps MANS added
+  double mean_t = 0;      // mean per-token timestep after MANS
+  double mans_shift = 0;  // mean extra timesteps MANS added
   int64_t target_tokens = 0;
   // Which timesteps the trained pass visits, and how well: per tenth of [0, T) (bin b holds
   // t in [b T / 10, (b + 1) T / 10)), the target tokens trained there and their summed MSE.
@@ -53,14 +53,14 @@ inline constexpr int64_t kTimestepBins = 10;
 // The MANS per-token timesteps: t_i = t + c_i (min(T-1, t + s (T-1)) - t), with confidence
 // c_i = clamp((d_hi - d_i) / (d_hi - d_lo), 0, 1) from the per-dimension squared error d_i of a
 // probe estimate. Padding keeps t. Exposed for tests.
-torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe, const torch::Tensor& z0,
-                            const torch::Tensor& target_mask, const ObjectiveConfig& config,
-                            int num_timesteps);
+torch::Tensor MansTimesteps(const torch::Tensor& t, const torch::Tensor& probe,
+                            const torch::Tensor& z0, const torch::Tensor& target_mask,
+                            const ObjectiveConfig& config, int num_timesteps);
 
 // SCP's noisier timesteps t' = min(T-1, t_i + offset), offset = round(T / K) with K per sequence
 // from config.scp_steps (index `choice`, [B, 1]), or config.scp_offset when set. Exposed for tests.
-torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice, const ObjectiveConfig& config,
-                           int num_timesteps);
+torch::Tensor ScpTimesteps(const torch::Tensor& t, const torch::Tensor& choice,
+                           const ObjectiveConfig& config, int num_timesteps);
 
 // Every random draw of one batch's loss, for `sequences` rows padded to `length` tokens.
 struct LossNoise {
@@ -70,8 +70,8 @@ struct LossNoise {
   torch::Tensor scp_choice;   // [B, 1] int64, index into config.scp_steps
   torch::Tensor noise_prime;  // [B, L, D], SCP's fresh noise (undefined unless scp_fresh_noise)
 
-  static LossNoise Draw(int64_t sequences, int64_t length, int64_t d_latent, const ObjectiveConfig& config,
-                        int num_timesteps, at::Generator generator);
+  static LossNoise Draw(int64_t sequences, int64_t length, int64_t d_latent,
+                        const ObjectiveConfig& config, int num_timesteps, at::Generator generator);
   // The rows `rows` ([n] int64), trimmed to `length` tokens.
   LossNoise Rows(const torch::Tensor& rows, int64_t length) const;
   // The same draws on `device` (they are drawn on the CPU, so every device gets the same numbers).
@@ -86,11 +86,12 @@ struct LossScale {
 
 // The loss of `batch` (the whole batch, or one rank's shard of it with the shard's noise rows and
 // the whole batch's scale). LossParts' numbers are this shard's share of the batch's values.
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
-                      const Batch& batch, const LossNoise& noise, const LossScale& scale);
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
+                      const ObjectiveConfig& config, const Batch& batch, const LossNoise& noise,
+                      const LossScale& scale);
 // The whole batch, its noise drawn from `generator`.
-LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule, const ObjectiveConfig& config,
-                      const Batch& batch, at::Generator generator);
+LossParts ComputeLoss(FastDissModel& model, const NoiseSchedule& schedule,
+                      const ObjectiveConfig& config, const Batch& batch, at::Generator generator);
 
 }  // namespace fastdiss
 

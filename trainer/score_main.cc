@@ -60,10 +60,12 @@ int main(int argc, char** argv) {
     }
   }
   if (json) {
-    const fastdiss::Json out = {{"lines", hyps->size()}, {"bleu", bleu->score}, {"per", *per * 100}, {"wer", *wer * 100}};
+    const fastdiss::Json out = {
+        {"lines", hyps->size()}, {"bleu", bleu->score}, {"per", *per * 100}, {"wer", *wer * 100}};
     std::cout << fastdiss::JsonText(out) << "\n";
   } else {
-    std::printf("lines %zu  BLEU %.2f  PER %.2f%%  WER %.2f%%\n", hyps->size(), bleu->score, *per * 100, *wer * 100);
+    std::printf("lines %zu  BLEU %.2f  PER %.2f%%  WER %.2f%%\n", hyps->size(), bleu->score,
+                *per * 100, *wer * 100);
   }
   return 0;
 }

@@ -15,7 +15,8 @@ namespace fastdiss {
 namespace {
 
 int64_t NowNanoseconds() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -66,12 +67,14 @@ absl::StatusOr<std::unique_ptr<TraceRecorder>> TraceRecorder::Start(bool operato
   if (!active.compare_exchange_strong(expected, state.get())) {
     return absl::FailedPreconditionError("a TraceRecorder is already recording");
   }
-  std::unordered_set<at::RecordScope, std::hash<at::RecordScope>> scopes = {at::RecordScope::USER_SCOPE};
+  std::unordered_set<at::RecordScope, std::hash<at::RecordScope>> scopes = {
+      at::RecordScope::USER_SCOPE};
   if (operators) {
     scopes.insert(at::RecordScope::FUNCTION);
     scopes.insert(at::RecordScope::BACKWARD_FUNCTION);
   }
-  state->handle = at::addGlobalCallback(at::RecordFunctionCallback(OnStart, OnEnd).needsInputs(false).scopes(scopes));
+  state->handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(OnStart, OnEnd).needsInputs(false).scopes(scopes));
   return std::unique_ptr<TraceRecorder>(new TraceRecorder(std::move(state)));
 }
 

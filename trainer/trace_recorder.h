@@ -27,7 +27,8 @@ class TraceRecorder {
   TraceRecorder& operator=(const TraceRecorder&) = delete;
 
   int64_t span_count() const;
-  // The spans recorded so far as a Chrome trace: a JSON array of complete ("X") events, times in us.
+  // The spans recorded so far as a Chrome trace: a JSON array of complete ("X") events, times in
+  // us.
   std::string ChromeTraceJson() const;
   absl::Status WriteChromeTrace(const std::string& path) const;
 

@@ -22,20 +22,20 @@ struct DataConfig {
   int64_t vocab_size = 8000;
   std::string tokenizer_type = "unigram";
   int64_t tokenizer_sentences = 1000000;  // lines spm_train samples; 0 = all
-  std::string tokenizer;                   // an existing SentencePiece .model; empty = train one
+  std::string tokenizer;                  // an existing SentencePiece .model; empty = train one
 };
 
 // The training objective of docs/method.md sections 3-5. Baseline = scp and mans off.
 struct ObjectiveConfig {
-  double self_cond_prob = 0.5;                    // p_sc
-  bool scp = true;                                // self-conditioning perturbation
+  double self_cond_prob = 0.5;                         // p_sc
+  bool scp = true;                                     // self-conditioning perturbation
   std::vector<int64_t> scp_steps = {1, 2, 5, 10, 20};  // K set: t' = t + round(T / K)
-  int64_t scp_offset = 0;                         // > 0: fixed t' = t + offset instead
-  bool scp_fresh_noise = true;                    // z_t' with fresh noise (else the same eps)
-  bool mans = true;                               // model-aware noise scaling
-  double mans_d_lo = 0.1;                         // anchors of the confidence ramp
+  int64_t scp_offset = 0;                              // > 0: fixed t' = t + offset instead
+  bool scp_fresh_noise = true;                         // z_t' with fresh noise (else the same eps)
+  bool mans = true;                                    // model-aware noise scaling
+  double mans_d_lo = 0.1;                              // anchors of the confidence ramp
   double mans_d_hi = 1.0;
-  double mans_scale = 0.5;                        // s: most extra noise, as a share of T-1
+  double mans_scale = 0.5;  // s: most extra noise, as a share of T-1
   // "absolute": t_i = t + c s (T-1), method.md's rule. "proportional": t_i = t + c s t, which
   // keeps confident tokens near their t, so low timesteps still train (docs/results.md).
   std::string mans_shift = "absolute";
@@ -45,19 +45,19 @@ struct ObjectiveConfig {
 
 struct OptimConfig {
   int64_t max_steps = 100000;
-  double max_minutes = 0;       // > 0: also stop (with a checkpoint) after this wall time
-  int64_t max_tokens = 4096;    // tokens per batch, padded source + target
+  double max_minutes = 0;     // > 0: also stop (with a checkpoint) after this wall time
+  int64_t max_tokens = 4096;  // tokens per batch, padded source + target
   double lr = 5e-4;
   int64_t warmup_steps = 4000;
   double clip_norm = 1.0;
   double weight_decay = 0.0;
   int64_t seed = 1;
   std::string output_dir;
-  std::string resume;           // checkpoint dir to resume from; "auto" = output_dir/last if present
-  std::string init_from;        // checkpoint dir whose weights and tokenizer start a fresh run
+  std::string resume;     // checkpoint dir to resume from; "auto" = output_dir/last if present
+  std::string init_from;  // checkpoint dir whose weights and tokenizer start a fresh run
   int64_t log_every = 100;
-  int64_t threads = 0;          // 0 = all cores available
-  std::string device = "cpu";   // cpu, cuda (under torchrun: cuda:LOCAL_RANK) or cuda:N
+  int64_t threads = 0;         // 0 = all cores available
+  std::string device = "cpu";  // cpu, cuda (under torchrun: cuda:LOCAL_RANK) or cuda:N
 };
 
 struct EvalConfig {
@@ -83,7 +83,8 @@ struct TrainConfig {
 
   // Reads a YAML file (may be empty for all defaults), applies "key=value" overrides in order,
   // rejects unknown keys, validates. Relative paths are relative to the working directory.
-  static absl::StatusOr<TrainConfig> Load(const std::string& path, const std::vector<std::string>& overrides);
+  static absl::StatusOr<TrainConfig> Load(const std::string& path,
+                                          const std::vector<std::string>& overrides);
 };
 
 }  // namespace fastdiss

@@ -16,7 +16,8 @@ constexpr char kMinimal[] =
     "train:\n"
     "  output_dir: out\n";
 
-absl::StatusOr<TrainConfig> Load(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+absl::StatusOr<TrainConfig> Load(const std::string& yaml,
+                                 const std::vector<std::string>& overrides = {}) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("c.yaml"), yaml);
   return TrainConfig::Load(dir.File("c.yaml"), overrides);
@@ -36,7 +37,8 @@ TEST(TrainConfigTest, DefaultsAndOverrides) {
 TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
   auto unknown = Load(std::string(kMinimal) + "  max_stpes: 3\n");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("train.max_stpes"), std::string::npos) << unknown.status();
+  EXPECT_NE(unknown.status().message().find("train.max_stpes"), std::string::npos)
+      << unknown.status();
   auto bad_type = Load(kMinimal, {"train.lr=fast"});
   ASSERT_FALSE(bad_type.ok());
   EXPECT_NE(bad_type.status().message().find("train.lr"), std::string::npos) << bad_type.status();
@@ -49,14 +51,18 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreNamed) {
   EXPECT_NE(bad_model.status().message().find("model.num_heads"), std::string::npos);
   auto bad_device = Load(kMinimal, {"train.device=gpu"});
   ASSERT_FALSE(bad_device.ok());
-  EXPECT_NE(bad_device.status().message().find("train.device"), std::string::npos) << bad_device.status();
-  EXPECT_TRUE(Load(kMinimal, {"train.device=cuda:1"}).ok());  // validity of the name, not of the machine
+  EXPECT_NE(bad_device.status().message().find("train.device"), std::string::npos)
+      << bad_device.status();
+  EXPECT_TRUE(
+      Load(kMinimal, {"train.device=cuda:1"}).ok());  // validity of the name, not of the machine
   auto bad_shift = Load(kMinimal, {"objective.mans_shift=sideways"});
-  EXPECT_NE(bad_shift.status().message().find("objective.mans_shift"), std::string::npos) << bad_shift.status();
+  EXPECT_NE(bad_shift.status().message().find("objective.mans_shift"), std::string::npos)
+      << bad_shift.status();
   EXPECT_TRUE(Load(kMinimal, {"objective.mans_shift=proportional"}).ok());
   auto mismatched = Load(kMinimal, {"data.train_target=[a.tgt, b.tgt]"});
   EXPECT_NE(mismatched.status().message().find("data.train_target"), std::string::npos);
-  EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(TrainConfig::Load("/nonexistent/c.yaml", {}).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(TrainConfigTest, EveryKeyIsDocumentedAndRoundTrips) {

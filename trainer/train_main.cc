@@ -29,18 +29,23 @@ void OnStopSignal(int signal) {
 
 void PrintHelp() {
   fastdiss::TrainConfig defaults;
-  std::cout << "Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]\n"
-               "                      [--profile TRACE [--profile-operators]]\n\n"
-               "Trains a FastDiSS checkpoint. The YAML config and --set overrides (applied in order)\n"
-               "take these keys; below is a complete config file with every default.\n"
-               "--print-config prints the effective config in the same form and exits.\n"
-               "--profile writes a Chrome trace of the training steps' phases (batch, encode, the denoiser\n"
-               "passes, backward, all-reduce, optimizer) to TRACE at the end; it costs a clock read per\n"
-               "phase. --profile-operators adds every LibTorch operator, which slows the run: keep it short\n"
-               "(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and operator.\n"
-               "SIGTERM or SIGINT ends the run after the current step with last/ saved (no dev evaluation);\n"
-               "train.resume: auto continues it exactly. A second signal stops it at once.\n\n"
-            << fastdiss::DescribeFields(defaults.Fields());
+  std::cout
+      << "Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]\n"
+         "                      [--profile TRACE [--profile-operators]]\n\n"
+         "Trains a FastDiSS checkpoint. The YAML config and --set overrides (applied in order)\n"
+         "take these keys; below is a complete config file with every default.\n"
+         "--print-config prints the effective config in the same form and exits.\n"
+         "--profile writes a Chrome trace of the training steps' phases (batch, encode, the "
+         "denoiser\n"
+         "passes, backward, all-reduce, optimizer) to TRACE at the end; it costs a clock read per\n"
+         "phase. --profile-operators adds every LibTorch operator, which slows the run: keep it "
+         "short\n"
+         "(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and "
+         "operator.\n"
+         "SIGTERM or SIGINT ends the run after the current step with last/ saved (no dev "
+         "evaluation);\n"
+         "train.resume: auto continues it exactly. A second signal stops it at once.\n\n"
+      << fastdiss::DescribeFields(defaults.Fields());
 }
 
 }  // namespace
@@ -96,7 +101,8 @@ int main(int argc, char** argv) {
     std::cerr << "fastdiss-train: " << env.status() << "\n";
     return 2;
   }
-  const auto backend = config->train.device == "cpu" ? fastdiss::CommBackend::kGloo : fastdiss::CommBackend::kNccl;
+  const auto backend =
+      config->train.device == "cpu" ? fastdiss::CommBackend::kGloo : fastdiss::CommBackend::kNccl;
   auto comm = fastdiss::Communicator::Connect(*env, backend, std::chrono::minutes(30));
   if (!comm.ok()) {
     std::cerr << "fastdiss-train: " << comm.status() << "\n";
@@ -130,13 +136,14 @@ int main(int argc, char** argv) {
       std::cerr << "fastdiss-train: " << written << "\n";
       return 1;
     }
-    std::cerr << "profile: " << profile->span_count() << " spans written to " << profile_path << "\n";
+    std::cerr << "profile: " << profile->span_count() << " spans written to " << profile_path
+              << "\n";
   }
   if (!summary.ok()) {
     std::cerr << "fastdiss-train: " << summary.status() << "\n";
     return 1;
   }
-  std::cerr << (summary->stopped ? "stopped" : "done") << " at step " << summary->step << ", best dev BLEU "
-            << summary->best_bleu << "\n";
+  std::cerr << (summary->stopped ? "stopped" : "done") << " at step " << summary->step
+            << ", best dev BLEU " << summary->best_bleu << "\n";
   return 0;
 }

@@ -5,9 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <regex>
 #include <sstream>
 
@@ -32,14 +32,15 @@ std::string Duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   std::ostringstream out;
   if (s >= 3600) out << s / 3600 << "h";
-  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m"
-      << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m" << std::setw(2)
+      << std::setfill('0') << s % 60 << "s";
   return out.str();
 }
 
 bool SameModelConfig(ModelConfig a, ModelConfig b) {
   ConfigTree x, y;
-  return WriteFields(a.Fields(), &x).ok() && WriteFields(b.Fields(), &y).ok() && x.ToYaml() == y.ToYaml();
+  return WriteFields(a.Fields(), &x).ok() && WriteFields(b.Fields(), &y).ok() &&
+         x.ToYaml() == y.ToYaml();
 }
 
 template <typename T>
@@ -52,9 +53,12 @@ T ReadScalar(torch::serialize::InputArchive& archive, const char* key) {
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, std::ostream* log, Communicator* comm)
-    : config_(std::move(config)), log_(comm == nullptr || comm->rank() == 0 ? log : &null_log_), comm_(comm) {}
+    : config_(std::move(config)),
+      log_(comm == nullptr || comm->rank() == 0 ? log : &null_log_),
+      comm_(comm) {}
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log, Communicator* comm) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std::ostream* log,
+                                                         Communicator* comm) {
   FASTDISS_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(config), log, comm));
   FASTDISS_RETURN_IF_ERROR(trainer->Initialize());
@@ -65,11 +69,14 @@ absl::Status Trainer::Initialize() {
   const std::string out = config_.train.output_dir;
   std::error_code error;
   fs::create_directories(out, error);
-  if (error) return absl::InvalidArgumentError("cannot create train.output_dir '" + out + "': " + error.message());
+  if (error)
+    return absl::InvalidArgumentError("cannot create train.output_dir '" + out +
+                                      "': " + error.message());
 
   // Rank 0 decides what to resume from, so that every rank loads the same checkpoint.
   std::string resume = config_.train.resume;
-  if (resume == "auto") resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
+  if (resume == "auto")
+    resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
   if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&resume, "resume"));
   if (comm_ != nullptr && comm_->launched()) {
     *log_ << "data-parallel over " << world_size() << " process" << (world_size() > 1 ? "es" : "")
@@ -89,14 +96,16 @@ absl::Status Trainer::Initialize() {
   if (!resume.empty()) {
     FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(resume));
     if (loaded.trainer_state.empty()) {
-      return absl::FailedPreconditionError("checkpoint '" + resume + "' has no trainer state to resume from");
+      return absl::FailedPreconditionError("checkpoint '" + resume +
+                                           "' has no trainer state to resume from");
     }
     ModelConfig expected = config_.model;
     expected.vocab_size = loaded.config.vocab_size;
     expected.pad_id = loaded.config.pad_id;
     if (!SameModelConfig(expected, loaded.config)) {
-      return absl::FailedPreconditionError("checkpoint '" + resume +
-                                     "' was trained with another model config than this run's model.*");
+      return absl::FailedPreconditionError(
+          "checkpoint '" + resume +
+          "' was trained with another model config than this run's model.*");
     }
     tokenizer_ = std::move(loaded.tokenizer);
     model_ = loaded.model;
@@ -115,7 +124,7 @@ absl::Status Trainer::Initialize() {
     found.dropout = wanted.dropout;
     if (!SameModelConfig(wanted, found)) {
       return absl::FailedPreconditionError("train.init_from '" + from +
-                                     "' has another model shape than this run's model.*");
+                                           "' has another model shape than this run's model.*");
     }
     FASTDISS_RETURN_IF_ERROR(wanted.Validate());
     model_ = FastDissModel(wanted);
@@ -133,7 +142,9 @@ absl::Status Trainer::Initialize() {
     if (is_chief() && !config_.data.tokenizer.empty()) {
       *log_ << "tokenizer: " << config_.data.tokenizer << "\n";
       std::ifstream in(config_.data.tokenizer, std::ios::binary);
-      if (!in) return absl::NotFoundError("data.tokenizer '" + config_.data.tokenizer + "' cannot be read");
+      if (!in)
+        return absl::NotFoundError("data.tokenizer '" + config_.data.tokenizer +
+                                   "' cannot be read");
       tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     } else if (is_chief()) {
       SentencePieceTrainOptions spm;
@@ -149,9 +160,11 @@ absl::Status Trainer::Initialize() {
       std::ifstream in(spm.model_prefix + ".model", std::ios::binary);
       tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
-    if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
+    if (comm_ != nullptr)
+      FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
     FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromSerializedProto(tokenizer_bytes));
-    if (tokenizer_.pad_id() < 0) return absl::InternalError("the trained tokenizer has no pad piece");
+    if (tokenizer_.pad_id() < 0)
+      return absl::InternalError("the trained tokenizer has no pad piece");
     ModelConfig model_config = config_.model;
     model_config.vocab_size = tokenizer_.vocab_size();
     model_config.pad_id = tokenizer_.pad_id();
@@ -161,17 +174,19 @@ absl::Status Trainer::Initialize() {
   model_->to(device_);
   // A fresh model: the same seed gives the same weights everywhere, but rank 0's are made the
   // truth (on the device, as NCCL needs).
-  if (resume.empty() && comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
+  if (resume.empty() && comm_ != nullptr)
+    FASTDISS_RETURN_IF_ERROR(comm_->Broadcast(model_->parameters()));
   config_.model = model_->config();
   model_->train();
-  FASTDISS_ASSIGN_OR_RETURN(NoiseSchedule schedule,
-                            NoiseSchedule::Create({config_.model.num_timesteps, config_.model.noise_factor}));
+  FASTDISS_ASSIGN_OR_RETURN(
+      NoiseSchedule schedule,
+      NoiseSchedule::Create({config_.model.num_timesteps, config_.model.noise_factor}));
   schedule_ = std::make_unique<NoiseSchedule>(std::move(schedule));
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      model_->parameters(), torch::optim::AdamOptions(config_.train.lr)
-                                .betas({0.9, 0.98})
-                                .eps(1e-9)
-                                .weight_decay(config_.train.weight_decay));
+  optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(),
+                                                    torch::optim::AdamOptions(config_.train.lr)
+                                                        .betas({0.9, 0.98})
+                                                        .eps(1e-9)
+                                                        .weight_decay(config_.train.weight_decay));
 
   for (size_t i = 0; i < config_.data.train_source.size(); ++i) {
     FASTDISS_ASSIGN_OR_RETURN(ParallelText text, ReadParallelText(config_.data.train_source[i],
@@ -186,18 +201,22 @@ absl::Status Trainer::Initialize() {
     std::move(part.examples.begin(), part.examples.end(), std::back_inserter(train_.examples));
   }
   if (train_.examples.empty()) return absl::InvalidArgumentError("no usable training pairs");
-  FASTDISS_ASSIGN_OR_RETURN(ParallelText dev, ReadParallelText(config_.data.dev_source, config_.data.dev_target));
+  FASTDISS_ASSIGN_OR_RETURN(ParallelText dev,
+                            ReadParallelText(config_.data.dev_source, config_.data.dev_target));
   size_t dev_count = dev.source.size();
-  if (config_.eval.dev_sentences > 0) dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
+  if (config_.eval.dev_sentences > 0)
+    dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
   dev.source.resize(dev_count);
   dev.target.resize(dev_count);
-  dev_examples_ = Tokenize(dev, tokenizer_, config_.model.source_rule(), config_.model.max_source_tokens,
-                           config_.model.max_target_tokens).examples;
+  dev_examples_ = Tokenize(dev, tokenizer_, config_.model.source_rule(),
+                           config_.model.max_source_tokens, config_.model.max_target_tokens)
+                      .examples;
   dev_source_ = std::move(dev.source);
   dev_target_ = std::move(dev.target);
 
   if (!trainer_state.empty()) FASTDISS_RETURN_IF_ERROR(RestoreState(trainer_state));
-  epoch_batches_ = MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+  epoch_batches_ =
+      MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
   int64_t params = 0;
   for (const auto& p : model_->parameters()) params += p.numel();
   *log_ << "model: " << params << " parameters, vocab " << config_.model.vocab_size << "; "
@@ -228,7 +247,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
       ++epoch_;
       batch_index_ = 0;
-      epoch_batches_ = MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+      epoch_batches_ =
+          MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
     }
     // The global batch, and this rank's share of it.
     const std::vector<int>& global = epoch_batches_[batch_index_];
@@ -263,12 +283,13 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
           RECORD_USER_SCOPE("fastdiss::batch");
           batch = Collate(train_.examples, mine, config_.model.pad_id, device);
           // Drawn for the whole batch from (seed, step), so no rank count changes a number.
-          noise = LossNoise::Draw(static_cast<int64_t>(global.size()), global_length, config_.model.d_latent,
-                                  config_.objective, schedule_->num_timesteps(),
-                                  at::make_generator<at::CPUGeneratorImpl>(
-                                      static_cast<uint64_t>(config_.train.seed) * 1000003u +
-                                      static_cast<uint64_t>(step_)))
-                      .Rows(torch::tensor(rows, torch::kLong), batch.target.size(1));
+          noise =
+              LossNoise::Draw(static_cast<int64_t>(global.size()), global_length,
+                              config_.model.d_latent, config_.objective, schedule_->num_timesteps(),
+                              at::make_generator<at::CPUGeneratorImpl>(
+                                  static_cast<uint64_t>(config_.train.seed) * 1000003u +
+                                  static_cast<uint64_t>(step_)))
+                  .Rows(torch::tensor(rows, torch::kLong), batch.target.size(1));
         }
         const LossScale scale{static_cast<double>(std::max<int64_t>(1, global_tokens)),
                               static_cast<double>(global.size())};
@@ -283,16 +304,19 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         source_tokens = batch.source_mask.sum().item<int64_t>();
       }
       const double elapsed_minutes =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60.0;
-      const bool out_of_time = config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes;
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() /
+          60.0;
+      const bool out_of_time =
+          config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes;
       std::vector<torch::Tensor> grads;
       for (auto& p : model_->parameters()) {
         if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);
         grads.push_back(p.mutable_grad());
       }
       // This rank's shares of the numbers the log shows, summed with the gradients in one message.
-      auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0, loss.mse, loss.rounding,
-                                    loss.length, loss.mans_shift, static_cast<double>(loss.target_tokens),
+      auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0,
+                                    loss.mse, loss.rounding, loss.length, loss.mans_shift,
+                                    static_cast<double>(loss.target_tokens),
                                     static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0,
                                     stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0},
                                    torch::kFloat32)
@@ -315,7 +339,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         *log_ << "stop requested at step " << step_ << "; saving last/ without a dev evaluation\n";
       } else if (numbers[7].item<double>() > 0) {
         stop = true;
-        *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_ << "\n";
+        *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_
+              << "\n";
       }
       {
         RECORD_USER_SCOPE("fastdiss::optimizer");
@@ -329,8 +354,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     }
     const double total = loss.total.item<double>();
     if (!std::isfinite(total)) {
-      return absl::InternalError("loss became " + std::to_string(total) + " at step " + std::to_string(step_) +
-                           "; lower train.lr or raise train.warmup_steps");
+      return absl::InternalError("loss became " + std::to_string(total) + " at step " +
+                                 std::to_string(step_) +
+                                 "; lower train.lr or raise train.warmup_steps");
     }
     const int64_t tokens = source_tokens + loss.target_tokens;
     trained_tokens_ += tokens;
@@ -342,7 +368,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     window_length += loss.length;
     window_shift += loss.mans_shift;
     if (loss.timestep_tokens.defined()) {
-      window_t_tokens = window_t_tokens.defined() ? window_t_tokens + loss.timestep_tokens : loss.timestep_tokens;
+      window_t_tokens =
+          window_t_tokens.defined() ? window_t_tokens + loss.timestep_tokens : loss.timestep_tokens;
       window_t_error = window_t_error.defined() ? window_t_error + loss.timestep_squared_error
                                                 : loss.timestep_squared_error;
     }
@@ -353,15 +380,17 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       const double seconds = std::chrono::duration<double>(now - window_start).count();
       const double tokens_per_second = seconds > 0 ? window_tokens / seconds : 0;
       const double run_seconds = std::chrono::duration<double>(now - run_start).count();
-      double eta = (config_.train.max_steps - step_) * run_seconds / std::max<int64_t>(1, step_ - first_step);
+      double eta = (config_.train.max_steps - step_) * run_seconds /
+                   std::max<int64_t>(1, step_ - first_step);
       // A run capped by train.max_minutes ends when its time is up, if that comes first.
-      if (config_.train.max_minutes > 0) eta = std::min(eta, std::max(0.0, config_.train.max_minutes * 60 - run_seconds));
+      if (config_.train.max_minutes > 0)
+        eta = std::min(eta, std::max(0.0, config_.train.max_minutes * 60 - run_seconds));
       const double n = static_cast<double>(window_steps);
-      *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_
-            << " loss " << Format("%.4f", window_loss / n) << " (mse " << Format("%.4f", window_mse / n)
-            << " ce " << Format("%.4f", window_ce / n) << " len " << Format("%.3f", window_length / n)
-            << ") lr " << Format("%.2e", LearningRate(step_)) << " " << Format("%.0f", tokens_per_second)
-            << " tok/s ETA " << Duration(eta) << "\n"
+      *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_ << " loss "
+            << Format("%.4f", window_loss / n) << " (mse " << Format("%.4f", window_mse / n)
+            << " ce " << Format("%.4f", window_ce / n) << " len "
+            << Format("%.3f", window_length / n) << ") lr " << Format("%.2e", LearningRate(step_))
+            << " " << Format("%.0f", tokens_per_second) << " tok/s ETA " << Duration(eta) << "\n"
             << std::flush;
       Json json = {{"event", "train"},
                    {"step", step_},
@@ -401,7 +430,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     }
   }
   if (stop_requested) {
-    if (is_chief()) FASTDISS_RETURN_IF_ERROR(SaveTo((fs::path(config_.train.output_dir) / "last").string(), {}));
+    if (is_chief())
+      FASTDISS_RETURN_IF_ERROR(SaveTo((fs::path(config_.train.output_dir) / "last").string(), {}));
     summary.stopped = true;
   } else if ((step_ % config_.eval.every != 0 || step_ == first_step) && is_chief()) {
     FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(summary.last_loss));
@@ -474,18 +504,21 @@ absl::Status Trainer::EvaluateAndCheckpoint(double loss) {
       }
     }
     for (const fs::path& path : remove) {
-      if (absl::Status removed = RemoveCheckpointDir(path.string()); !removed.ok()) *log_ << "warning: " << removed << "\n";
+      if (absl::Status removed = RemoveCheckpointDir(path.string()); !removed.ok())
+        *log_ << "warning: " << removed << "\n";
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status Trainer::SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu) {
+absl::Status Trainer::SaveTo(const std::string& dir,
+                             const std::vector<std::pair<int64_t, double>>& bleu) {
   ConfigTree metadata;
   FASTDISS_RETURN_IF_ERROR(WriteFields(config_.Fields(), &metadata));
   FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.step", step_));
   FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.code_version", CodeVersion()));
-  FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.dev_sentences", static_cast<int64_t>(dev_source_.size())));
+  FASTDISS_RETURN_IF_ERROR(
+      metadata.Put("checkpoint.dev_sentences", static_cast<int64_t>(dev_source_.size())));
   for (const auto& [steps, score] : bleu) {
     FASTDISS_RETURN_IF_ERROR(metadata.Put("checkpoint.dev_bleu_k" + std::to_string(steps), score));
   }
@@ -543,7 +576,8 @@ absl::Status Trainer::RestoreState(const std::string& bytes) {
     archive.read("optimizer", optimizer);
     optimizer_->load(optimizer);
   } catch (const std::exception& e) {
-    return absl::DataLossError(std::string("the checkpoint's trainer state is unreadable: ") + e.what());
+    return absl::DataLossError(std::string("the checkpoint's trainer state is unreadable: ") +
+                               e.what());
   }
   return absl::OkStatus();
 }

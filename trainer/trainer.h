@@ -52,7 +52,7 @@ class Trainer {
   // log receives progress lines (rank 0 only); it must outlive the trainer, and so must `comm`
   // (null: a single process).
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(TrainConfig config, std::ostream* log,
-                                                   Communicator* comm = nullptr);
+                                                         Communicator* comm = nullptr);
 
   absl::StatusOr<TrainSummary> Run();
 

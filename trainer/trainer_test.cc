@@ -20,7 +20,8 @@ const auto& kPairs = testing::TinyParallelText();
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::system("spm_train --help > /dev/null 2>&1") != 0) GTEST_SKIP() << "spm_train is not installed";
+    if (std::system("spm_train --help > /dev/null 2>&1") != 0)
+      GTEST_SKIP() << "spm_train is not installed";
     testing::WriteTinyParallelText(dir_.File("train.de"), dir_.File("train.en"));
   }
 
@@ -63,7 +64,8 @@ class TrainerTest : public ::testing::Test {
     auto b = LoadCheckpoint(dir_b);
     ASSERT_TRUE(a.ok() && b.ok());
     for (const auto& item : a->model->named_parameters()) {
-      EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()])) << item.key();
+      EXPECT_TRUE(torch::equal(item.value(), b->model->named_parameters()[item.key()]))
+          << item.key();
     }
   }
 
@@ -151,8 +153,9 @@ TEST_F(TrainerTest, AStopRequestSavesLastAndTheRunResumesExactly) {
   EXPECT_EQ(summary->step, 1);
   auto saved = LoadCheckpoint(stopped.train.output_dir + "/last");
   ASSERT_TRUE(saved.ok()) << saved.status();
-  EXPECT_EQ(testing::ReadFile(stopped.train.output_dir + "/metrics.jsonl").find("\"event\":\"eval\""),
-            std::string::npos);
+  EXPECT_EQ(
+      testing::ReadFile(stopped.train.output_dir + "/metrics.jsonl").find("\"event\":\"eval\""),
+      std::string::npos);
 
   auto resumed = Train(stopped);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
@@ -167,7 +170,8 @@ TEST_F(TrainerTest, AGivenTokenizerIsUsedAsIs) {
   config.data.tokenizer = dir_.File("first/tokenizer.model");
   config.data.vocab_size = 5000;  // unused with a given tokenizer
   ASSERT_TRUE(Train(config).ok()) << log_.str();
-  EXPECT_NE(log_.str().find("tokenizer: " + config.data.tokenizer), std::string::npos) << log_.str();
+  EXPECT_NE(log_.str().find("tokenizer: " + config.data.tokenizer), std::string::npos)
+      << log_.str();
   EXPECT_FALSE(std::ifstream(dir_.File("second/tokenizer.model")).good()) << "spm_train ran anyway";
   auto first = LoadCheckpoint(dir_.File("first/last"));
   auto second = LoadCheckpoint(dir_.File("second/last"));
@@ -208,7 +212,8 @@ TEST_F(TrainerTest, InitFromStartsAFreshRunFromAnotherCheckpointsWeights) {
   auto summary = Train(config);
   ASSERT_TRUE(summary.ok()) << summary.status() << log_.str();
   EXPECT_EQ(summary->step, 1);
-  EXPECT_NE(log_.str().find("starting from the weights of " + config.train.init_from), std::string::npos);
+  EXPECT_NE(log_.str().find("starting from the weights of " + config.train.init_from),
+            std::string::npos);
 
   auto donor = LoadCheckpoint(dir_.File("donor/last"));
   auto warm = LoadCheckpoint(dir_.File("warm/last"));
@@ -218,7 +223,8 @@ TEST_F(TrainerTest, InitFromStartsAFreshRunFromAnotherCheckpointsWeights) {
   // One warm-up step of Adam moves each weight by about lr / warmup_steps = 6e-5; a fresh
   // initialization would differ by far more.
   for (const auto& item : donor->model->named_parameters()) {
-    const double moved = (item.value() - warm->model->named_parameters()[item.key()]).abs().max().item<double>();
+    const double moved =
+        (item.value() - warm->model->named_parameters()[item.key()]).abs().max().item<double>();
     EXPECT_LT(moved, 1e-3) << item.key();
   }
 
