@@ -168,99 +168,148 @@ absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_path) {
   return tokenizer;
 }
 
-absl::Status Tokenizer::Parse() {
-  int model_type = 1, treat_ws_as_suffix = 0;
-  int trainer_ids[3] = {1, 2, -1};  // bos, eos, pad: the TrainerSpec defaults
+// The fields of a ModelProto that this tokenizer reads, with the proto defaults.
+struct Tokenizer::ModelFields {
+  std::vector<Piece> pieces;
+  // TrainerSpec
+  int model_type = 1;  // 1 unigram, 2 bpe
+  bool treat_whitespace_as_suffix = false;
+  bool byte_fallback = false;
+  int reserved_ids[3] = {1, 2, -1};  // bos, eos, pad
+  std::string unk_surface = " \xE2\x81\x87 ";
+  // NormalizerSpec
   bool has_normalizer = false;
-  std::string rule, charsmap, denormalizer_charsmap;
+  std::string rule, charsmap;
+  bool add_dummy_prefix = true, remove_extra_whitespaces = true, escape_whitespaces = true;
+  // denormalizer_spec: a NormalizerSpec applied after decoding
+  std::string denormalizer_charsmap;
 
-  FASTDISS_RETURN_IF_ERROR(ForEachField(serialized_, "ModelProto", [&](const Field& f) {
-    switch (f.number) {
-      case 1: {  // repeated SentencePiece pieces
-        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "pieces"));
-        Piece& piece = pieces_.emplace_back();
-        return ForEachField(f.bytes, "SentencePiece", [&](const Field& g) {
-          if (g.number == 1) return ReadString(g, "piece", &piece.text);
-          if (g.number == 3) return ReadVarint(g, "type", &piece.type);
-          if (g.number != 2) return absl::OkStatus();
-          FASTDISS_RETURN_IF_ERROR(Want(g, kFixed32, "score"));
-          const uint32_t bits = static_cast<uint32_t>(g.value);
-          std::memcpy(&piece.score, &bits, sizeof(bits));
+  absl::Status Read(std::string_view model_proto) {
+    return ForEachField(model_proto, "ModelProto", [&](const Field& f) {
+      switch (f.number) {
+        case 1:
+          FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "pieces"));
+          return ReadPiece(f.bytes);
+        case 2:
+          FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "trainer_spec"));
+          return ReadTrainerSpec(f.bytes);
+        case 3:
+          has_normalizer = true;
+          FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "normalizer_spec"));
+          return ReadNormalizerSpec(f.bytes);
+        case 5:
+          FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "denormalizer_spec"));
+          return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
+            return g.number == 2 ? ReadString(g, "precompiled_charsmap", &denormalizer_charsmap)
+                                 : absl::OkStatus();
+          });
+        default:
           return absl::OkStatus();
-        });
       }
-      case 2:  // TrainerSpec
-        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "trainer_spec"));
-        return ForEachField(f.bytes, "TrainerSpec", [&](const Field& g) {
-          switch (g.number) {
-            case 3:
-              return ReadVarint(g, "model_type", &model_type);
-            case 24:
-              return ReadVarint(g, "treat_whitespace_as_suffix", &treat_ws_as_suffix);
-            case 35:
-              return ReadVarint(g, "byte_fallback", &byte_fallback_);
-            case 41:
-              return ReadVarint(g, "bos_id", &trainer_ids[0]);
-            case 42:
-              return ReadVarint(g, "eos_id", &trainer_ids[1]);
-            case 43:
-              return ReadVarint(g, "pad_id", &trainer_ids[2]);
-            case 44:
-              return ReadString(g, "unk_surface", &unk_surface_);
-            default:
-              return absl::OkStatus();
-          }
-        });
-      case 3:  // NormalizerSpec
-        has_normalizer = true;
-        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "normalizer_spec"));
-        return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
-          switch (g.number) {
-            case 1:
-              return ReadString(g, "name", &rule);
-            case 2:
-              return ReadString(g, "precompiled_charsmap", &charsmap);
-            case 3:
-              return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix_);
-            case 4:
-              return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces_);
-            case 5:
-              return ReadVarint(g, "escape_whitespaces", &escape_whitespaces_);
-            default:
-              return absl::OkStatus();
-          }
-        });
-      case 5:  // denormalizer_spec: a NormalizerSpec applied after decoding
-        FASTDISS_RETURN_IF_ERROR(Want(f, kLengthDelimited, "denormalizer_spec"));
-        return ForEachField(f.bytes, "NormalizerSpec", [&](const Field& g) {
-          return g.number == 2 ? ReadString(g, "precompiled_charsmap", &denormalizer_charsmap)
-                               : absl::OkStatus();
-        });
-      default:
-        return absl::OkStatus();
+    });
+  }
+
+  absl::Status ReadPiece(std::string_view bytes) {
+    Piece& piece = pieces.emplace_back();
+    return ForEachField(bytes, "SentencePiece", [&](const Field& g) {
+      if (g.number == 1) return ReadString(g, "piece", &piece.text);
+      if (g.number == 3) return ReadVarint(g, "type", &piece.type);
+      if (g.number != 2) return absl::OkStatus();
+      FASTDISS_RETURN_IF_ERROR(Want(g, kFixed32, "score"));
+      const uint32_t bits = static_cast<uint32_t>(g.value);
+      std::memcpy(&piece.score, &bits, sizeof(bits));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status ReadTrainerSpec(std::string_view bytes) {
+    return ForEachField(bytes, "TrainerSpec", [&](const Field& g) {
+      switch (g.number) {
+        case 3:
+          return ReadVarint(g, "model_type", &model_type);
+        case 24:
+          return ReadVarint(g, "treat_whitespace_as_suffix", &treat_whitespace_as_suffix);
+        case 35:
+          return ReadVarint(g, "byte_fallback", &byte_fallback);
+        case 41:
+          return ReadVarint(g, "bos_id", &reserved_ids[0]);
+        case 42:
+          return ReadVarint(g, "eos_id", &reserved_ids[1]);
+        case 43:
+          return ReadVarint(g, "pad_id", &reserved_ids[2]);
+        case 44:
+          return ReadString(g, "unk_surface", &unk_surface);
+        default:
+          return absl::OkStatus();
+      }
+    });
+  }
+
+  absl::Status ReadNormalizerSpec(std::string_view bytes) {
+    return ForEachField(bytes, "NormalizerSpec", [&](const Field& g) {
+      switch (g.number) {
+        case 1:
+          return ReadString(g, "name", &rule);
+        case 2:
+          return ReadString(g, "precompiled_charsmap", &charsmap);
+        case 3:
+          return ReadVarint(g, "add_dummy_prefix", &add_dummy_prefix);
+        case 4:
+          return ReadVarint(g, "remove_extra_whitespaces", &remove_extra_whitespaces);
+        case 5:
+          return ReadVarint(g, "escape_whitespaces", &escape_whitespaces);
+        default:
+          return absl::OkStatus();
+      }
+    });
+  }
+
+  absl::Status CheckSupported() const {
+    // The normalizer spec is serialized after the pieces and the trainer spec, so a file cut at a
+    // field boundary still shows up here.
+    if (pieces.empty() || !has_normalizer) {
+      return absl::DataLossError(
+          "not a complete sentencepiece model: no pieces or no normalizer_spec");
     }
-  }));
+    if (rule != "identity" || !charsmap.empty() || !denormalizer_charsmap.empty()) {
+      return absl::InvalidArgumentError(
+          "sentencepiece normalization rule '" + rule +
+          "' is not supported: train with --normalization_rule_name=identity");
+    }
+    if (model_type != 1 && model_type != 2) {
+      return absl::InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
+                                        " is not supported: only unigram (1) and bpe (2)");
+    }
+    if (treat_whitespace_as_suffix) {
+      return absl::InvalidArgumentError(
+          "sentencepiece treat_whitespace_as_suffix is not supported");
+    }
+    return absl::OkStatus();
+  }
+};
 
-  // The normalizer spec is serialized after the pieces and the trainer spec, so a file cut at a
-  // field boundary still shows up here.
-  if (pieces_.empty() || !has_normalizer) {
-    return absl::DataLossError(
-        "not a complete sentencepiece model: no pieces or no normalizer_spec");
+absl::Status Tokenizer::Parse() {
+  ModelFields model;
+  FASTDISS_RETURN_IF_ERROR(model.Read(serialized_));
+  FASTDISS_RETURN_IF_ERROR(model.CheckSupported());
+  pieces_ = std::move(model.pieces);
+  bpe_ = model.model_type == 2;
+  byte_fallback_ = model.byte_fallback;
+  unk_surface_ = std::move(model.unk_surface);
+  add_dummy_prefix_ = model.add_dummy_prefix;
+  remove_extra_whitespaces_ = model.remove_extra_whitespaces;
+  escape_whitespaces_ = model.escape_whitespaces;
+  FASTDISS_RETURN_IF_ERROR(IndexPieces());
+  // spm_train writes the reserved pieces as control pieces at these ids; -1 disables one.
+  int* const ours[3] = {&bos_id_, &eos_id_, &pad_id_};
+  for (int i = 0; i < 3; ++i) {
+    const int id = model.reserved_ids[i];
+    *ours[i] = id >= 0 && id < vocab_size() && pieces_[id].type == kControl ? id : -1;
   }
-  if (rule != "identity" || !charsmap.empty() || !denormalizer_charsmap.empty()) {
-    return absl::InvalidArgumentError(
-        "sentencepiece normalization rule '" + rule +
-        "' is not supported: train with --normalization_rule_name=identity");
-  }
-  if (model_type != 1 && model_type != 2) {
-    return absl::InvalidArgumentError("sentencepiece model_type " + std::to_string(model_type) +
-                                      " is not supported: only unigram (1) and bpe (2)");
-  }
-  bpe_ = model_type == 2;
-  if (treat_ws_as_suffix) {
-    return absl::InvalidArgumentError("sentencepiece treat_whitespace_as_suffix is not supported");
-  }
+  return absl::OkStatus();
+}
 
+absl::Status Tokenizer::IndexPieces() {
   // As sentencepiece's Model constructor computes them; note that max_score_ starts at FLT_MIN
   // (the smallest positive float), so with the usual negative scores it stays ~0.
   min_score_ = FLT_MAX;
@@ -309,12 +358,6 @@ absl::Status Tokenizer::Parse() {
   if (byte_fallback_ && num_byte_pieces != 256) {  // no duplicates, so all 256 bytes are there
     return absl::DataLossError("sentencepiece model with byte_fallback has " +
                                std::to_string(num_byte_pieces) + " byte pieces, want 256");
-  }
-  // spm_train writes the reserved pieces as control pieces at these ids; -1 disables one.
-  int* const ours[3] = {&bos_id_, &eos_id_, &pad_id_};
-  for (int i = 0; i < 3; ++i) {
-    const int id = trainer_ids[i];
-    *ours[i] = id >= 0 && id < vocab_size() && pieces_[id].type == kControl ? id : -1;
   }
   return absl::OkStatus();
 }

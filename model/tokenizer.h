@@ -74,7 +74,10 @@ class Tokenizer {
   };
   using Segment = std::pair<std::string_view, int>;  // a piece of the normalized text and its id
 
+  struct ModelFields;    // what Parse reads from the ModelProto; defined in tokenizer.cc
   absl::Status Parse();  // reads serialized_, validates it and builds the lookup tables
+  // Checks each piece and builds ids_, prefixes_, byte_ids_ and the score range.
+  absl::Status IndexPieces();
   std::string Normalize(std::string_view text) const;
   std::vector<Segment> EncodeUnigram(std::string_view normalized) const;
   std::vector<Segment> EncodeBpe(std::string_view normalized) const;
@@ -94,10 +97,10 @@ class Tokenizer {
   float min_score_ = 0, max_score_ = 0;  // over normal pieces, as sentencepiece computes them
   int byte_ids_[256] = {};               // only filled when byte_fallback_
 
-  // From TrainerSpec and NormalizerSpec, with the proto defaults.
+  // From TrainerSpec and NormalizerSpec (see ModelFields for the defaults).
   bool bpe_ = false;
   bool byte_fallback_ = false;
-  std::string unk_surface_ = " \xE2\x81\x87 ";
+  std::string unk_surface_;
   bool add_dummy_prefix_ = true, remove_extra_whitespaces_ = true, escape_whitespaces_ = true;
 
   int unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
