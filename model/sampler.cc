@@ -161,37 +161,27 @@ absl::Status Sampler::CheckReady() const {
 
 absl::StatusOr<std::unique_ptr<DecodeState>> Sampler::NewState(std::vector<int> source_ids,
                                                                const DecodeOptions& options) const {
+  // The callers validate their input (the server in CheckRequest, the tools at their flags);
+  // this only guards the tensor code against a caller's bug.
   const ModelConfig& config = model_->config();
-  if (source_ids.empty()) return absl::InvalidArgumentError("the source has no tokens");
-  if (static_cast<int>(source_ids.size()) > config.max_source_tokens) {
-    return absl::InvalidArgumentError("the source has " + std::to_string(source_ids.size()) +
-                                      " tokens, more than the model's limit of " +
-                                      std::to_string(config.max_source_tokens));
-  }
+  const auto outside = [](const char* what, int64_t value, int64_t lo, int64_t hi) {
+    return value < lo || value > hi
+               ? absl::InvalidArgumentError("Sampler::NewState: " + std::string(what) + " " +
+                                            std::to_string(value) + " is outside " +
+                                            std::to_string(lo) + ".." + std::to_string(hi))
+               : absl::OkStatus();
+  };
+  FASTDISS_RETURN_IF_ERROR(outside("source tokens", static_cast<int64_t>(source_ids.size()), 1,
+                                   config.max_source_tokens));
   for (int id : source_ids) {
-    if (id < 0 || id >= config.vocab_size) {
-      return absl::InvalidArgumentError("token id " + std::to_string(id) +
-                                        " is outside the vocabulary");
-    }
+    FASTDISS_RETURN_IF_ERROR(outside("token id", id, 0, config.vocab_size - 1));
   }
-  if (options.length_beam < 1 || options.length_beam > kMaxBeam) {
-    return absl::InvalidArgumentError("length_beam must be in [1, " + std::to_string(kMaxBeam) +
-                                      "], got " + std::to_string(options.length_beam));
-  }
-  if (options.noise_beam < 1 || options.noise_beam > kMaxBeam) {
-    return absl::InvalidArgumentError("noise_beam must be in [1, " + std::to_string(kMaxBeam) +
-                                      "], got " + std::to_string(options.noise_beam));
-  }
-  if (options.target_length < 0 || options.target_length > config.max_target_tokens) {
-    return absl::InvalidArgumentError("target_length must be in [0, " +
-                                      std::to_string(config.max_target_tokens) + "], got " +
-                                      std::to_string(options.target_length));
-  }
-  if (options.early_exit_steps < 0 || options.early_exit_steps > schedule_.num_timesteps()) {
-    return absl::InvalidArgumentError(
-        "early_exit_steps must be in [0, " + std::to_string(schedule_.num_timesteps()) +
-        "] (0: off), got " + std::to_string(options.early_exit_steps));
-  }
+  FASTDISS_RETURN_IF_ERROR(outside("length_beam", options.length_beam, 1, kMaxBeam));
+  FASTDISS_RETURN_IF_ERROR(outside("noise_beam", options.noise_beam, 1, kMaxBeam));
+  FASTDISS_RETURN_IF_ERROR(
+      outside("target_length", options.target_length, 0, config.max_target_tokens));
+  FASTDISS_RETURN_IF_ERROR(
+      outside("early_exit_steps", options.early_exit_steps, 0, schedule_.num_timesteps()));
   std::unique_ptr<DecodeState> state(new DecodeState());
   FASTDISS_ASSIGN_OR_RETURN(state->schedule_, schedule_.Respace(options.steps));
   state->source_.assign(source_ids.begin(), source_ids.end());

@@ -57,20 +57,16 @@ absl::Status Engine::Schedule(std::unique_ptr<GenerateTask>* task, uint64_t* id)
     return absl::InvalidArgumentError("Schedule needs a task with an on_done callback");
   }
   GenerateTask& t = **task;
-  if (t.options.steps < 1 || t.options.steps > options_.max_steps) {
-    return absl::InvalidArgumentError("steps must be in [1, " + std::to_string(options_.max_steps) +
-                                      "], got " + std::to_string(t.options.steps));
-  }
-  if (t.min_steps < 0 || t.min_steps > t.options.steps) {
-    return absl::InvalidArgumentError(
-        "min_steps must be in [0, steps = " + std::to_string(t.options.steps) + "], got " +
-        std::to_string(t.min_steps));
-  }
+  // The service validated the request (CheckRequest in generator_service.cc): a task outside
+  // these bounds is the caller's bug, not bad input, and gets no message of its own per field.
   const int64_t rows = static_cast<int64_t>(t.options.length_beam) * t.options.noise_beam;
-  if (rows > options_.max_rows_per_batch) {
-    return absl::InvalidArgumentError("length_beam x noise_beam = " + std::to_string(rows) +
-                                      " rows, more than max_rows_per_batch (" +
-                                      std::to_string(options_.max_rows_per_batch) + ")");
+  if (t.options.steps < 1 || t.options.steps > options_.max_steps || t.min_steps < 0 ||
+      t.min_steps > t.options.steps || rows < 1 || rows > options_.max_rows_per_batch) {
+    return absl::InvalidArgumentError(
+        "Engine::Schedule: a task outside the engine's limits: steps " +
+        std::to_string(t.options.steps) + " (1.." + std::to_string(options_.max_steps) +
+        "), min_steps " + std::to_string(t.min_steps) + " (0..steps), rows " +
+        std::to_string(rows) + " (1.." + std::to_string(options_.max_rows_per_batch) + ")");
   }
   const int length =
       t.options.target_length > 0 ? t.options.target_length : static_cast<int>(t.source_ids.size());

@@ -271,6 +271,75 @@ class StreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   grpc::ByteBuffer current_bytes_;  // current_, serialized
 };
 
+absl::Status InvalidRequest(std::string message) {
+  return absl::InvalidArgumentError(std::move(message));
+}
+
+int BeamOrOne(int beam) { return beam == 0 ? 1 : beam; }  // an unset beam is 1
+
+// Every check of a request's fields against the model's and the server's limits: the one place
+// a request is validated (the engine and the sampler only assert their invariants). The source's
+// token count is checked after encoding, in Prepare.
+absl::Status CheckRequest(const GenerateRequest& request, const ServedModelInfo& info,
+                          int64_t max_text_bytes, int early_exit_steps) {
+  const std::string& text = request.text();
+  if (text.empty()) return InvalidRequest("text is empty");
+  if (static_cast<int64_t>(text.size()) > max_text_bytes) {
+    return InvalidRequest("text is " + std::to_string(text.size()) + " bytes; the limit is " +
+                          std::to_string(max_text_bytes));
+  }
+  // ParseGenerateRequest has refused a string field that is not UTF-8 already; the tokenizer
+  // relies on it, so the check stays for Prepare's direct callers (tests).
+  if (!IsValidUtf8(text)) return InvalidRequest("text is not valid UTF-8");
+  const std::string max_steps = std::to_string(info.max_steps);
+  if (request.has_min_steps() || request.has_max_steps()) {
+    if (!request.has_min_steps() || !request.has_max_steps()) {
+      return InvalidRequest("a step range needs both min_steps and max_steps");
+    }
+    if (request.steps() != 0) {
+      return InvalidRequest("give either steps or min_steps..max_steps, not both (steps = " +
+                            std::to_string(request.steps()) + ")");
+    }
+    if (request.min_steps() < 1 || request.min_steps() > request.max_steps() ||
+        request.max_steps() > info.max_steps) {
+      return InvalidRequest("the step range must have 1 <= min_steps <= max_steps <= " + max_steps +
+                            " for model '" + info.name + "', got " +
+                            std::to_string(request.min_steps()) + ".." +
+                            std::to_string(request.max_steps()));
+    }
+  } else if (request.steps() < 1 || request.steps() > info.max_steps) {
+    return InvalidRequest("steps must be in [1, " + max_steps + "] for model '" + info.name +
+                          "', got " + std::to_string(request.steps()) +
+                          " (or give min_steps and max_steps)");
+  }
+  const int length_beam = BeamOrOne(request.length_beam());
+  const int noise_beam = BeamOrOne(request.noise_beam());
+  if (length_beam < 1 || length_beam > info.max_beam) {
+    return InvalidRequest("length_beam must be in [1, " + std::to_string(info.max_beam) +
+                          "], got " + std::to_string(request.length_beam()));
+  }
+  if (noise_beam < 1 || noise_beam > info.max_beam) {
+    return InvalidRequest("noise_beam must be in [1, " + std::to_string(info.max_beam) + "], got " +
+                          std::to_string(request.noise_beam()));
+  }
+  if (int64_t{length_beam} * noise_beam > info.max_rows) {
+    return InvalidRequest(
+        "length_beam x noise_beam = " + std::to_string(int64_t{length_beam} * noise_beam) +
+        " rows, more than this server's engine.max_rows_per_batch (" +
+        std::to_string(info.max_rows) + ")");
+  }
+  if (request.has_target_length() &&
+      (request.target_length() < 1 || request.target_length() > info.max_target_tokens)) {
+    return InvalidRequest("target_length must be in [1, " + std::to_string(info.max_target_tokens) +
+                          "], got " + std::to_string(request.target_length()));
+  }
+  if (early_exit_steps < 0 || early_exit_steps > info.max_steps) {
+    return InvalidRequest("early_exit_steps must be in [0, " + std::to_string(info.max_steps) +
+                          "] (0: off), got " + std::to_string(early_exit_steps));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 GeneratorService::GeneratorService(GeneratorServiceOptions options, ServerMetrics* metrics)
@@ -401,62 +470,14 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   if (!model.ok()) return model.status();
   if (resolved != nullptr) *resolved = *model;
   const ServedModelInfo& info = (*model)->info();
-  auto invalid = [](std::string message) { return absl::InvalidArgumentError(std::move(message)); };
-
-  const std::string& text = request.text();
-  if (text.empty()) return invalid("text is empty");
-  if (static_cast<int64_t>(text.size()) > options_.max_text_bytes) {
-    return invalid("text is " + std::to_string(text.size()) + " bytes; the limit is " +
-                   std::to_string(options_.max_text_bytes));
-  }
-  // ParseGenerateRequest has refused a string field that is not UTF-8 already; the tokenizer
-  // relies on it, so Prepare (public, for tests) keeps its own check.
-  if (!IsValidUtf8(text)) return invalid("text is not valid UTF-8");
-  const std::string max_steps = std::to_string(info.max_steps);
-  if (request.has_min_steps() || request.has_max_steps()) {
-    if (!request.has_min_steps() || !request.has_max_steps()) {
-      return invalid("a step range needs both min_steps and max_steps");
-    }
-    if (request.steps() != 0) {
-      return invalid("give either steps or min_steps..max_steps, not both (steps = " +
-                     std::to_string(request.steps()) + ")");
-    }
-    if (request.min_steps() < 1 || request.min_steps() > request.max_steps() ||
-        request.max_steps() > info.max_steps) {
-      return invalid("the step range must have 1 <= min_steps <= max_steps <= " + max_steps +
-                     " for model '" + info.name + "', got " + std::to_string(request.min_steps()) +
-                     ".." + std::to_string(request.max_steps()));
-    }
-  } else if (request.steps() < 1 || request.steps() > info.max_steps) {
-    return invalid("steps must be in [1, " + max_steps + "] for model '" + info.name + "', got " +
-                   std::to_string(request.steps()) + " (or give min_steps and max_steps)");
-  }
-  const int length_beam = request.length_beam() == 0 ? 1 : request.length_beam();
-  const int noise_beam = request.noise_beam() == 0 ? 1 : request.noise_beam();
-  if (length_beam < 1 || length_beam > info.max_beam) {
-    return invalid("length_beam must be in [1, " + std::to_string(info.max_beam) + "], got " +
-                   std::to_string(request.length_beam()));
-  }
-  if (noise_beam < 1 || noise_beam > info.max_beam) {
-    return invalid("noise_beam must be in [1, " + std::to_string(info.max_beam) + "], got " +
-                   std::to_string(request.noise_beam()));
-  }
-  if (request.has_target_length() &&
-      (request.target_length() < 1 || request.target_length() > info.max_target_tokens)) {
-    return invalid("target_length must be in [1, " + std::to_string(info.max_target_tokens) +
-                   "], got " + std::to_string(request.target_length()));
-  }
   const int early_exit_steps = request.has_early_exit_steps() ? request.early_exit_steps()
                                                               : options_.default_early_exit_steps;
-  if (early_exit_steps < 0 || early_exit_steps > info.max_steps) {
-    return invalid("early_exit_steps must be in [0, " + std::to_string(info.max_steps) +
-                   "] (0: off), got " + std::to_string(early_exit_steps));
-  }
-  std::vector<int> ids = (*model)->EncodeSource(text);
-  if (ids.empty()) return invalid("text has no tokens (only whitespace?)");
+  FASTDISS_RETURN_IF_ERROR(CheckRequest(request, info, options_.max_text_bytes, early_exit_steps));
+  std::vector<int> ids = (*model)->EncodeSource(request.text());
+  if (ids.empty()) return InvalidRequest("text has no tokens (only whitespace?)");
   if (static_cast<int>(ids.size()) > info.max_source_tokens) {
-    return invalid("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name +
-                   "' takes at most " + std::to_string(info.max_source_tokens));
+    return InvalidRequest("text is " + std::to_string(ids.size()) + " tokens; model '" + info.name +
+                          "' takes at most " + std::to_string(info.max_source_tokens));
   }
 
   PreparedRequest prepared;
@@ -466,8 +487,8 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   task.source_ids = std::move(ids);
   task.options.steps = request.has_max_steps() ? request.max_steps() : request.steps();
   task.min_steps = request.has_min_steps() ? request.min_steps() : 0;
-  task.options.length_beam = length_beam;
-  task.options.noise_beam = noise_beam;
+  task.options.length_beam = BeamOrOne(request.length_beam());
+  task.options.noise_beam = BeamOrOne(request.noise_beam());
   task.options.seed = request.has_seed() ? request.seed() : RandomSeed();
   task.options.target_length = request.has_target_length() ? request.target_length() : 0;
   task.options.early_exit_steps = early_exit_steps;

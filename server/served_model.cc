@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   info.max_source_tokens = loaded->config.max_source_tokens;
   info.max_target_tokens = loaded->config.max_target_tokens;
   info.max_beam = kMaxBeam;
+  info.max_rows = options.max_rows_per_batch;
   info.source_units = loaded->config.source_units;
   info.source_lowercase = loaded->config.source_lowercase;
   model->tokenizer_ = std::move(loaded->tokenizer);

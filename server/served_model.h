@@ -29,6 +29,7 @@ struct ServedModelInfo {
   int max_source_tokens = 0;
   int max_target_tokens = 0;
   int max_beam = 0;
+  int max_rows = 0;  // the engine's max_rows_per_batch: length_beam x noise_beam at most
   int num_timesteps = 0;
   std::string source_units;       // model.source_units: how request text is cut before tokenizing
   bool source_lowercase = false;  // model.source_lowercase: ASCII capitals lowercased first

@@ -483,6 +483,26 @@ TEST_F(ServerTest, ACancelledCallIsAnsweredCancelledAndFreesItsRows) {
   }));
 }
 
+// Beams wider than the engine's batch are refused by the service's one validation, with the
+// config key to change; a request that fits the same limit is answered.
+TEST_F(ServerTest, BeamsWiderThanTheBatchAreRefusedWithTheLimit) {
+  auto server = Launch({"engine.max_rows_per_batch=8"});
+  Client client(server->target());
+  GenerateRequest request = Request("the cat", 5, 1);
+  request.set_length_beam(4);
+  request.set_noise_beam(4);
+  GenerateResponse response;
+  grpc::Status status = client.Generate(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("16 rows, more than this server's "
+                                        "engine.max_rows_per_batch (8)"),
+            std::string::npos)
+      << status.error_message();
+  request.set_noise_beam(2);
+  status = client.Generate(request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 TEST_F(ServerTest, BadInputGetsTheRightCodeAndAClearMessage) {
   Client client(shared_->target());
   struct Case {
