@@ -193,7 +193,7 @@ int Engine::running() const {
 
 bool Engine::ShouldWake() const { return stopping_ || !waiting_.empty() || !cancelled_.empty(); }
 
-void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected) {
+void Engine::TakeWaiting(Entries* admitted, Rejected* rejected) {
   const absl::Time now = Now();
   // Cancelled or expired waiting requests are answered at once, whatever the policy; so are
   // those that could no longer finish in time even if they started now.
@@ -247,158 +247,176 @@ void Engine::TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected
 }
 
 void Engine::Loop() {
-  std::vector<std::unique_ptr<Entry>> active;
+  Entries active;
   for (;;) {
-    std::vector<std::unique_ptr<Entry>> admitted;
-    Rejected rejected;
-    std::vector<uint64_t> cancelled;
-    {
-      absl::MutexLock lock(&mu_);
-      if (active.empty()) {
-        mu_.Await(absl::Condition(this, &Engine::ShouldWake));
-        if (stopping_ && waiting_.empty()) return;
-        if (options_.max_queue_delay > absl::ZeroDuration() && !waiting_.empty()) {
-          // Give an idle batch a moment to fill before paying for a forward.
-          auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            int rows = 0;
-            int64_t tokens = 0;
-            for (const auto& e : waiting_) {
-              rows += e->rows;
-              tokens += e->tokens;
-            }
-            return stopping_ || !cancelled_.empty() || rows >= options_.max_rows_per_batch ||
-                   tokens >= options_.max_tokens_per_batch;
-          };
-          // The wait is real time (the lock's clock), measured from the oldest arrival.
-          const absl::Duration waited = Now() - waiting_.front()->enqueued;
-          mu_.AwaitWithTimeout(absl::Condition(&full), options_.max_queue_delay - waited);
-        }
-      }
-      TakeWaiting(&admitted, &rejected);
-      // Predictions made while this iteration runs count the admitted as running already.
-      for (const auto& entry : admitted) {
-        active_work_.push_back({entry->rows, entry->tokens, entry->state->options().steps});
-      }
-      cancelled.swap(cancelled_);
-      // Rejected entries count as running until answered, so WaitIdle never returns early.
-      running_ += static_cast<int>(admitted.size() + rejected.size());
-    }
-    for (auto& [entry, status] : rejected) entry->task->on_done(std::move(status));
-    std::vector<std::unique_ptr<Entry>> leaving;
-    if (!admitted.empty()) {
-      std::vector<DecodeState*> states;
-      for (auto& entry : admitted) states.push_back(entry->state.get());
-      absl::Status started = sampler_.Start(states);
-      for (auto& entry : admitted) {
-        if (!started.ok()) {
-          entry->task->on_done(started);
-          leaving.push_back(std::move(entry));
-          continue;
-        }
-        entry->rows = entry->state->rows();  // fewer when the length beam meets the length limit
-        entry->tokens = entry->state->target_tokens();
-        active.push_back(std::move(entry));
-      }
-    }
-    // Requests cancelled or out of time (the just admitted too) leave before the next step; so do
-    // those whose remaining steps would end past their deadline.
-    const absl::Time now = Now();
-    absl::Duration step_time;
-    if (options_.deadline_aware) {
-      int64_t tokens = 0;
-      for (const auto& entry : active) tokens += entry->tokens;
-      absl::MutexLock lock(&mu_);
-      step_time = step_time_.Predict(tokens);  // zero until known
-    }
-    for (auto& entry : active) {
-      const bool is_cancelled =
-          std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
-      const DecodeState& state = *entry->state;
-      const int remaining = state.options().steps - state.steps_done();
-      if (is_cancelled) {
-        entry->task->on_done(absl::CancelledError("the request was cancelled"));
-      } else if (entry->task->deadline <= now) {
-        if (hooks_.on_late) hooks_.on_late(state.steps_done());
-        entry->task->on_done(
-            absl::DeadlineExceededError("the deadline passed while the request ran"));
-      } else if (now + remaining * step_time > entry->task->deadline) {
-        // These are the requests the plan misjudged most: the calibration learns from them too.
-        if (entry->uncalibrated > absl::ZeroDuration()) {
-          Calibrate(absl::FDivDuration(now + remaining * step_time - entry->enqueued,
-                                       entry->uncalibrated));
-        }
-        if (hooks_.on_late) hooks_.on_late(state.steps_done());
-        entry->task->on_done(absl::DeadlineExceededError(
-            "stopped after " + std::to_string(state.steps_done()) + " of " +
-            std::to_string(state.options().steps) +
-            " steps: the rest could no longer finish before its deadline"));
-      } else {
-        continue;
-      }
-      leaving.push_back(std::move(entry));
-    }
-    active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
+    Intake intake;
+    if (!TakeIntake(active.empty(), &intake)) return;
+    for (auto& [entry, status] : intake.rejected) entry->task->on_done(std::move(status));
+    Entries answered;  // leave the batch in this iteration
+    StartAdmitted(std::move(intake.admitted), &active, &answered);
+    StopCancelledAndLate(intake.cancelled, &active, &answered);
+    StepActive(&active, &answered);
+    Publish(active, static_cast<int>(intake.rejected.size() + answered.size()));
+  }
+}
 
-    std::vector<std::unique_ptr<Entry>> finished;
-    if (!active.empty()) {
-      std::vector<DecodeState*> states;
-      StepStats stats;
-      for (auto& entry : active) {
-        states.push_back(entry->state.get());
-        stats.rows += entry->rows;
-        stats.tokens += entry->tokens;
-      }
-      stats.requests = static_cast<int>(active.size());
-      const absl::Time step_start = Now();
-      absl::Status stepped = sampler_.Step(states);
-      stats.duration = Now() - step_start;
-      if (stepped.ok()) {
-        absl::MutexLock lock(&mu_);
-        step_time_.Observe(stats.tokens, stats.duration);
-      }
-      if (hooks_.on_step) hooks_.on_step(stats);
-      for (auto& entry : active) {
-        if (!stepped.ok()) {
-          entry->task->on_done(stepped);
-          finished.push_back(std::move(entry));
-          continue;
-        }
-        const bool done = entry->state->finished();
-        if (!done && !entry->task->on_step) continue;
-        auto result = sampler_.Result(*entry->state);
-        if (!result.ok()) {
-          entry->task->on_done(result.status());
-          finished.push_back(std::move(entry));
-          continue;
-        }
-        if (entry->task->on_step) entry->task->on_step(*result);
-        if (done) {
-          const absl::Time end = Now();
-          if (entry->uncalibrated > absl::ZeroDuration() &&
-              entry->state->steps_done() == entry->state->options().steps) {
-            // Early exit ends a request before its plan; only full runs say how good the plan was.
-            Calibrate(absl::FDivDuration(end - entry->enqueued, entry->uncalibrated));
-          }
-          GenerateOutcome outcome{std::move(result).value(), entry->admitted - entry->enqueued,
-                                  end - entry->admitted, end - entry->enqueued};
-          entry->task->on_done(std::move(outcome));
-          finished.push_back(std::move(entry));
-        }
-      }
-      active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
+bool Engine::TakeIntake(bool idle, Intake* intake) {
+  absl::MutexLock lock(&mu_);
+  if (idle) {
+    mu_.Await(absl::Condition(this, &Engine::ShouldWake));
+    if (stopping_ && waiting_.empty()) return false;
+    if (options_.max_queue_delay > absl::ZeroDuration() && !waiting_.empty()) {
+      // Give an idle batch a moment to fill before paying for a forward. The wait is real time
+      // (the lock's clock), measured from the oldest arrival.
+      const absl::Duration waited = Now() - waiting_.front()->enqueued;
+      mu_.AwaitWithTimeout(absl::Condition(this, &Engine::BatchIsFull),
+                           options_.max_queue_delay - waited);
     }
+  }
+  TakeWaiting(&intake->admitted, &intake->rejected);
+  // Predictions made while this iteration runs count the admitted as running already.
+  for (const auto& entry : intake->admitted) {
+    active_work_.push_back({entry->rows, entry->tokens, entry->state->options().steps});
+  }
+  intake->cancelled.swap(cancelled_);
+  // Rejected entries count as running until answered, so WaitIdle never returns early.
+  running_ += static_cast<int>(intake->admitted.size() + intake->rejected.size());
+  return true;
+}
+
+bool Engine::BatchIsFull() const {
+  int rows = 0;
+  int64_t tokens = 0;
+  for (const auto& e : waiting_) {
+    rows += e->rows;
+    tokens += e->tokens;
+  }
+  return stopping_ || !cancelled_.empty() || rows >= options_.max_rows_per_batch ||
+         tokens >= options_.max_tokens_per_batch;
+}
+
+void Engine::StartAdmitted(Entries admitted, Entries* active, Entries* answered) {
+  if (admitted.empty()) return;
+  std::vector<DecodeState*> states;
+  for (auto& entry : admitted) states.push_back(entry->state.get());
+  const absl::Status started = sampler_.Start(states);
+  for (auto& entry : admitted) {
+    if (!started.ok()) {
+      entry->task->on_done(started);
+      answered->push_back(std::move(entry));
+      continue;
+    }
+    entry->rows = entry->state->rows();  // fewer when the length beam meets the length limit
+    entry->tokens = entry->state->target_tokens();
+    active->push_back(std::move(entry));
+  }
+}
+
+void Engine::StopCancelledAndLate(const std::vector<uint64_t>& cancelled, Entries* active,
+                                  Entries* answered) {
+  // Requests cancelled or out of time (the just admitted too) leave before the next step; so do
+  // those whose remaining steps would end past their deadline.
+  const absl::Time now = Now();
+  absl::Duration step_time;
+  if (options_.deadline_aware) {
+    int64_t tokens = 0;
+    for (const auto& entry : *active) tokens += entry->tokens;
     absl::MutexLock lock(&mu_);
-    running_ -= static_cast<int>(rejected.size() + leaving.size() + finished.size());
-    active_rows_ = 0;
-    active_tokens_ = 0;
-    active_work_.clear();
-    for (const auto& entry : active) {
-      active_rows_ += entry->rows;
-      active_tokens_ += entry->tokens;
-      const DecodeState& state = *entry->state;
-      active_work_.push_back(
-          {entry->rows, entry->tokens, state.options().steps - state.steps_done()});
+    step_time = step_time_.Predict(tokens);  // zero until known
+  }
+  for (auto& entry : *active) {
+    const bool is_cancelled =
+        std::find(cancelled.begin(), cancelled.end(), entry->id) != cancelled.end();
+    const DecodeState& state = *entry->state;
+    const int remaining = state.options().steps - state.steps_done();
+    if (is_cancelled) {
+      entry->task->on_done(absl::CancelledError("the request was cancelled"));
+    } else if (entry->task->deadline <= now) {
+      if (hooks_.on_late) hooks_.on_late(state.steps_done());
+      entry->task->on_done(
+          absl::DeadlineExceededError("the deadline passed while the request ran"));
+    } else if (now + remaining * step_time > entry->task->deadline) {
+      // These are the requests the plan misjudged most: the calibration learns from them too.
+      if (entry->uncalibrated > absl::ZeroDuration()) {
+        Calibrate(
+            absl::FDivDuration(now + remaining * step_time - entry->enqueued, entry->uncalibrated));
+      }
+      if (hooks_.on_late) hooks_.on_late(state.steps_done());
+      entry->task->on_done(absl::DeadlineExceededError(
+          "stopped after " + std::to_string(state.steps_done()) + " of " +
+          std::to_string(state.options().steps) +
+          " steps: the rest could no longer finish before its deadline"));
+    } else {
+      continue;
     }
+    answered->push_back(std::move(entry));
+  }
+  active->erase(std::remove(active->begin(), active->end(), nullptr), active->end());
+}
+
+void Engine::StepActive(Entries* active, Entries* answered) {
+  if (active->empty()) return;
+  std::vector<DecodeState*> states;
+  StepStats stats;
+  for (auto& entry : *active) {
+    states.push_back(entry->state.get());
+    stats.rows += entry->rows;
+    stats.tokens += entry->tokens;
+  }
+  stats.requests = static_cast<int>(active->size());
+  const absl::Time step_start = Now();
+  const absl::Status stepped = sampler_.Step(states);
+  stats.duration = Now() - step_start;
+  if (stepped.ok()) {
+    absl::MutexLock lock(&mu_);
+    step_time_.Observe(stats.tokens, stats.duration);
+  }
+  if (hooks_.on_step) hooks_.on_step(stats);
+  for (auto& entry : *active) {
+    if (!stepped.ok()) {
+      entry->task->on_done(stepped);
+    } else if (!ReportStep(entry.get())) {
+      continue;
+    }
+    answered->push_back(std::move(entry));
+  }
+  active->erase(std::remove(active->begin(), active->end(), nullptr), active->end());
+}
+
+bool Engine::ReportStep(Entry* entry) {
+  const bool done = entry->state->finished();
+  if (!done && !entry->task->on_step) return false;
+  auto result = sampler_.Result(*entry->state);
+  if (!result.ok()) {
+    entry->task->on_done(result.status());
+    return true;
+  }
+  if (entry->task->on_step) entry->task->on_step(*result);
+  if (!done) return false;
+  const absl::Time end = Now();
+  if (entry->uncalibrated > absl::ZeroDuration() &&
+      entry->state->steps_done() == entry->state->options().steps) {
+    // Early exit ends a request before its plan; only full runs say how good the plan was.
+    Calibrate(absl::FDivDuration(end - entry->enqueued, entry->uncalibrated));
+  }
+  GenerateOutcome outcome{std::move(result).value(), entry->admitted - entry->enqueued,
+                          end - entry->admitted, end - entry->enqueued};
+  entry->task->on_done(std::move(outcome));
+  return true;
+}
+
+void Engine::Publish(const Entries& active, int answered) {
+  absl::MutexLock lock(&mu_);
+  running_ -= answered;
+  active_rows_ = 0;
+  active_tokens_ = 0;
+  active_work_.clear();
+  for (const auto& entry : active) {
+    active_rows_ += entry->rows;
+    active_tokens_ += entry->tokens;
+    const DecodeState& state = *entry->state;
+    active_work_.push_back(
+        {entry->rows, entry->tokens, state.options().steps - state.steps_done()});
   }
 }
 

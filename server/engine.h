@@ -95,12 +95,33 @@ class Engine {
   struct Entry;
   Engine(const EngineOptions& options, Sampler sampler, Hooks hooks);
   absl::Time Now() const { return hooks_.now ? hooks_.now() : absl::Now(); }
-  void Loop();
+  using Entries = std::vector<std::unique_ptr<Entry>>;
   using Rejected = std::vector<std::pair<std::unique_ptr<Entry>, absl::Status>>;
+  // What one iteration of the loop takes from the queue.
+  struct Intake {
+    Entries admitted;
+    Rejected rejected;
+    std::vector<uint64_t> cancelled;  // ids of running entries
+  };
+  // The engine thread: each iteration takes the intake, answers the rejected, starts the
+  // admitted, stops the cancelled and the late, runs one step over the rest and publishes the
+  // batch for the admission predictions.
+  void Loop();
+  // Waits for work when `idle` (and lets an idle batch fill); false when the engine stops.
+  bool TakeIntake(bool idle, Intake* intake) ABSL_LOCKS_EXCLUDED(mu_);
+  bool BatchIsFull() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Entries that leave the batch, answered, go to `answered`.
+  void StartAdmitted(Entries admitted, Entries* active, Entries* answered);
+  void StopCancelledAndLate(const std::vector<uint64_t>& cancelled, Entries* active,
+                            Entries* answered) ABSL_LOCKS_EXCLUDED(mu_);
+  void StepActive(Entries* active, Entries* answered) ABSL_LOCKS_EXCLUDED(mu_);
+  // Streams the entry's state after a step, and answers it when done; true when answered.
+  bool ReportStep(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records the batch that runs on, and that `answered` entries left it.
+  void Publish(const Entries& active, int answered) ABSL_LOCKS_EXCLUDED(mu_);
   // Moves admissible waiting entries into `admitted` (policy and limits), and cancelled or
   // expired waiting ones into `rejected` with the status they are to be answered with.
-  void TakeWaiting(std::vector<std::unique_ptr<Entry>>* admitted, Rejected* rejected)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TakeWaiting(Entries* admitted, Rejected* rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Plan {
     int steps = 0;  // the K the task runs with (its range's choice, or its fixed K)
