@@ -66,110 +66,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainConfig config, std
 }
 
 absl::Status Trainer::Initialize() {
-  const std::string out = config_.train.output_dir;
-  std::error_code error;
-  fs::create_directories(out, error);
-  if (error)
-    return absl::InvalidArgumentError("cannot create train.output_dir '" + out +
-                                      "': " + error.message());
-
-  // Rank 0 decides what to resume from, so that every rank loads the same checkpoint.
-  std::string resume = config_.train.resume;
-  if (resume == "auto")
-    resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
-  if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&resume, "resume"));
-  if (comm_ != nullptr && comm_->launched()) {
-    *log_ << "data-parallel over " << world_size() << " process" << (world_size() > 1 ? "es" : "")
-          << " (torch.distributed, " << CommBackendName(comm_->backend()) << ")\n";
-  }
-  {
-    std::string device_name = config_.train.device;
-    if (device_name == "cuda" && comm_ != nullptr && comm_->launched()) {
-      device_name = "cuda:" + std::to_string(comm_->local_rank());
-    }
-    FASTDISS_ASSIGN_OR_RETURN(device_, ResolveDevice(device_name));
-    *log_ << "device: " << device_.str() << "\n";
-  }
+  FASTDISS_ASSIGN_OR_RETURN(const std::string resume, ChooseResume());
+  FASTDISS_RETURN_IF_ERROR(ChooseDevice());
   torch::manual_seed(static_cast<uint64_t>(config_.train.seed));
-
   std::string trainer_state;
   if (!resume.empty()) {
-    FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(resume));
-    if (loaded.trainer_state.empty()) {
-      return absl::FailedPreconditionError("checkpoint '" + resume +
-                                           "' has no trainer state to resume from");
-    }
-    ModelConfig expected = config_.model;
-    expected.vocab_size = loaded.config.vocab_size;
-    expected.pad_id = loaded.config.pad_id;
-    if (!SameModelConfig(expected, loaded.config)) {
-      return absl::FailedPreconditionError(
-          "checkpoint '" + resume +
-          "' was trained with another model config than this run's model.*");
-    }
-    tokenizer_ = std::move(loaded.tokenizer);
-    model_ = loaded.model;
-    trainer_state = std::move(loaded.trainer_state);
-    *log_ << "resuming from " << resume << "\n";
+    FASTDISS_RETURN_IF_ERROR(ResumeModel(resume, &trainer_state));
   } else if (!config_.train.init_from.empty()) {
-    // Every rank reads the same files; only the weights and the tokenizer are taken.
-    const std::string& from = config_.train.init_from;
-    FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(from));
-    ModelConfig wanted = config_.model;
-    wanted.vocab_size = loaded.config.vocab_size;
-    wanted.pad_id = loaded.config.pad_id;
-    ModelConfig found = loaded.config;
-    found.source_units = wanted.source_units;
-    found.source_lowercase = wanted.source_lowercase;
-    found.dropout = wanted.dropout;
-    if (!SameModelConfig(wanted, found)) {
-      return absl::FailedPreconditionError("train.init_from '" + from +
-                                           "' has another model shape than this run's model.*");
-    }
-    FASTDISS_RETURN_IF_ERROR(wanted.Validate());
-    model_ = FastDissModel(wanted);
-    {
-      torch::NoGradGuard no_grad;
-      auto source = loaded.model->named_parameters();
-      for (auto& item : model_->named_parameters()) item.value().copy_(source[item.key()]);
-    }
-    tokenizer_ = std::move(loaded.tokenizer);
-    *log_ << "starting from the weights of " << from << " (fresh optimizer, step 0)\n";
+    FASTDISS_RETURN_IF_ERROR(InitModelFrom(config_.train.init_from));
   } else {
-    // Rank 0 trains it (or reads data.tokenizer); the others get its bytes (no shared filesystem
-    // needed).
-    std::string tokenizer_bytes;
-    if (is_chief() && !config_.data.tokenizer.empty()) {
-      *log_ << "tokenizer: " << config_.data.tokenizer << "\n";
-      std::ifstream in(config_.data.tokenizer, std::ios::binary);
-      if (!in)
-        return absl::NotFoundError("data.tokenizer '" + config_.data.tokenizer +
-                                   "' cannot be read");
-      tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    } else if (is_chief()) {
-      SentencePieceTrainOptions spm;
-      spm.input_files = config_.data.train_source;
-      spm.input_files.insert(spm.input_files.end(), config_.data.train_target.begin(),
-                             config_.data.train_target.end());
-      spm.model_prefix = (fs::path(out) / "tokenizer").string();
-      spm.vocab_size = static_cast<int>(config_.data.vocab_size);
-      spm.model_type = config_.data.tokenizer_type;
-      spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
-      *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
-      FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
-      std::ifstream in(spm.model_prefix + ".model", std::ios::binary);
-      tokenizer_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    if (comm_ != nullptr)
-      FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
-    FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromSerializedProto(tokenizer_bytes));
-    if (tokenizer_.pad_id() < 0)
-      return absl::InternalError("the trained tokenizer has no pad piece");
-    ModelConfig model_config = config_.model;
-    model_config.vocab_size = tokenizer_.vocab_size();
-    model_config.pad_id = tokenizer_.pad_id();
-    FASTDISS_RETURN_IF_ERROR(model_config.Validate());
-    model_ = FastDissModel(model_config);
+    FASTDISS_RETURN_IF_ERROR(CreateModel());
   }
   model_->to(device_);
   // A fresh model: the same seed gives the same weights everywhere, but rank 0's are made the
@@ -187,7 +93,142 @@ absl::Status Trainer::Initialize() {
                                                         .betas({0.9, 0.98})
                                                         .eps(1e-9)
                                                         .weight_decay(config_.train.weight_decay));
+  FASTDISS_RETURN_IF_ERROR(ReadTrainData());
+  FASTDISS_RETURN_IF_ERROR(ReadDevData());
+  if (!trainer_state.empty()) FASTDISS_RETURN_IF_ERROR(RestoreState(trainer_state));
+  epoch_batches_ =
+      MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+  int64_t params = 0;
+  for (const auto& p : model_->parameters()) params += p.numel();
+  *log_ << "model: " << params << " parameters, vocab " << config_.model.vocab_size << "; "
+        << train_.examples.size() << " training pairs in " << epoch_batches_.size()
+        << " batches per epoch; objective scp=" << (config_.objective.scp ? "on" : "off")
+        << " mans=" << (config_.objective.mans ? "on" : "off") << "\n";
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::string> Trainer::ChooseResume() {
+  const std::string out = config_.train.output_dir;
+  std::error_code error;
+  fs::create_directories(out, error);
+  if (error)
+    return absl::InvalidArgumentError("cannot create train.output_dir '" + out +
+                                      "': " + error.message());
+  // Rank 0 decides what to resume from, so that every rank loads the same checkpoint.
+  std::string resume = config_.train.resume;
+  if (resume == "auto")
+    resume = fs::exists(fs::path(out) / "last") ? (fs::path(out) / "last").string() : "";
+  if (comm_ != nullptr) FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&resume, "resume"));
+  if (comm_ != nullptr && comm_->launched()) {
+    *log_ << "data-parallel over " << world_size() << " process" << (world_size() > 1 ? "es" : "")
+          << " (torch.distributed, " << CommBackendName(comm_->backend()) << ")\n";
+  }
+  return resume;
+}
+
+absl::Status Trainer::ChooseDevice() {
+  std::string device_name = config_.train.device;
+  if (device_name == "cuda" && comm_ != nullptr && comm_->launched()) {
+    device_name = "cuda:" + std::to_string(comm_->local_rank());
+  }
+  FASTDISS_ASSIGN_OR_RETURN(device_, ResolveDevice(device_name));
+  *log_ << "device: " << device_.str() << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::ResumeModel(const std::string& resume, std::string* trainer_state) {
+  FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(resume));
+  if (loaded.trainer_state.empty()) {
+    return absl::FailedPreconditionError("checkpoint '" + resume +
+                                         "' has no trainer state to resume from");
+  }
+  ModelConfig expected = config_.model;
+  expected.vocab_size = loaded.config.vocab_size;
+  expected.pad_id = loaded.config.pad_id;
+  if (!SameModelConfig(expected, loaded.config)) {
+    return absl::FailedPreconditionError(
+        "checkpoint '" + resume +
+        "' was trained with another model config than this run's model.*");
+  }
+  tokenizer_ = std::move(loaded.tokenizer);
+  model_ = loaded.model;
+  *trainer_state = std::move(loaded.trainer_state);
+  *log_ << "resuming from " << resume << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::InitModelFrom(const std::string& from) {
+  // Every rank reads the same files; only the weights and the tokenizer are taken.
+  FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, LoadCheckpoint(from));
+  ModelConfig wanted = config_.model;
+  wanted.vocab_size = loaded.config.vocab_size;
+  wanted.pad_id = loaded.config.pad_id;
+  ModelConfig found = loaded.config;
+  found.source_units = wanted.source_units;
+  found.source_lowercase = wanted.source_lowercase;
+  found.dropout = wanted.dropout;
+  if (!SameModelConfig(wanted, found)) {
+    return absl::FailedPreconditionError("train.init_from '" + from +
+                                         "' has another model shape than this run's model.*");
+  }
+  FASTDISS_RETURN_IF_ERROR(wanted.Validate());
+  model_ = FastDissModel(wanted);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = loaded.model->named_parameters();
+    for (auto& item : model_->named_parameters()) item.value().copy_(source[item.key()]);
+  }
+  tokenizer_ = std::move(loaded.tokenizer);
+  *log_ << "starting from the weights of " << from << " (fresh optimizer, step 0)\n";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::CreateModel() {
+  // Rank 0 trains the tokenizer (or reads data.tokenizer); the others get its bytes (no shared
+  // filesystem needed).
+  std::string tokenizer_bytes;
+  if (is_chief()) {
+    FASTDISS_ASSIGN_OR_RETURN(tokenizer_bytes, ReadOrTrainTokenizer());
+  }
+  if (comm_ != nullptr)
+    FASTDISS_RETURN_IF_ERROR(comm_->BroadcastBytes(&tokenizer_bytes, "tokenizer"));
+  FASTDISS_ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromSerializedProto(tokenizer_bytes));
+  if (tokenizer_.pad_id() < 0) return absl::InternalError("the trained tokenizer has no pad piece");
+  ModelConfig model_config = config_.model;
+  model_config.vocab_size = tokenizer_.vocab_size();
+  model_config.pad_id = tokenizer_.pad_id();
+  FASTDISS_RETURN_IF_ERROR(model_config.Validate());
+  model_ = FastDissModel(model_config);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Trainer::ReadOrTrainTokenizer() {
+  std::string model_path = config_.data.tokenizer;
+  if (!model_path.empty()) {
+    *log_ << "tokenizer: " << model_path << "\n";
+  } else {
+    SentencePieceTrainOptions spm;
+    spm.input_files = config_.data.train_source;
+    spm.input_files.insert(spm.input_files.end(), config_.data.train_target.begin(),
+                           config_.data.train_target.end());
+    spm.model_prefix = (fs::path(config_.train.output_dir) / "tokenizer").string();
+    spm.vocab_size = static_cast<int>(config_.data.vocab_size);
+    spm.model_type = config_.data.tokenizer_type;
+    spm.input_sentence_size = static_cast<int>(config_.data.tokenizer_sentences);
+    *log_ << "training the tokenizer (spm_train, vocab " << spm.vocab_size << ")\n";
+    FASTDISS_RETURN_IF_ERROR(TrainSentencePiece(spm));
+    model_path = spm.model_prefix + ".model";
+  }
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        (config_.data.tokenizer.empty() ? "the trained tokenizer '" : "data.tokenizer '") +
+        model_path + "' cannot be read");
+  }
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+absl::Status Trainer::ReadTrainData() {
   for (size_t i = 0; i < config_.data.train_source.size(); ++i) {
     FASTDISS_ASSIGN_OR_RETURN(ParallelText text, ReadParallelText(config_.data.train_source[i],
                                                                   config_.data.train_target[i]));
@@ -201,6 +242,10 @@ absl::Status Trainer::Initialize() {
     std::move(part.examples.begin(), part.examples.end(), std::back_inserter(train_.examples));
   }
   if (train_.examples.empty()) return absl::InvalidArgumentError("no usable training pairs");
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::ReadDevData() {
   FASTDISS_ASSIGN_OR_RETURN(ParallelText dev,
                             ReadParallelText(config_.data.dev_source, config_.data.dev_target));
   size_t dev_count = dev.source.size();
@@ -213,16 +258,6 @@ absl::Status Trainer::Initialize() {
                       .examples;
   dev_source_ = std::move(dev.source);
   dev_target_ = std::move(dev.target);
-
-  if (!trainer_state.empty()) FASTDISS_RETURN_IF_ERROR(RestoreState(trainer_state));
-  epoch_batches_ =
-      MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
-  int64_t params = 0;
-  for (const auto& p : model_->parameters()) params += p.numel();
-  *log_ << "model: " << params << " parameters, vocab " << config_.model.vocab_size << "; "
-        << train_.examples.size() << " training pairs in " << epoch_batches_.size()
-        << " batches per epoch; objective scp=" << (config_.objective.scp ? "on" : "off")
-        << " mans=" << (config_.objective.mans ? "on" : "off") << "\n";
   return absl::OkStatus();
 }
 
@@ -232,201 +267,71 @@ double Trainer::LearningRate(int64_t step) const {
   return config_.train.lr * std::min(s / warmup, std::sqrt(warmup / s));
 }
 
+// The global batch of one step, and this rank's share of it.
+struct Trainer::StepBatch {
+  int64_t global_rows = 0;
+  int64_t global_length = 0;  // the longest target
+  int64_t global_tokens = 0;  // target tokens
+  std::vector<int> mine;      // this rank's examples
+  std::vector<int64_t> rows;  // their rows in the global batch
+};
+
+// One step's numbers, summed over the ranks.
+struct Trainer::StepTotals {
+  LossParts loss;
+  double total = 0;  // loss.total, on the host
+  int64_t source_tokens = 0;
+  bool stop_requested = false;  // on any rank
+  bool out_of_time = false;     // train.max_minutes reached, on any rank
+};
+
+// The sums behind one progress line: the steps since the last one.
+struct Trainer::ProgressWindow {
+  Clock::time_point start;
+  int64_t tokens = 0, steps = 0;
+  double loss = 0, mse = 0, ce = 0, length = 0, shift = 0;
+  torch::Tensor t_tokens, t_error;  // on the device, by timestep bin
+
+  void Add(const StepTotals& step) {
+    tokens += step.source_tokens + step.loss.target_tokens;
+    ++steps;
+    loss += step.total;
+    mse += step.loss.mse;
+    ce += step.loss.rounding;
+    length += step.loss.length;
+    shift += step.loss.mans_shift;
+    if (step.loss.timestep_tokens.defined()) {
+      t_tokens =
+          t_tokens.defined() ? t_tokens + step.loss.timestep_tokens : step.loss.timestep_tokens;
+      t_error = t_error.defined() ? t_error + step.loss.timestep_squared_error
+                                  : step.loss.timestep_squared_error;
+    }
+  }
+};
+
 absl::StatusOr<TrainSummary> Trainer::Run() {
   TrainSummary summary;
-  const auto run_start = std::chrono::steady_clock::now();
-  auto window_start = run_start;
-  int64_t window_tokens = 0, window_steps = 0;
-  double window_loss = 0, window_mse = 0, window_ce = 0, window_length = 0, window_shift = 0;
-  torch::Tensor window_t_tokens, window_t_error;  // on the device, summed over the window
+  const Clock::time_point run_start = Clock::now();
   const int64_t first_step = step_;
-  const torch::Device device = device_;
+  ProgressWindow window{run_start};
   model_->train();
   bool stop = false, stop_requested = false;
   while (step_ < config_.train.max_steps && !stop) {
-    if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
-      ++epoch_;
-      batch_index_ = 0;
-      epoch_batches_ =
-          MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
-    }
-    // The global batch, and this rank's share of it.
-    const std::vector<int>& global = epoch_batches_[batch_index_];
-    std::vector<int> mine;
-    std::vector<int64_t> rows;
-    int64_t global_length = 0, global_tokens = 0;
-    for (size_t p = 0; p < global.size(); ++p) {
-      const int64_t length = static_cast<int64_t>(train_.examples[global[p]].target.size());
-      global_length = std::max(global_length, length);
-      global_tokens += length;
-      if (static_cast<int>(p % world_size()) == rank()) {
-        mine.push_back(global[p]);
-        rows.push_back(static_cast<int64_t>(p));
-      }
-    }
-    ++batch_index_;
+    const StepBatch batch = NextBatch();
     ++step_;
-    for (auto& group : optimizer_->param_groups()) {
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRate(step_));
-    }
-    LossParts loss;
-    int64_t source_tokens = 0;
-    try {
-      // The RECORD_USER_SCOPE spans name a step's phases in `fastdiss-train --profile` traces
-      // (scripts/profile-summary.py); they cost nothing when no profiler runs.
-      RECORD_USER_SCOPE("fastdiss::step");
-      optimizer_->zero_grad();
-      if (!mine.empty()) {
-        Batch batch;
-        LossNoise noise;
-        {
-          RECORD_USER_SCOPE("fastdiss::batch");
-          batch = Collate(train_.examples, mine, config_.model.pad_id, device);
-          // Drawn for the whole batch from (seed, step), so no rank count changes a number.
-          noise =
-              LossNoise::Draw(static_cast<int64_t>(global.size()), global_length,
-                              config_.model.d_latent, config_.objective, schedule_->num_timesteps(),
-                              at::make_generator<at::CPUGeneratorImpl>(
-                                  static_cast<uint64_t>(config_.train.seed) * 1000003u +
-                                  static_cast<uint64_t>(step_)))
-                  .Rows(torch::tensor(rows, torch::kLong), batch.target.size(1));
-        }
-        const LossScale scale{static_cast<double>(std::max<int64_t>(1, global_tokens)),
-                              static_cast<double>(global.size())};
-        {
-          RECORD_USER_SCOPE("fastdiss::forward");
-          loss = ComputeLoss(model_, *schedule_, config_.objective, batch, noise, scale);
-        }
-        {
-          RECORD_USER_SCOPE("fastdiss::backward");
-          loss.total.backward();
-        }
-        source_tokens = batch.source_mask.sum().item<int64_t>();
-      }
-      const double elapsed_minutes =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() /
-          60.0;
-      const bool out_of_time =
-          config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes;
-      std::vector<torch::Tensor> grads;
-      for (auto& p : model_->parameters()) {
-        if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.mutable_grad());
-      }
-      // This rank's shares of the numbers the log shows, summed with the gradients in one message.
-      auto numbers = torch::tensor({loss.total.defined() ? loss.total.item<double>() : 0.0,
-                                    loss.mse, loss.rounding, loss.length, loss.mans_shift,
-                                    static_cast<double>(loss.target_tokens),
-                                    static_cast<double>(source_tokens), out_of_time ? 1.0 : 0.0,
-                                    stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0},
-                                   torch::kFloat32)
-                         .to(device);
-      grads.push_back(numbers);
-      if (comm_ != nullptr) {
-        RECORD_USER_SCOPE("fastdiss::all_reduce");
-        FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
-      }
-      numbers = numbers.to(torch::kCPU);
-      loss.mse = numbers[1].item<double>();
-      loss.rounding = numbers[2].item<double>();
-      loss.length = numbers[3].item<double>();
-      loss.mans_shift = numbers[4].item<double>();
-      loss.target_tokens = static_cast<int64_t>(std::llround(numbers[5].item<double>()));
-      source_tokens = static_cast<int64_t>(std::llround(numbers[6].item<double>()));
-      loss.total = numbers[0];
-      if (numbers[8].item<double>() > 0) {  // any rank asked: all stop after this step
-        stop = stop_requested = true;
-        *log_ << "stop requested at step " << step_ << "; saving last/ without a dev evaluation\n";
-      } else if (numbers[7].item<double>() > 0) {
-        stop = true;
-        *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_
-              << "\n";
-      }
-      {
-        RECORD_USER_SCOPE("fastdiss::optimizer");
-        if (config_.train.clip_norm > 0) {
-          torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
-        }
-        optimizer_->step();
-      }
-    } catch (const std::exception& e) {
-      return absl::InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
-    }
-    const double total = loss.total.item<double>();
-    if (!std::isfinite(total)) {
-      return absl::InternalError("loss became " + std::to_string(total) + " at step " +
-                                 std::to_string(step_) +
-                                 "; lower train.lr or raise train.warmup_steps");
-    }
-    const int64_t tokens = source_tokens + loss.target_tokens;
-    trained_tokens_ += tokens;
-    window_tokens += tokens;
-    ++window_steps;
-    window_loss += total;
-    window_mse += loss.mse;
-    window_ce += loss.rounding;
-    window_length += loss.length;
-    window_shift += loss.mans_shift;
-    if (loss.timestep_tokens.defined()) {
-      window_t_tokens =
-          window_t_tokens.defined() ? window_t_tokens + loss.timestep_tokens : loss.timestep_tokens;
-      window_t_error = window_t_error.defined() ? window_t_error + loss.timestep_squared_error
-                                                : loss.timestep_squared_error;
-    }
-    summary.last_loss = total;
-
+    FASTDISS_ASSIGN_OR_RETURN(const StepTotals totals, TrainStep(batch, run_start));
+    stop_requested = totals.stop_requested;  // any rank asked: all stop after this step
+    stop = totals.stop_requested || totals.out_of_time;
+    trained_tokens_ += totals.source_tokens + totals.loss.target_tokens;
+    window.Add(totals);
+    summary.last_loss = totals.total;
     if (step_ % config_.train.log_every == 0 || step_ == config_.train.max_steps) {
-      const auto now = std::chrono::steady_clock::now();
-      const double seconds = std::chrono::duration<double>(now - window_start).count();
-      const double tokens_per_second = seconds > 0 ? window_tokens / seconds : 0;
-      const double run_seconds = std::chrono::duration<double>(now - run_start).count();
-      double eta = (config_.train.max_steps - step_) * run_seconds /
-                   std::max<int64_t>(1, step_ - first_step);
-      // A run capped by train.max_minutes ends when its time is up, if that comes first.
-      if (config_.train.max_minutes > 0)
-        eta = std::min(eta, std::max(0.0, config_.train.max_minutes * 60 - run_seconds));
-      const double n = static_cast<double>(window_steps);
-      *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_ << " loss "
-            << Format("%.4f", window_loss / n) << " (mse " << Format("%.4f", window_mse / n)
-            << " ce " << Format("%.4f", window_ce / n) << " len "
-            << Format("%.3f", window_length / n) << ") lr " << Format("%.2e", LearningRate(step_))
-            << " " << Format("%.0f", tokens_per_second) << " tok/s ETA " << Duration(eta) << "\n"
-            << std::flush;
-      Json json = {{"event", "train"},
-                   {"step", step_},
-                   {"epoch", epoch_},
-                   {"loss", window_loss / n},
-                   {"mse", window_mse / n},
-                   {"rounding_ce", window_ce / n},
-                   {"length_ce", window_length / n},
-                   {"mans_shift", window_shift / n},
-                   {"lr", LearningRate(step_)},
-                   {"tokens_per_second", tokens_per_second},
-                   {"elapsed_seconds", run_seconds}};
-      // Timesteps the trained pass visited, by tenths of [0, T): share of tokens, and their MSE.
-      if (window_t_tokens.defined()) {
-        const auto counts = window_t_tokens.to(torch::kCPU, torch::kDouble);
-        const auto errors = window_t_error.to(torch::kCPU, torch::kDouble);
-        const double all = std::max(1.0, counts.sum().item<double>());
-        json["t_share"] = Json::array();
-        json["t_mse"] = Json::array();
-        for (int64_t b = 0; b < kTimestepBins; ++b) {
-          const double c = counts[b].item<double>();
-          json["t_share"].push_back(c / all);
-          json["t_mse"].push_back(c > 0 ? Json(errors[b].item<double>() / c) : Json(nullptr));
-        }
-      }
-      AppendMetrics(JsonText(json));
-      summary.tokens_per_second = tokens_per_second;
-      window_start = now;
-      window_tokens = window_steps = 0;
-      window_loss = window_mse = window_ce = window_length = window_shift = 0;
-      window_t_tokens = window_t_error = torch::Tensor();
+      summary.tokens_per_second = ReportProgress(run_start, first_step, &window);
     }
     // Only rank 0 evaluates and writes; the others wait for it at the next all-reduce.
     // A stop request skips the evaluation: last/ is saved below, at once.
     if (step_ % config_.eval.every == 0 && is_chief() && !stop_requested) {
-      FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(total));
+      FASTDISS_RETURN_IF_ERROR(EvaluateAndCheckpoint(totals.total));
     }
   }
   if (stop_requested) {
@@ -439,6 +344,179 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   summary.step = step_;
   summary.best_bleu = best_bleu_;
   return summary;
+}
+
+Trainer::StepBatch Trainer::NextBatch() {
+  if (batch_index_ >= static_cast<int64_t>(epoch_batches_.size())) {
+    ++epoch_;
+    batch_index_ = 0;
+    epoch_batches_ =
+        MakeEpochBatches(train_.examples, config_.train.max_tokens, config_.train.seed, epoch_);
+  }
+  const std::vector<int>& global = epoch_batches_[batch_index_++];
+  StepBatch batch;
+  batch.global_rows = static_cast<int64_t>(global.size());
+  for (size_t p = 0; p < global.size(); ++p) {
+    const int64_t length = static_cast<int64_t>(train_.examples[global[p]].target.size());
+    batch.global_length = std::max(batch.global_length, length);
+    batch.global_tokens += length;
+    if (static_cast<int>(p % world_size()) == rank()) {
+      batch.mine.push_back(global[p]);
+      batch.rows.push_back(static_cast<int64_t>(p));
+    }
+  }
+  return batch;
+}
+
+absl::StatusOr<Trainer::StepTotals> Trainer::TrainStep(const StepBatch& batch,
+                                                       Clock::time_point run_start) {
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRate(step_));
+  }
+  StepTotals totals;
+  try {
+    // The RECORD_USER_SCOPE spans name a step's phases in `fastdiss-train --profile` traces
+    // (scripts/profile-summary.py); they cost nothing when no profiler runs.
+    RECORD_USER_SCOPE("fastdiss::step");
+    optimizer_->zero_grad();
+    if (!batch.mine.empty()) ForwardBackward(batch, &totals);
+    const double elapsed_minutes =
+        std::chrono::duration<double>(Clock::now() - run_start).count() / 60.0;
+    totals.out_of_time =
+        config_.train.max_minutes > 0 && elapsed_minutes >= config_.train.max_minutes;
+    FASTDISS_RETURN_IF_ERROR(SumOverRanks(&totals));
+    if (totals.stop_requested) {
+      *log_ << "stop requested at step " << step_ << "; saving last/ without a dev evaluation\n";
+    } else if (totals.out_of_time) {
+      *log_ << "train.max_minutes (" << config_.train.max_minutes << ") reached at step " << step_
+            << "\n";
+    }
+    {
+      RECORD_USER_SCOPE("fastdiss::optimizer");
+      if (config_.train.clip_norm > 0) {
+        torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.clip_norm);
+      }
+      optimizer_->step();
+    }
+  } catch (const std::exception& e) {
+    return absl::InternalError("training step " + std::to_string(step_) + " failed: " + e.what());
+  }
+  totals.total = totals.loss.total.item<double>();
+  if (!std::isfinite(totals.total)) {
+    return absl::InternalError("loss became " + std::to_string(totals.total) + " at step " +
+                               std::to_string(step_) +
+                               "; lower train.lr or raise train.warmup_steps");
+  }
+  return totals;
+}
+
+void Trainer::ForwardBackward(const StepBatch& step, StepTotals* totals) {
+  Batch batch;
+  LossNoise noise;
+  {
+    RECORD_USER_SCOPE("fastdiss::batch");
+    batch = Collate(train_.examples, step.mine, config_.model.pad_id, device_);
+    // Drawn for the whole batch from (seed, step), so no rank count changes a number.
+    noise = LossNoise::Draw(step.global_rows, step.global_length, config_.model.d_latent,
+                            config_.objective, schedule_->num_timesteps(),
+                            at::make_generator<at::CPUGeneratorImpl>(
+                                static_cast<uint64_t>(config_.train.seed) * 1000003u +
+                                static_cast<uint64_t>(step_)))
+                .Rows(torch::tensor(step.rows, torch::kLong), batch.target.size(1));
+  }
+  const LossScale scale{static_cast<double>(std::max<int64_t>(1, step.global_tokens)),
+                        static_cast<double>(step.global_rows)};
+  {
+    RECORD_USER_SCOPE("fastdiss::forward");
+    totals->loss = ComputeLoss(model_, *schedule_, config_.objective, batch, noise, scale);
+  }
+  {
+    RECORD_USER_SCOPE("fastdiss::backward");
+    totals->loss.total.backward();
+  }
+  totals->source_tokens = batch.source_mask.sum().item<int64_t>();
+}
+
+absl::Status Trainer::SumOverRanks(StepTotals* totals) {
+  std::vector<torch::Tensor> grads;
+  for (auto& p : model_->parameters()) {
+    if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.mutable_grad());
+  }
+  // This rank's shares of the numbers the log shows, summed with the gradients in one message.
+  LossParts& loss = totals->loss;
+  auto numbers =
+      torch::tensor(
+          {loss.total.defined() ? loss.total.item<double>() : 0.0, loss.mse, loss.rounding,
+           loss.length, loss.mans_shift, static_cast<double>(loss.target_tokens),
+           static_cast<double>(totals->source_tokens), totals->out_of_time ? 1.0 : 0.0,
+           stop_requested_.load(std::memory_order_relaxed) ? 1.0 : 0.0},
+          torch::kFloat32)
+          .to(device_);
+  grads.push_back(numbers);
+  if (comm_ != nullptr) {
+    RECORD_USER_SCOPE("fastdiss::all_reduce");
+    FASTDISS_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
+  }
+  numbers = numbers.to(torch::kCPU);
+  loss.mse = numbers[1].item<double>();
+  loss.rounding = numbers[2].item<double>();
+  loss.length = numbers[3].item<double>();
+  loss.mans_shift = numbers[4].item<double>();
+  loss.target_tokens = static_cast<int64_t>(std::llround(numbers[5].item<double>()));
+  totals->source_tokens = static_cast<int64_t>(std::llround(numbers[6].item<double>()));
+  loss.total = numbers[0];
+  totals->out_of_time = numbers[7].item<double>() > 0;
+  totals->stop_requested = numbers[8].item<double>() > 0;
+  return absl::OkStatus();
+}
+
+double Trainer::ReportProgress(Clock::time_point run_start, int64_t first_step,
+                               ProgressWindow* window) {
+  const ProgressWindow& w = *window;
+  const auto now = Clock::now();
+  const double seconds = std::chrono::duration<double>(now - w.start).count();
+  const double tokens_per_second = seconds > 0 ? w.tokens / seconds : 0;
+  const double run_seconds = std::chrono::duration<double>(now - run_start).count();
+  double eta =
+      (config_.train.max_steps - step_) * run_seconds / std::max<int64_t>(1, step_ - first_step);
+  // A run capped by train.max_minutes ends when its time is up, if that comes first.
+  if (config_.train.max_minutes > 0)
+    eta = std::min(eta, std::max(0.0, config_.train.max_minutes * 60 - run_seconds));
+  const double n = static_cast<double>(w.steps);
+  *log_ << "step " << step_ << "/" << config_.train.max_steps << " epoch " << epoch_ << " loss "
+        << Format("%.4f", w.loss / n) << " (mse " << Format("%.4f", w.mse / n) << " ce "
+        << Format("%.4f", w.ce / n) << " len " << Format("%.3f", w.length / n) << ") lr "
+        << Format("%.2e", LearningRate(step_)) << " " << Format("%.0f", tokens_per_second)
+        << " tok/s ETA " << Duration(eta) << "\n"
+        << std::flush;
+  Json json = {{"event", "train"},
+               {"step", step_},
+               {"epoch", epoch_},
+               {"loss", w.loss / n},
+               {"mse", w.mse / n},
+               {"rounding_ce", w.ce / n},
+               {"length_ce", w.length / n},
+               {"mans_shift", w.shift / n},
+               {"lr", LearningRate(step_)},
+               {"tokens_per_second", tokens_per_second},
+               {"elapsed_seconds", run_seconds}};
+  // Timesteps the trained pass visited, by tenths of [0, T): share of tokens, and their MSE.
+  if (w.t_tokens.defined()) {
+    const auto counts = w.t_tokens.to(torch::kCPU, torch::kDouble);
+    const auto errors = w.t_error.to(torch::kCPU, torch::kDouble);
+    const double all = std::max(1.0, counts.sum().item<double>());
+    json["t_share"] = Json::array();
+    json["t_mse"] = Json::array();
+    for (int64_t b = 0; b < kTimestepBins; ++b) {
+      const double c = counts[b].item<double>();
+      json["t_share"].push_back(c / all);
+      json["t_mse"].push_back(c > 0 ? Json(errors[b].item<double>() / c) : Json(nullptr));
+    }
+  }
+  AppendMetrics(JsonText(json));
+  *window = ProgressWindow{now};
+  return tokens_per_second;
 }
 
 absl::Status Trainer::EvaluateAndCheckpoint(double loss) {

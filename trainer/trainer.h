@@ -25,6 +25,7 @@
 #include <torch/optim/adam.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -69,7 +70,32 @@ class Trainer {
   bool is_chief() const { return comm_ == nullptr || comm_->rank() == 0; }
   int rank() const { return comm_ == nullptr ? 0 : comm_->rank(); }
   int world_size() const { return comm_ == nullptr ? 1 : comm_->world_size(); }
+  // Initialize's parts, in order: what to resume from, the device, the model (resumed, started
+  // from another checkpoint's weights, or new with its tokenizer), then the data.
   absl::Status Initialize();
+  absl::StatusOr<std::string> ChooseResume();  // "" for a fresh run
+  absl::Status ChooseDevice();
+  absl::Status ResumeModel(const std::string& resume, std::string* trainer_state);
+  absl::Status InitModelFrom(const std::string& from);
+  absl::Status CreateModel();
+  absl::StatusOr<std::string> ReadOrTrainTokenizer();  // the .model's bytes; rank 0 only
+  absl::Status ReadTrainData();
+  absl::Status ReadDevData();
+
+  // Run's parts: one optimizer step is NextBatch, then TrainStep (ForwardBackward on this rank's
+  // share, SumOverRanks with the gradients, the optimizer step); ReportProgress writes the
+  // progress line and the metrics every train.log_every steps.
+  using Clock = std::chrono::steady_clock;
+  struct StepBatch;
+  struct StepTotals;
+  struct ProgressWindow;
+  StepBatch NextBatch();
+  absl::StatusOr<StepTotals> TrainStep(const StepBatch& batch, Clock::time_point run_start);
+  void ForwardBackward(const StepBatch& batch, StepTotals* totals);
+  absl::Status SumOverRanks(StepTotals* totals);
+  // Returns the window's tokens per second and starts a new window.
+  double ReportProgress(Clock::time_point run_start, int64_t first_step, ProgressWindow* window);
+
   absl::Status EvaluateAndCheckpoint(double loss);
   absl::Status SaveTo(const std::string& dir, const std::vector<std::pair<int64_t, double>>& bleu);
   std::string SerializeState() const;
