@@ -337,171 +337,218 @@ struct StepBatch {
 
 }  // namespace
 
+// One step's layout: which batch row each state's rows are, and what each row needs. When the
+// states are all the running rows (the server's case) batch row i is slot i, read and written in
+// place; otherwise the states' slots are gathered.
+struct Sampler::StepPlan {
+  const std::vector<DecodeState*>& states;
+  int64_t n = 0;  // rows
+  bool in_place = false;
+  std::vector<int64_t> first_row;  // per state: its first batch row when gathered
+  std::vector<int64_t> slot_of_row, timesteps, target_lengths, source_lengths;  // per batch row
+  int64_t max_length = 0, max_source = 0;
+  StepBatch batch;                // the tokens computed
+  torch::Tensor flat;             // per token: its place in the flattened slot buffers
+  torch::Tensor z, z0_hat;        // per token [N, D]: the input and the estimate
+  std::vector<size_t> finishing;  // states that end with this step
+
+  // The batch row of state k's row r.
+  int64_t BatchRow(size_t k, int r) const {
+    return in_place ? states[k]->slots_[r] : first_row[k] + r;
+  }
+  // The rounding of the given batch rows, in one output projection.
+  Rounding Round(FastDissModel& model, const std::vector<int64_t>& rows,
+                 torch::Device device) const {
+    auto [estimates, offsets] = batch.Select(z0_hat, rows, device);
+    return fastdiss::Round(model, estimates, offsets);
+  }
+};
+
 absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
-  FASTDISS_RETURN_IF_ERROR(CheckReady());
+  FASTDISS_RETURN_IF_ERROR(CheckStep(states));
   if (states.empty()) return absl::OkStatus();
-  int64_t n = 0;
+  return Guarded("denoiser step", [&] {
+    c10::InferenceMode guard;
+    StepPlan plan{states};
+    LayOut(&plan);
+    Denoise(&plan);
+    UpdateEarlyExit(plan);
+    Advance(&plan);
+    Finish(plan);
+  });
+}
+
+absl::Status Sampler::CheckStep(const std::vector<DecodeState*>& states) const {
+  FASTDISS_RETURN_IF_ERROR(CheckReady());
   for (const DecodeState* state : states) {
     if (!state->started_ || state->finished() || state->slots_owner_ != slots_) {
       return absl::FailedPreconditionError("Step: every state must be started here and unfinished");
     }
-    n += state->rows();
   }
-  {
-    std::vector<const DecodeState*> distinct(states.begin(), states.end());
-    std::sort(distinct.begin(), distinct.end());
-    if (std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end()) {
-      return absl::InvalidArgumentError("Step: a state is listed twice");
-    }
+  std::vector<const DecodeState*> distinct(states.begin(), states.end());
+  std::sort(distinct.begin(), distinct.end());
+  if (std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end()) {
+    return absl::InvalidArgumentError("Step: a state is listed twice");
   }
-  return Guarded("denoiser step", [&] {
-    c10::InferenceMode guard;
-    // When the states are all the running rows (the server's case) batch row i is slot i, read
-    // and written in place; otherwise the states' slots are gathered. batch_row(k, r) is the
-    // batch row of state k's row r.
-    const bool in_place = n == slots_->size();
-    std::vector<int64_t> first_row(states.size()), slot_of_row(n);
-    for (size_t k = 0, next = 0; k < states.size(); ++k) {
-      first_row[k] = next;
-      next += states[k]->rows();
+  return absl::OkStatus();
+}
+
+void Sampler::LayOut(StepPlan* plan) const {
+  const std::vector<DecodeState*>& states = plan->states;
+  plan->first_row.resize(states.size());
+  for (size_t k = 0; k < states.size(); ++k) {
+    plan->first_row[k] = plan->n;
+    plan->n += states[k]->rows();
+  }
+  const int64_t n = plan->n;
+  plan->in_place = n == slots_->size();
+  plan->slot_of_row.resize(n);
+  plan->timesteps.resize(n);
+  plan->target_lengths.resize(n);
+  plan->source_lengths.resize(n);
+  for (size_t k = 0; k < states.size(); ++k) {
+    const DecodeState& s = *states[k];
+    for (int r = 0; r < s.rows(); ++r) {
+      const int64_t i = plan->BatchRow(k, r);
+      plan->slot_of_row[i] = s.slots_[r];
+      plan->timesteps[i] = s.schedule_[s.step_];
+      plan->target_lengths[i] = s.lengths_[r];
+      plan->source_lengths[i] = static_cast<int64_t>(s.source_.size());
+      plan->max_length = std::max<int64_t>(plan->max_length, s.lengths_[r]);
     }
-    auto batch_row = [&](size_t k, int r) -> int64_t {
-      return in_place ? states[k]->slots_[r] : first_row[k] + r;
-    };
-    std::vector<int64_t> timesteps(n), target_lengths(n), source_lengths(n);
-    int64_t max_length = 0, max_source = 0;
-    for (size_t k = 0; k < states.size(); ++k) {
-      const DecodeState& s = *states[k];
-      for (int r = 0; r < s.rows(); ++r) {
-        const int64_t i = batch_row(k, r);
-        slot_of_row[i] = s.slots_[r];
-        timesteps[i] = s.schedule_[s.step_];
-        target_lengths[i] = s.lengths_[r];
-        source_lengths[i] = static_cast<int64_t>(s.source_.size());
-        max_length = std::max<int64_t>(max_length, s.lengths_[r]);
-      }
-      max_source = std::max<int64_t>(max_source, s.source_.size());
+    plan->max_source = std::max<int64_t>(plan->max_source, s.source_.size());
+  }
+}
+
+void Sampler::Denoise(StepPlan* plan) {
+  const int64_t n = plan->n, max_length = plan->max_length, max_source = plan->max_source;
+  // The cross-attention keys and values: rows [n] of the slot buffers, read in place when the
+  // batch is every running row.
+  const torch::Tensor index =
+      plan->in_place ? torch::Tensor() : Indices(plan->slot_of_row, device_);
+  auto take = [&](const torch::Tensor& buffer) {
+    auto cut = buffer.narrow(2, 0, max_source);
+    return plan->in_place ? cut.narrow(0, 0, n) : cut.index_select(0, index);
+  };
+  std::vector<KeysValues> memory;
+  for (const KeysValues& kv : slots_->memory) memory.push_back({take(kv.keys), take(kv.values)});
+  const auto source_mask = LengthMask(plan->source_lengths, max_source, device_);
+  // The batch's tokens, read from and written back to the buffers by one flat index. Packed
+  // (CPU): only each row's own tokens. Padded (other devices): every row cut to the longest.
+  const bool packed = model_->CanDenoisePacked();
+  const int64_t D = slots_->z.size(2), buffer_length = slots_->z.size(1);
+  StepBatch& batch = plan->batch;
+  std::vector<int64_t> buffer_token;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t p = 0; p < (packed ? plan->target_lengths[i] : max_length); ++p) {
+      batch.token_row.push_back(i);
+      batch.token_position.push_back(p);
+      buffer_token.push_back(plan->slot_of_row[i] * buffer_length + p);
     }
-    // The cross-attention keys and values: rows [n] of the slot buffers, read in place when the
-    // batch is every running row.
-    const torch::Tensor index = in_place ? torch::Tensor() : Indices(slot_of_row, device_);
-    auto take = [&](const torch::Tensor& buffer) {
-      auto cut = buffer.narrow(2, 0, max_source);
-      return in_place ? cut.narrow(0, 0, n) : cut.index_select(0, index);
-    };
-    std::vector<KeysValues> memory;
-    for (const KeysValues& kv : slots_->memory) memory.push_back({take(kv.keys), take(kv.values)});
-    const auto source_mask = LengthMask(source_lengths, max_source, device_);
-    // The batch's tokens, read from and written back to the buffers by one flat index. Packed
-    // (CPU): only each row's own tokens. Padded (other devices): every row cut to the longest.
-    const bool packed = model_->CanDenoisePacked();
-    const int64_t D = slots_->z.size(2), buffer_length = slots_->z.size(1);
-    StepBatch batch;
-    std::vector<int64_t> buffer_token;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t p = 0; p < (packed ? target_lengths[i] : max_length); ++p) {
-        batch.token_row.push_back(i);
-        batch.token_position.push_back(p);
-        buffer_token.push_back(slot_of_row[i] * buffer_length + p);
-      }
-      batch.offsets.push_back(static_cast<int64_t>(buffer_token.size()));
+    batch.offsets.push_back(static_cast<int64_t>(buffer_token.size()));
+  }
+  plan->flat = Indices(buffer_token, device_);
+  const auto t = Indices(plan->timesteps, device_);
+  plan->z = slots_->z.view({-1, D}).index_select(0, plan->flat);
+  const auto self_cond = slots_->z0_hat.view({-1, D}).index_select(0, plan->flat);
+  if (packed) {
+    const FastDissModelImpl::PackedRows rows{batch.offsets, Indices(batch.token_row, device_),
+                                             Indices(batch.token_position, device_)};
+    plan->z0_hat = model_->DenoisePacked(plan->z, t, self_cond, rows, memory, source_mask);
+  } else {
+    plan->z0_hat = model_
+                       ->DenoiseWithMemory(plan->z.view({n, max_length, D}), t,
+                                           self_cond.view({n, max_length, D}),
+                                           LengthMask(plan->target_lengths, max_length, device_),
+                                           memory, source_mask)
+                       .reshape({-1, D});
+  }
+}
+
+void Sampler::UpdateEarlyExit(const StepPlan& plan) {
+  // The rounding of the rows whose states ask for it, in one output projection.
+  const std::vector<DecodeState*>& states = plan.states;
+  std::vector<int64_t> exit_rows;
+  for (size_t k = 0; k < states.size(); ++k) {
+    if (states[k]->options_.early_exit_steps == 0) continue;
+    for (int r = 0; r < states[k]->rows(); ++r) exit_rows.push_back(plan.BatchRow(k, r));
+  }
+  if (exit_rows.empty()) return;
+  const Rounding rounded = plan.Round(model_, exit_rows, device_);
+  for (size_t k = 0, row = 0; k < states.size(); ++k) {
+    DecodeState& s = *states[k];
+    if (s.options_.early_exit_steps == 0) continue;
+    std::vector<int64_t> rounding;
+    for (int r = 0; r < s.rows(); ++r, ++row) {
+      rounding.insert(rounding.end(), rounded.Tokens(row), rounded.Tokens(row) + s.lengths_[r]);
     }
-    const auto flat = Indices(buffer_token, device_), t = Indices(timesteps, device_);
-    const auto z = slots_->z.view({-1, D}).index_select(0, flat);
-    const auto self_cond = slots_->z0_hat.view({-1, D}).index_select(0, flat);
-    torch::Tensor z0_hat;  // [N, D]
-    if (packed) {
-      const FastDissModelImpl::PackedRows rows{batch.offsets, Indices(batch.token_row, device_),
-                                               Indices(batch.token_position, device_)};
-      z0_hat = model_->DenoisePacked(z, t, self_cond, rows, memory, source_mask);
-    } else {
-      z0_hat = model_
-                   ->DenoiseWithMemory(
-                       z.view({n, max_length, D}), t, self_cond.view({n, max_length, D}),
-                       LengthMask(target_lengths, max_length, device_), memory, source_mask)
-                   .reshape({-1, D});
+    s.unchanged_steps_ = rounding == s.rounded_ ? s.unchanged_steps_ + 1 : 0;
+    s.rounded_ = std::move(rounding);
+    s.exited_early_ = s.unchanged_steps_ >= s.options_.early_exit_steps;
+  }
+}
+
+void Sampler::Advance(StepPlan* plan) const {
+  // The update of every row that goes on, its noise drawn for all rows in one call.
+  const std::vector<DecodeState*>& states = plan->states;
+  const int64_t n = plan->n, max_length = plan->max_length, D = slots_->z.size(2);
+  std::vector<StepCoefficients> row_step(
+      n, StepCoefficients{1.0, 0.0, 0.0});  // finishing rows: z = z0_hat
+  std::vector<NoiseKey> keys(n);
+  bool any_noise = false;
+  for (size_t k = 0; k < states.size(); ++k) {
+    DecodeState& s = *states[k];
+    const int from = s.schedule_[s.step_];
+    ++s.step_;
+    if (s.finished()) {
+      plan->finishing.push_back(k);
+      continue;
     }
-    auto round = [&](const std::vector<int64_t>& rows) {
-      auto [estimates, offsets] = batch.Select(z0_hat, rows, device_);
-      return Round(model_, estimates, offsets);
-    };
-    // Early exit: the rounding of the rows whose states ask for it, in one output projection.
-    std::vector<int64_t> exit_rows;
-    for (size_t k = 0; k < states.size(); ++k) {
-      if (states[k]->options_.early_exit_steps == 0) continue;
-      for (int r = 0; r < states[k]->rows(); ++r) exit_rows.push_back(batch_row(k, r));
+    const StepCoefficients c = schedule_.Step(from, s.schedule_[s.step_], s.options_.rule);
+    for (int r = 0; r < s.rows(); ++r) {
+      const int64_t i = plan->BatchRow(k, r);
+      row_step[i] = c;
+      keys[i] = {s.options_.seed, NoiseStream(s.step_, r)};
     }
-    if (!exit_rows.empty()) {
-      const Rounding rounded = round(exit_rows);
-      for (size_t k = 0, row = 0; k < states.size(); ++k) {
-        DecodeState& s = *states[k];
-        if (s.options_.early_exit_steps == 0) continue;
-        std::vector<int64_t> rounding;
-        for (int r = 0; r < s.rows(); ++r, ++row) {
-          rounding.insert(rounding.end(), rounded.Tokens(row), rounded.Tokens(row) + s.lengths_[r]);
-        }
-        s.unchanged_steps_ = rounding == s.rounded_ ? s.unchanged_steps_ + 1 : 0;
-        s.rounded_ = std::move(rounding);
-        s.exited_early_ = s.unchanged_steps_ >= s.options_.early_exit_steps;
-      }
-    }
-    // The update of every row that goes on, its noise drawn for all rows in one call.
-    std::vector<StepCoefficients> row_step(
-        n, StepCoefficients{1.0, 0.0, 0.0});  // finishing rows: z = z0_hat
-    std::vector<NoiseKey> keys(n);
-    bool any_noise = false;
-    std::vector<size_t> finishing;
-    for (size_t k = 0; k < states.size(); ++k) {
-      DecodeState& s = *states[k];
-      const int from = s.schedule_[s.step_];
-      ++s.step_;
-      if (s.finished()) {
-        finishing.push_back(k);
-        continue;
-      }
-      const StepCoefficients c = schedule_.Step(from, s.schedule_[s.step_], s.options_.rule);
-      for (int r = 0; r < s.rows(); ++r) {
-        const int64_t i = batch_row(k, r);
-        row_step[i] = c;
-        keys[i] = {s.options_.seed, NoiseStream(s.step_, r)};
-      }
-      any_noise = any_noise || c.noise_std > 0;
-    }
-    const int64_t N = static_cast<int64_t>(batch.token_row.size());
-    std::vector<float> coefficients(3 * N);  // per token: mean_z0, mean_zt, noise_std
-    std::vector<int64_t> noise_token(N);     // per token: its place in the [n, max_length] noise
-    for (int64_t j = 0; j < N; ++j) {
-      const StepCoefficients& c = row_step[batch.token_row[j]];
-      coefficients[3 * j] = static_cast<float>(c.mean_z0);
-      coefficients[3 * j + 1] = static_cast<float>(c.mean_zt);
-      coefficients[3 * j + 2] = static_cast<float>(c.noise_std);
-      noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
-    }
-    const auto per_token = torch::tensor(coefficients, torch::kFloat32).view({N, 3}).to(device_);
-    auto next = z0_hat * per_token.narrow(1, 0, 1) + z * per_token.narrow(1, 1, 1);
-    if (any_noise) {
-      auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D});
-      next.add_(
-          noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));
-    }
-    slots_->z.view({-1, D}).index_copy_(0, flat, next);
-    slots_->z0_hat.view({-1, D}).index_copy_(0, flat, z0_hat);
-    // The requests that finished: their rows rounded in one call, their slots freed.
-    if (finishing.empty()) return;
-    std::vector<int64_t> rows;
-    std::vector<DecodeState*> leaving;
-    for (size_t k : finishing) {
-      for (int r = 0; r < states[k]->rows(); ++r) rows.push_back(batch_row(k, r));
-      leaving.push_back(states[k]);
-    }
-    const Rounding rounding = round(rows);
-    for (size_t f = 0, row = 0; f < leaving.size(); ++f) {
-      leaving[f]->final_ = Best(*leaving[f], leaving[f]->lengths_, rounding, row);
-      row += leaving[f]->rows();
-    }
-    // Only now: freeing slots moves other rows, and batch_row reads their slots.
-    slots_->Release(leaving);
-  });
+    any_noise = any_noise || c.noise_std > 0;
+  }
+  const StepBatch& batch = plan->batch;
+  const int64_t N = static_cast<int64_t>(batch.token_row.size());
+  std::vector<float> coefficients(3 * N);  // per token: mean_z0, mean_zt, noise_std
+  std::vector<int64_t> noise_token(N);     // per token: its place in the [n, max_length] noise
+  for (int64_t j = 0; j < N; ++j) {
+    const StepCoefficients& c = row_step[batch.token_row[j]];
+    coefficients[3 * j] = static_cast<float>(c.mean_z0);
+    coefficients[3 * j + 1] = static_cast<float>(c.mean_zt);
+    coefficients[3 * j + 2] = static_cast<float>(c.noise_std);
+    noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
+  }
+  const auto per_token = torch::tensor(coefficients, torch::kFloat32).view({N, 3}).to(device_);
+  auto next = plan->z0_hat * per_token.narrow(1, 0, 1) + plan->z * per_token.narrow(1, 1, 1);
+  if (any_noise) {
+    auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D});
+    next.add_(noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));
+  }
+  slots_->z.view({-1, D}).index_copy_(0, plan->flat, next);
+  slots_->z0_hat.view({-1, D}).index_copy_(0, plan->flat, plan->z0_hat);
+}
+
+void Sampler::Finish(const StepPlan& plan) {
+  // The requests that finished: their rows rounded in one call, their slots freed.
+  if (plan.finishing.empty()) return;
+  std::vector<int64_t> rows;
+  std::vector<DecodeState*> leaving;
+  for (size_t k : plan.finishing) {
+    for (int r = 0; r < plan.states[k]->rows(); ++r) rows.push_back(plan.BatchRow(k, r));
+    leaving.push_back(plan.states[k]);
+  }
+  const Rounding rounding = plan.Round(model_, rows, device_);
+  for (size_t f = 0, row = 0; f < leaving.size(); ++f) {
+    leaving[f]->final_ = Best(*leaving[f], leaving[f]->lengths_, rounding, row);
+    row += leaving[f]->rows();
+  }
+  // Only now: freeing slots moves other rows, and BatchRow reads their slots.
+  slots_->Release(leaving);
 }
 
 absl::StatusOr<DecodeResult> Sampler::Result(const DecodeState& state) {

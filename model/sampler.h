@@ -132,6 +132,17 @@ class Sampler {
  private:
   absl::Status CheckReady() const;
 
+  // Step's phases, in order (sampler.cc): check the states, lay out the batch rows, denoise,
+  // update early exit, advance every row (the noise for all rows in one call), and round and
+  // release the requests that finished.
+  struct StepPlan;
+  absl::Status CheckStep(const std::vector<DecodeState*>& states) const;
+  void LayOut(StepPlan* plan) const;
+  void Denoise(StepPlan* plan);
+  void UpdateEarlyExit(const StepPlan& plan);
+  void Advance(StepPlan* plan) const;
+  void Finish(const StepPlan& plan);
+
   FastDissModel model_;
   NoiseSchedule schedule_;
   torch::Device device_;
