@@ -20,20 +20,16 @@ void PrintHelp() {
   defaults.server.default_model = "g2p";
   defaults.models["g2p"].checkpoint = "models/g2p";
   defaults.models["de-en"].checkpoint = "models/de-en";
-  std::cout << "Usage: fastdiss-server [--config FILE] [--port N] [--metrics-port N]\n"
-               "                       [--model NAME=CHECKPOINT_DIR ...] [--set key=value ...] "
-               "[--print-config]\n\n"
-               "Serves FastDiSS checkpoints over gRPC (fastdiss.v1.Generator, "
-               "grpc.health.v1.Health, reflection)\n"
-               "with step-level dynamic batching, and Prometheus metrics over HTTP. SIGTERM or "
-               "SIGINT: health\n"
-               "NOT_SERVING, new calls UNAVAILABLE, in-flight requests finish within "
-               "server.drain_grace_seconds,\n"
-               "then exit 0. --port and --metrics-port are --set server.port / "
-               "server.metrics_port; flags apply\n"
-               "after the file, in order. The YAML config takes these keys (a complete file with "
-               "the defaults):\n\n"
-            << defaults.Describe();
+  std::cout << R"(Usage: fastdiss-server [--config FILE] [--port N] [--metrics-port N]
+                       [--model NAME=CHECKPOINT_DIR ...] [--set key=value ...] [--print-config]
+
+Serves FastDiSS checkpoints over gRPC (fastdiss.v1.Generator, grpc.health.v1.Health, reflection)
+with step-level dynamic batching, and Prometheus metrics over HTTP. SIGTERM or SIGINT: health
+NOT_SERVING, new calls UNAVAILABLE, in-flight requests finish within server.drain_grace_seconds,
+then exit 0. --port and --metrics-port are --set server.port / server.metrics_port; flags apply
+after the file, in order. The YAML config takes these keys (a complete file with the defaults):
+
+)" << defaults.Describe();
 }
 
 }  // namespace

@@ -50,12 +50,10 @@ std::string DescribeServerTls(const ServerTlsFiles& files) {
 }
 
 const char kClientTlsUsage[] =
-    "TLS: --tls (verify the server against the system's CA roots), --tls-ca FILE (against this PEM "
-    "CA),\n"
-    "--tls-cert FILE --tls-key FILE (present a client certificate, for a server with "
-    "tls.client_ca),\n"
-    "--tls-server-name NAME (the name the server's certificate must carry; default: the target's "
-    "host).\n";
+    R"(TLS: --tls (verify the server against the system's CA roots), --tls-ca FILE (against this PEM CA),
+--tls-cert FILE --tls-key FILE (present a client certificate, for a server with tls.client_ca),
+--tls-server-name NAME (the name the server's certificate must carry; default: the target's host).
+)";
 
 bool ReadClientTlsFlag(FlagReader& flags, ClientTlsOptions* options) {
   if (flags.Is("--tls")) {

@@ -20,9 +20,10 @@ int main(int argc, char** argv) {
   fastdiss::FlagReader flags("fastdiss-export", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
-      std::cout << "Usage: fastdiss-export --checkpoint DIR --output DIR [--float16] "
-                   "[--source-units text|characters]\n"
-                   "                       [--source-lowercase true|false]\n";
+      std::cout
+          << R"(Usage: fastdiss-export --checkpoint DIR --output DIR [--float16] [--source-units text|characters]
+                       [--source-lowercase true|false]
+)";
       return 0;
     } else if (flags.Is("--checkpoint")) {
       input = flags.String();

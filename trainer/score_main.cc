@@ -14,9 +14,10 @@
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-score --hypotheses FILE --reference FILE [--json]\n"
-    "Line i of --hypotheses is scored against line i of --reference (the counts must match):\n"
-    "corpus BLEU (13a, as sacreBLEU), phoneme error rate and word error rate, in percent.\n";
+    R"(Usage: fastdiss-score --hypotheses FILE --reference FILE [--json]
+Line i of --hypotheses is scored against line i of --reference (the counts must match):
+corpus BLEU (13a, as sacreBLEU), phoneme error rate and word error rate, in percent.
+)";
 
 }  // namespace
 

@@ -29,23 +29,20 @@ void OnStopSignal(int signal) {
 
 void PrintHelp() {
   fastdiss::TrainConfig defaults;
-  std::cout
-      << "Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]\n"
-         "                      [--profile TRACE [--profile-operators]]\n\n"
-         "Trains a FastDiSS checkpoint. The YAML config and --set overrides (applied in order)\n"
-         "take these keys; below is a complete config file with every default.\n"
-         "--print-config prints the effective config in the same form and exits.\n"
-         "--profile writes a Chrome trace of the training steps' phases (batch, encode, the "
-         "denoiser\n"
-         "passes, backward, all-reduce, optimizer) to TRACE at the end; it costs a clock read per\n"
-         "phase. --profile-operators adds every LibTorch operator, which slows the run: keep it "
-         "short\n"
-         "(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and "
-         "operator.\n"
-         "SIGTERM or SIGINT ends the run after the current step with last/ saved (no dev "
-         "evaluation);\n"
-         "train.resume: auto continues it exactly. A second signal stops it at once.\n\n"
-      << fastdiss::DescribeFields(defaults.Fields());
+  std::cout << R"(Usage: fastdiss-train --config FILE [--set key=value ...] [--print-config]
+                      [--profile TRACE [--profile-operators]]
+
+Trains a FastDiSS checkpoint. The YAML config and --set overrides (applied in order)
+take these keys; below is a complete config file with every default.
+--print-config prints the effective config in the same form and exits.
+--profile writes a Chrome trace of the training steps' phases (batch, encode, the denoiser
+passes, backward, all-reduce, optimizer) to TRACE at the end; it costs a clock read per
+phase. --profile-operators adds every LibTorch operator, which slows the run: keep it short
+(train.max_steps). scripts/profile-summary.py TRACE prints the time per phase and operator.
+SIGTERM or SIGINT ends the run after the current step with last/ saved (no dev evaluation);
+train.resume: auto continues it exactly. A second signal stops it at once.
+
+)" << fastdiss::DescribeFields(defaults.Fields());
 }
 
 }  // namespace
