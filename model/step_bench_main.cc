@@ -4,12 +4,6 @@
 // Beside each step it prints the GFLOP/s the step achieves, the time and rate of the same step's
 // GEMMs alone (the arithmetic bound at those shapes), and the time to admit (encode) as many
 // new requests at once.
-//
-//   fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
-//                       [--threads N] [--blas-threads N] [--default-malloc] [--device
-//                       cpu|cuda|cuda:N]
-//                       [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab
-//                       4000]
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,15 +24,13 @@
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] "
-    "[--source-length 12]\n"
-    "                           [--threads N] [--blas-threads N] [--default-malloc] [--device "
-    "cpu|cuda|cuda:N]\n"
-    "                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 "
-    "--vocab 4000]\n\n"
-    "Prints the latency of one batched denoising step for each row count, on a random model of "
-    "the\n"
-    "given size or on --checkpoint. --iterations 0 picks a count per row count.\n";
+    R"(Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
+                           [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
+                           [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]
+
+Prints the latency of one batched denoising step for each row count, on a random model of the
+given size or on --checkpoint. --iterations 0 picks a count per row count.
+)";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
@@ -91,14 +84,17 @@ double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device de
   return best;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct BenchFlags {
   std::string checkpoint, device_name = "cpu";
   std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64, 128};
-  int length = 12, source_length = 12, iterations = 0, threads = 0, blas_threads = 0;
-  bool tune_allocator = true;
-  fastdiss::ModelConfig config;
+  int length = 12, source_length = 12, iterations = 0;
+  fastdiss::RuntimeOptions runtime;
+  fastdiss::ModelConfig config;  // of the random model, when no --checkpoint
+};
+
+// Reads the flags into *out; returns an exit status when the program is to end here.
+std::optional<int> ParseFlags(int argc, char** argv, BenchFlags* out) {
+  fastdiss::ModelConfig& config = out->config;
   config.vocab_size = 4000;
   config.d_latent = 64;
   config.d_model = 128;
@@ -110,141 +106,157 @@ int main(int argc, char** argv) {
     if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << kUsage;
       return 0;
-    }
-    if (flags.Is("--checkpoint"))
-      checkpoint = flags.String();
-    else if (flags.Is("--rows"))
-      rows = flags.IntList(1, kMaxInt);
-    else if (flags.Is("--length"))
-      length = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--source-length"))
-      source_length = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--iterations"))
-      iterations = static_cast<int>(flags.Int(0, 1'000'000));
-    else if (flags.Is("--threads"))
-      threads = static_cast<int>(flags.Int(0, kMaxInt));
-    else if (flags.Is("--blas-threads"))
-      blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
-    else if (flags.Is("--default-malloc"))
-      tune_allocator = !flags.Switch();
-    else if (flags.Is("--device"))
-      device_name = flags.String();
-    else if (flags.Is("--d-model"))
+    } else if (flags.Is("--checkpoint")) {
+      out->checkpoint = flags.String();
+    } else if (flags.Is("--rows")) {
+      out->rows = flags.IntList(1, kMaxInt);
+    } else if (flags.Is("--length")) {
+      out->length = static_cast<int>(flags.Int(1, kMaxInt));
+    } else if (flags.Is("--source-length")) {
+      out->source_length = static_cast<int>(flags.Int(1, kMaxInt));
+    } else if (flags.Is("--iterations")) {
+      out->iterations = static_cast<int>(flags.Int(0, 1'000'000));
+    } else if (flags.Is("--threads")) {
+      out->runtime.intra_op_threads = static_cast<int>(flags.Int(0, kMaxInt));
+    } else if (flags.Is("--blas-threads")) {
+      out->runtime.blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
+    } else if (flags.Is("--default-malloc")) {
+      out->runtime.tune_allocator = !flags.Switch();
+    } else if (flags.Is("--device")) {
+      out->device_name = flags.String();
+    } else if (flags.Is("--d-model")) {
       config.d_model = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--ffn"))
+    } else if (flags.Is("--ffn")) {
       config.ffn_dim = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--layers"))
+    } else if (flags.Is("--layers")) {
       config.encoder_layers = config.decoder_layers = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--d-latent"))
+    } else if (flags.Is("--d-latent")) {
       config.d_latent = static_cast<int>(flags.Int(1, kMaxInt));
-    else if (flags.Is("--vocab"))
+    } else if (flags.Is("--vocab")) {
       config.vocab_size = static_cast<int>(flags.Int(1, kMaxInt));
-    else
+    } else {
       flags.Unknown();
+    }
   }
-  fastdiss::RuntimeOptions runtime;
-  runtime.intra_op_threads = threads;
-  runtime.blas_threads = blas_threads;
-  runtime.tune_allocator = tune_allocator;
-  const std::string settings = fastdiss::ConfigureRuntime(runtime);
-  auto resolved = fastdiss::ResolveDevice(device_name);
-  if (!resolved.ok()) {
-    std::cerr << "fastdiss-step-bench: --device: " << resolved.status() << "\n";
+  return std::nullopt;
+}
+
+// The --checkpoint's model, or a random one of the flags' size.
+absl::StatusOr<fastdiss::FastDissModel> BenchModel(const BenchFlags& flags, torch::Device device) {
+  if (!flags.checkpoint.empty()) {
+    FASTDISS_ASSIGN_OR_RETURN(fastdiss::LoadedCheckpoint loaded,
+                              fastdiss::LoadCheckpoint(flags.checkpoint, device));
+    return loaded.model;
+  }
+  FASTDISS_RETURN_IF_ERROR(flags.config.Validate());
+  fastdiss::FastDissModel model(flags.config);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start, torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// `rows` requests of the flags' lengths, one row each, with seeds from first_seed, source
+// tokens from first_token and step counts from first_steps (0: the default), varying by row.
+struct Requests {
+  std::vector<std::unique_ptr<fastdiss::DecodeState>> owned;
+  std::vector<fastdiss::DecodeState*> states;
+};
+absl::StatusOr<Requests> NewRequests(fastdiss::Sampler& sampler, const BenchFlags& flags, int rows,
+                                     int first_seed, int first_token, int first_steps) {
+  Requests requests;
+  for (int i = 0; i < rows; ++i) {
+    fastdiss::DecodeOptions options;
+    if (first_steps > 0) options.steps = first_steps + i % 7;
+    options.seed = first_seed + i;
+    options.target_length = flags.length;
+    FASTDISS_ASSIGN_OR_RETURN(
+        std::unique_ptr<fastdiss::DecodeState> state,
+        sampler.NewState(std::vector<int>(flags.source_length, first_token + i % 50), options));
+    requests.states.push_back(state.get());
+    requests.owned.push_back(std::move(state));
+  }
+  return requests;
+}
+
+struct RowsMeasurement {
+  double step_seconds = 0;   // one step over all the rows
+  double start_seconds = 0;  // admitting (encoding) as many new requests at once, best of 5
+  double gemm_seconds = 0;   // the step's GEMMs alone
+  double gemm_flops = 0;
+};
+
+absl::StatusOr<RowsMeasurement> MeasureRows(fastdiss::Sampler& sampler, const BenchFlags& flags,
+                                            int rows, torch::Device device) {
+  RowsMeasurement m;
+  // Each row its own request, each at its own step count, as the server batches them.
+  const int budget = flags.iterations > 0 ? flags.iterations : std::max(5, 200 / rows);
+  FASTDISS_ASSIGN_OR_RETURN(Requests running, NewRequests(sampler, flags, rows, 0, 5, budget + 3));
+  FASTDISS_RETURN_IF_ERROR(sampler.Start(running.states));
+  for (int warm = 0; warm < 2; ++warm) FASTDISS_RETURN_IF_ERROR(sampler.Step(running.states));
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int k = 0; k < budget; ++k) FASTDISS_RETURN_IF_ERROR(sampler.Step(running.states));
+  m.step_seconds = SecondsSince(start, device) / budget;
+
+  m.start_seconds = std::numeric_limits<double>::infinity();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    FASTDISS_ASSIGN_OR_RETURN(Requests fresh, NewRequests(sampler, flags, rows, 1000, 7, 0));
+    const auto begin = std::chrono::steady_clock::now();
+    FASTDISS_RETURN_IF_ERROR(sampler.Start(fresh.states));
+    m.start_seconds = std::min(m.start_seconds, SecondsSince(begin, device));
+  }
+  // Beside it, the same step's GEMMs alone: the arithmetic bound at these shapes.
+  const std::vector<Gemm> gemms = StepGemms(sampler.model()->config(), rows, flags.length);
+  for (const Gemm& g : gemms) m.gemm_flops += 2.0 * g.m * g.k * g.n;
+  m.gemm_seconds = GemmSeconds(gemms, std::max(5, budget), device);
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  BenchFlags flags;
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &flags)) return *exit_status;
+  const std::string settings = fastdiss::ConfigureRuntime(flags.runtime);
+  auto device = fastdiss::ResolveDevice(flags.device_name);
+  if (!device.ok()) {
+    std::cerr << "fastdiss-step-bench: --device: " << device.status() << "\n";
     return 2;
   }
-  const torch::Device device = *resolved;
-
-  fastdiss::FastDissModel model{nullptr};
-  if (!checkpoint.empty()) {
-    auto loaded = fastdiss::LoadCheckpoint(checkpoint, device);
-    if (!loaded.ok()) {
-      std::cerr << "fastdiss-step-bench: " << loaded.status() << "\n";
-      return 1;
-    }
-    model = loaded->model;
-  } else {
-    if (auto status = config.Validate(); !status.ok()) {
-      std::cerr << "fastdiss-step-bench: " << status << "\n";
-      return 2;
-    }
-    model = fastdiss::FastDissModel(config);
-    model->to(device);
-    model->eval();
+  auto model = BenchModel(flags, *device);
+  if (!model.ok()) {
+    std::cerr << "fastdiss-step-bench: " << model.status() << "\n";
+    return flags.checkpoint.empty() ? 2 : 1;
   }
-  const fastdiss::ModelConfig& c = model->config();
-  if (length > c.max_target_tokens || source_length > c.max_source_tokens) {
+  const fastdiss::ModelConfig& c = (*model)->config();
+  if (flags.length > c.max_target_tokens || flags.source_length > c.max_source_tokens) {
     std::cerr << "fastdiss-step-bench: --length/--source-length exceed the model's limits\n";
     return 2;
   }
   auto schedule = fastdiss::NoiseSchedule::Create({c.num_timesteps, c.noise_factor});
-  fastdiss::Sampler sampler(model, *schedule, device);
+  fastdiss::Sampler sampler(*model, *schedule, *device);
   std::printf("# %s device=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n",
-              settings.c_str(), device.str().c_str(), c.d_model, c.encoder_layers, c.decoder_layers,
-              length, source_length);
+              settings.c_str(), device->str().c_str(), c.d_model, c.encoder_layers,
+              c.decoder_layers, flags.length, flags.source_length);
   std::printf("%6s %12s %12s %14s %10s %10s %12s %10s\n", "rows", "ms/step", "rows/s", "tokens/s",
               "GFLOP/s", "gemm_ms", "gemm_GFLOP/s", "start_ms");
-  for (int r : rows) {
-    // Each row its own request, each at its own step count, as the server batches them.
-    std::vector<std::unique_ptr<fastdiss::DecodeState>> owned;
-    std::vector<fastdiss::DecodeState*> states;
-    const int budget = iterations > 0 ? iterations : std::max(5, 200 / r);
-    for (int i = 0; i < r; ++i) {
-      fastdiss::DecodeOptions options;
-      options.steps = budget + 3 + i % 7;
-      options.seed = i;
-      options.target_length = length;
-      auto state = sampler.NewState(std::vector<int>(source_length, 5 + i % 50), options);
-      if (!state.ok()) {
-        std::cerr << state.status() << "\n";
-        return 1;
-      }
-      states.push_back(state->get());
-      owned.push_back(std::move(state).value());
-    }
-    if (!sampler.Start(states).ok() || !sampler.Step(states).ok() || !sampler.Step(states).ok())
+  for (int r : flags.rows) {
+    auto m = MeasureRows(sampler, flags, r, *device);
+    if (!m.ok()) {
+      std::cerr << "fastdiss-step-bench: " << m.status() << "\n";
       return 1;
-    if (device.is_cuda()) torch::cuda::synchronize();
-    const auto start = std::chrono::steady_clock::now();
-    for (int k = 0; k < budget; ++k) {
-      if (auto status = sampler.Step(states); !status.ok()) {
-        std::cerr << status << "\n";
-        return 1;
-      }
     }
-    if (device.is_cuda()) torch::cuda::synchronize();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double per_step = seconds / budget;
-    // Admission: encoding r new requests together (Sampler::Start), the best of 5 tries.
-    double start_seconds = std::numeric_limits<double>::infinity();
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      std::vector<std::unique_ptr<fastdiss::DecodeState>> fresh;
-      std::vector<fastdiss::DecodeState*> fresh_states;
-      for (int i = 0; i < r; ++i) {
-        fastdiss::DecodeOptions options;
-        options.seed = 1000 + i;
-        options.target_length = length;
-        fresh.push_back(
-            std::move(sampler.NewState(std::vector<int>(source_length, 7 + i % 50), options))
-                .value());
-        fresh_states.push_back(fresh.back().get());
-      }
-      const auto begin = std::chrono::steady_clock::now();
-      if (!sampler.Start(fresh_states).ok()) return 1;
-      if (device.is_cuda()) torch::cuda::synchronize();
-      start_seconds =
-          std::min(start_seconds,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-    }
-    // Beside it, the same step's GEMMs alone: the arithmetic bound at these shapes.
-    const std::vector<Gemm> gemms = StepGemms(c, r, length);
-    double gemm_flops = 0;
-    for (const Gemm& g : gemms) gemm_flops += 2.0 * g.m * g.k * g.n;
-    const double gemm_seconds = GemmSeconds(gemms, std::max(5, budget), device);
+    const double per_step = m->step_seconds;
     std::printf("%6d %12.3f %12.1f %14.1f %10.1f %10.3f %12.1f %10.3f\n", r, per_step * 1e3,
-                r / per_step, r * length / per_step,
-                StepFlops(c, r, length, source_length) / per_step * 1e-9, gemm_seconds * 1e3,
-                gemm_flops / gemm_seconds * 1e-9, start_seconds * 1e3);
+                r / per_step, r * flags.length / per_step,
+                StepFlops(c, r, flags.length, flags.source_length) / per_step * 1e-9,
+                m->gemm_seconds * 1e3, m->gemm_flops / m->gemm_seconds * 1e-9,
+                m->start_seconds * 1e3);
     std::fflush(stdout);
   }
   return 0;

@@ -4,9 +4,11 @@
 // flags.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,27 +30,24 @@ using fastdiss::v1::GenerateResponse;
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 
 constexpr char kUsage[] =
-    "Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] "
-    "[--seed S]\n"
-    "                       [--length-beam N]\n"
-    "                       [--noise-beam N] [--target-length N] [--early-exit-steps N] "
-    "[--deadline-seconds X]\n"
-    "                       [--stream] [--json]\n"
-    "                       [--] [TEXT ...]\n"
-    "       fastdiss-client --target HOST:PORT --list-models\n"
-    "       fastdiss-client --target HOST:PORT --health [SERVICE]\n"
-    "       (each with [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name "
-    "NAME])\n\n"
-    "Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and\n"
-    "prints it (one line per input). --stream prints every denoising step's text as it arrives\n"
-    "('[step i/K] text'), then the result. --json prints one JSON object per answer with the\n"
-    "token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps "
-    "N\n"
-    "stops once the answer has not changed for N steps (0: every step; unset: the server's "
-    "default).\n"
-    "--step-range lets the server choose K in MIN..MAX by its load (the answer's planned_steps).\n"
-    "Defaults: --steps 5, a\n"
-    "random seed, beams 1, --deadline-seconds 60, plaintext.\n";
+    R"(Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] [--seed S]
+                       [--length-beam N]
+                       [--noise-beam N] [--target-length N] [--early-exit-steps N] [--deadline-seconds X]
+                       [--stream] [--json]
+                       [--] [TEXT ...]
+       fastdiss-client --target HOST:PORT --list-models
+       fastdiss-client --target HOST:PORT --health [SERVICE]
+       (each with [--tls] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME])
+
+Generates a target text for each TEXT, or for each line of stdin when no TEXT is given, and
+prints it (one line per input). --stream prints every denoising step's text as it arrives
+('[step i/K] text'), then the result. --json prints one JSON object per answer with the
+token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps N
+stops once the answer has not changed for N steps (0: every step; unset: the server's default).
+--step-range lets the server choose K in MIN..MAX by its load (the answer's planned_steps).
+Defaults: --steps 5, a
+random seed, beams 1, --deadline-seconds 60, plaintext.
+)";
 
 std::string CodeName(const grpc::Status& status) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
@@ -71,24 +70,31 @@ std::string ResponseJson(const std::string& source, const GenerateResponse& r) {
   return fastdiss::JsonText(json);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct ClientFlags {
   std::string target, health_service;
-  GenerateRequest base;
-  base.set_steps(5);
+  GenerateRequest base;  // every Generate call's fields but the text
   double deadline_seconds = 60;
   bool stream = false, json = false, list_models = false, health = false;
   std::vector<std::string> texts;
   fastdiss::ClientTlsOptions tls;
+
+  std::chrono::system_clock::time_point Deadline() const {
+    return absl::ToChronoTime(absl::Now() + absl::Seconds(deadline_seconds));
+  }
+};
+
+// Reads the flags into *out; returns an exit status when the program is to end here.
+std::optional<int> ParseFlags(int argc, char** argv, ClientFlags* out) {
+  GenerateRequest& base = out->base;
+  base.set_steps(5);
   fastdiss::FlagReader flags("fastdiss-client", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
       std::cout << kUsage << "\n" << fastdiss::kClientTlsUsage;
       return 0;
-    } else if (fastdiss::ReadClientTlsFlag(flags, &tls)) {
+    } else if (fastdiss::ReadClientTlsFlag(flags, &out->tls)) {
     } else if (flags.Is("--target")) {
-      target = flags.String();
+      out->target = flags.String();
     } else if (flags.Is("--model")) {
       base.set_model(flags.String());
     } else if (flags.Is("--steps")) {
@@ -113,78 +119,95 @@ int main(int argc, char** argv) {
     } else if (flags.Is("--early-exit-steps")) {
       base.set_early_exit_steps(static_cast<int>(flags.Int(0, kMaxInt)));
     } else if (flags.Is("--deadline-seconds")) {
-      deadline_seconds = flags.Double(0);
+      out->deadline_seconds = flags.Double(0);
     } else if (flags.Is("--stream")) {
-      stream = flags.Switch();
+      out->stream = flags.Switch();
     } else if (flags.Is("--json")) {
-      json = flags.Switch();
+      out->json = flags.Switch();
     } else if (flags.Is("--list-models")) {
-      list_models = flags.Switch();
+      out->list_models = flags.Switch();
     } else if (flags.Is("--health")) {
-      health = true;
-      health_service = flags.OptionalString().value_or("");
+      out->health = true;
+      out->health_service = flags.OptionalString().value_or("");
     } else if (flags.IsPositional()) {
-      texts.push_back(flags.arg());
+      out->texts.push_back(flags.arg());
     } else {
       flags.Unknown();
     }
   }
-  if (target.empty()) {
+  if (out->target.empty()) {
     std::cerr << "fastdiss-client: --target HOST:PORT is required (see --help)\n";
     return 2;
   }
-  auto made = fastdiss::MakeChannel(target, tls);
-  if (!made.ok()) {
-    std::cerr << "fastdiss-client: " << made.status().message() << "\n";
-    return 2;
-  }
-  std::shared_ptr<grpc::Channel> channel = std::move(made).value();
-  auto deadline = [&] { return absl::ToChronoTime(absl::Now() + absl::Seconds(deadline_seconds)); };
+  return std::nullopt;
+}
 
-  if (health) {
-    auto stub = grpc::health::v1::Health::NewStub(channel);
-    grpc::ClientContext context;
-    context.set_deadline(deadline());
-    grpc::health::v1::HealthCheckRequest request;
-    request.set_service(health_service);
-    grpc::health::v1::HealthCheckResponse response;
-    grpc::Status status = stub->Check(&context, request, &response);
-    if (!status.ok()) {
-      std::cerr << "fastdiss-client: health: " << CodeName(status) << ": " << status.error_message()
-                << "\n";
-      return 1;
-    }
-    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+int CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const ClientFlags& flags) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(flags.Deadline());
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(flags.health_service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) {
+    std::cerr << "fastdiss-client: health: " << CodeName(status) << ": " << status.error_message()
               << "\n";
-    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+    return 1;
   }
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
 
-  auto stub = fastdiss::v1::Generator::NewStub(channel);
-  if (list_models) {
-    grpc::ClientContext context;
-    context.set_deadline(deadline());
-    fastdiss::v1::ListModelsResponse response;
-    grpc::Status status = stub->ListModels(&context, fastdiss::v1::ListModelsRequest(), &response);
-    if (!status.ok()) {
-      std::cerr << "fastdiss-client: ListModels: " << CodeName(status) << ": "
-                << status.error_message() << "\n";
-      return 1;
-    }
-    for (const auto& m : response.models()) {
-      std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps()
-                << "\tsource<=" << m.max_source_tokens()
-                << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<=" << m.max_beam()
-                << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
-                << m.source_units() << (m.source_lowercase() ? ", lowercased" : "") << "\n";
-      for (const auto& v : m.versions()) {
-        std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t"
-                  << v.path() << (v.error().empty() ? "" : "\t" + v.error()) << "\n";
-      }
-    }
-    return 0;
+int ListModels(fastdiss::v1::Generator::Stub& stub, const ClientFlags& flags) {
+  grpc::ClientContext context;
+  context.set_deadline(flags.Deadline());
+  fastdiss::v1::ListModelsResponse response;
+  grpc::Status status = stub.ListModels(&context, fastdiss::v1::ListModelsRequest(), &response);
+  if (!status.ok()) {
+    std::cerr << "fastdiss-client: ListModels: " << CodeName(status) << ": "
+              << status.error_message() << "\n";
+    return 1;
   }
+  for (const auto& m : response.models()) {
+    std::cout << m.name() << "\tversion " << m.version() << "\tsteps 1.." << m.max_steps()
+              << "\tsource<=" << m.max_source_tokens()
+              << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<=" << m.max_beam()
+              << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
+              << m.source_units() << (m.source_lowercase() ? ", lowercased" : "") << "\n";
+    for (const auto& v : m.versions()) {
+      std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t"
+                << v.path() << (v.error().empty() ? "" : "\t" + v.error()) << "\n";
+    }
+  }
+  return 0;
+}
 
-  const bool from_stdin = texts.empty();
+// One Generate call for `text`; with --stream, prints each step's text as it arrives.
+grpc::Status Generate(fastdiss::v1::Generator::Stub& stub, const ClientFlags& flags,
+                      const std::string& text, GenerateResponse* response) {
+  GenerateRequest request = flags.base;
+  request.set_text(text);
+  grpc::ClientContext context;
+  context.set_deadline(flags.Deadline());
+  if (!flags.stream) return stub.Generate(&context, request, response);
+  auto reader = stub.GenerateStream(&context, request);
+  GenerateEvent event;
+  while (reader->Read(&event)) {
+    if (event.has_step()) {
+      std::cout << "[step " << event.step().step() << "/" << event.step().steps() << "] "
+                << event.step().text() << "\n"
+                << std::flush;
+    } else if (event.has_result()) {
+      *response = event.result();
+    }
+  }
+  return reader->Finish();
+}
+
+// Generates for each TEXT argument, or each stdin line when none is given.
+int GenerateAll(fastdiss::v1::Generator::Stub& stub, const ClientFlags& flags) {
+  const bool from_stdin = flags.texts.empty();
   int failures = 0;
   std::string line;
   for (size_t n = 0;; ++n) {
@@ -193,39 +216,36 @@ int main(int argc, char** argv) {
       if (!std::getline(std::cin, line)) break;
       text = line;
     } else {
-      if (n >= texts.size()) break;
-      text = texts[n];
+      if (n >= flags.texts.size()) break;
+      text = flags.texts[n];
     }
-    GenerateRequest request = base;
-    request.set_text(text);
-    grpc::ClientContext context;
-    context.set_deadline(deadline());
     GenerateResponse response;
-    grpc::Status status;
-    if (stream) {
-      auto reader = stub->GenerateStream(&context, request);
-      GenerateEvent event;
-      while (reader->Read(&event)) {
-        if (event.has_step()) {
-          std::cout << "[step " << event.step().step() << "/" << event.step().steps() << "] "
-                    << event.step().text() << "\n"
-                    << std::flush;
-        } else if (event.has_result()) {
-          response = event.result();
-        }
-      }
-      status = reader->Finish();
-    } else {
-      status = stub->Generate(&context, request, &response);
-    }
+    const grpc::Status status = Generate(stub, flags, text, &response);
     if (!status.ok()) {
       ++failures;
       std::cerr << "fastdiss-client: input " << n + 1 << ": " << CodeName(status) << ": "
                 << status.error_message() << "\n";
-      if (!json) std::cout << "\n";  // keeps output lines aligned with input lines
+      if (!flags.json) std::cout << "\n";  // keeps output lines aligned with input lines
       continue;
     }
-    std::cout << (json ? ResponseJson(text, response) : response.text()) << "\n" << std::flush;
+    std::cout << (flags.json ? ResponseJson(text, response) : response.text()) << "\n"
+              << std::flush;
   }
   return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ClientFlags flags;
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &flags)) return *exit_status;
+  auto channel = fastdiss::MakeChannel(flags.target, flags.tls);
+  if (!channel.ok()) {
+    std::cerr << "fastdiss-client: " << channel.status().message() << "\n";
+    return 2;
+  }
+  if (flags.health) return CheckHealth(*channel, flags);
+  auto stub = fastdiss::v1::Generator::NewStub(*channel);
+  if (flags.list_models) return ListModels(*stub, flags);
+  return GenerateAll(*stub, flags);
 }

@@ -4,7 +4,9 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <fstream>
 
+#include "model/checkpoint.h"
 #include "trainer/objective.h"
 
 namespace fastdiss {
@@ -114,6 +116,80 @@ absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const Noise
     return absl::InternalError(std::string("approximation gap failed: ") + e.what());
   }
   return result;
+}
+
+}  // namespace fastdiss
+
+namespace fastdiss {
+namespace {
+
+absl::StatusOr<std::vector<GapEvaluation>> GapsOnCheckpoint(const CheckpointEvalOptions& options,
+                                                            LoadedCheckpoint& loaded,
+                                                            const NoiseSchedule& schedule,
+                                                            ParallelText text,
+                                                            std::vector<std::string>* warnings) {
+  if (text.source.size() > static_cast<size_t>(options.gap_sentences)) {
+    text.source.resize(options.gap_sentences);
+    text.target.resize(options.gap_sentences);
+  }
+  const std::vector<Example> examples =
+      Tokenize(text, loaded.tokenizer, loaded.config.source_rule(), loaded.config.max_source_tokens,
+               loaded.config.max_target_tokens)
+          .examples;
+  std::vector<GapEvaluation> gaps;
+  if (examples.empty()) {
+    warnings->push_back("no pair fits the model's length limits; skipping the approximation gap");
+    return gaps;
+  }
+  for (int64_t k : options.gap_steps) {
+    FASTDISS_ASSIGN_OR_RETURN(
+        GapEvaluation gap, ApproximationGap(loaded.model, schedule, examples, static_cast<int>(k),
+                                            options.max_rows, options.decode.seed));
+    gaps.push_back(gap);
+  }
+  return gaps;
+}
+
+absl::Status WriteHypotheses(const std::string& prefix,
+                             const std::vector<StepsEvaluation>& results) {
+  for (const auto& r : results) {
+    const std::string path = prefix + ".k" + std::to_string(r.steps) + ".txt";
+    std::ofstream out(path);
+    for (const auto& line : r.hypotheses) out << line << "\n";
+    if (!out.flush()) return absl::PermissionDeniedError("cannot write " + path);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CheckpointEvaluation> EvaluateCheckpoint(const CheckpointEvalOptions& options) {
+  FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded,
+                            LoadCheckpoint(options.checkpoint, options.device));
+  FASTDISS_ASSIGN_OR_RETURN(ParallelText text,
+                            ReadParallelText(options.source_path, options.reference_path));
+  if (options.limit > 0 && static_cast<size_t>(options.limit) < text.source.size()) {
+    text.source.resize(options.limit);
+    text.target.resize(options.limit);
+  }
+  FASTDISS_ASSIGN_OR_RETURN(
+      NoiseSchedule schedule,
+      NoiseSchedule::Create({loaded.config.num_timesteps, loaded.config.noise_factor}));
+  Sampler sampler(loaded.model, schedule, options.device);
+  CheckpointEvaluation evaluation;
+  evaluation.sentences = text.source.size();
+  FASTDISS_ASSIGN_OR_RETURN(evaluation.results,
+                            EvaluateSteps(sampler, loaded.tokenizer, text.source, text.target,
+                                          options.steps, options.decode, options.max_rows));
+  if (!options.gap_steps.empty()) {
+    FASTDISS_ASSIGN_OR_RETURN(
+        evaluation.gaps,
+        GapsOnCheckpoint(options, loaded, schedule, std::move(text), &evaluation.warnings));
+  }
+  if (!options.hypotheses_prefix.empty()) {
+    FASTDISS_RETURN_IF_ERROR(WriteHypotheses(options.hypotheses_prefix, evaluation.results));
+  }
+  return evaluation;
 }
 
 }  // namespace fastdiss

@@ -45,6 +45,28 @@ absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const Noise
                                                const std::vector<Example>& examples, int steps,
                                                int max_rows, uint64_t seed);
 
+// fastdiss-eval's run: a checkpoint decoded over a parallel text at each K, with the gap.
+struct CheckpointEvalOptions {
+  std::string checkpoint, source_path, reference_path;
+  torch::Device device{torch::kCPU};
+  std::vector<int64_t> steps = {1, 2, 5, 10, 20};
+  std::vector<int64_t> gap_steps = {5};  // empty: no gap
+  DecodeOptions decode;                  // beams, seed, update rule, early exit; not steps
+  int max_rows = 256;
+  int64_t limit = 0;  // evaluate the first `limit` pairs; 0: all
+  int64_t gap_sentences = 200;
+  std::string hypotheses_prefix;  // when set, writes PREFIX.kK.txt with the decoded lines per K
+};
+
+struct CheckpointEvaluation {
+  size_t sentences = 0;
+  std::vector<StepsEvaluation> results;  // one per K, in the order asked
+  std::vector<GapEvaluation> gaps;
+  std::vector<std::string> warnings;  // what was skipped, and why
+};
+
+absl::StatusOr<CheckpointEvaluation> EvaluateCheckpoint(const CheckpointEvalOptions& options);
+
 }  // namespace fastdiss
 
 #endif  // FASTDISS_TRAINER_EVALUATE_H_
