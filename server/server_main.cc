@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,82 +33,98 @@ after the file, in order. The YAML config takes these keys (a complete file with
 )" << defaults.Describe();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct ServerFlags {
   std::string config_path;
-  std::vector<std::string> overrides, model_flags;
+  std::vector<std::string> overrides, model_flags;  // --set (and --port ...), --model
   bool print_config = false;
+};
+
+// Reads the flags into *out; returns an exit status when the program is to end here.
+std::optional<int> ParseFlags(int argc, char** argv, ServerFlags* out) {
   fastdiss::FlagReader flags("fastdiss-server", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
       PrintHelp();
       return 0;
     } else if (flags.Is("--print-config")) {
-      print_config = flags.Switch();
+      out->print_config = flags.Switch();
     } else if (flags.Is("--config")) {
-      config_path = flags.String();
+      out->config_path = flags.String();
     } else if (flags.Is("--port")) {
-      overrides.push_back("server.port=" + flags.String());
+      out->overrides.push_back("server.port=" + flags.String());
     } else if (flags.Is("--metrics-port")) {
-      overrides.push_back("server.metrics_port=" + flags.String());
+      out->overrides.push_back("server.metrics_port=" + flags.String());
     } else if (flags.Is("--model")) {
-      model_flags.push_back(flags.String());
+      out->model_flags.push_back(flags.String());
     } else if (flags.Is("--set")) {
-      overrides.push_back(flags.String());
+      out->overrides.push_back(flags.String());
     } else {
       flags.Unknown();
     }
   }
-  auto config = fastdiss::ServerConfig::Load(config_path, overrides, model_flags);
-  if (!config.ok()) {
-    std::cerr << "fastdiss-server: " << config.status().message() << "\n";
-    return 2;
-  }
-  if (print_config) {
-    std::cout << config->Describe();
-    return 0;
-  }
+  return std::nullopt;
+}
 
-  // Block the signals in every thread (all are started after this and inherit the mask); main
-  // waits for them with sigtimedwait, so no signal handler runs at all.
+// Blocks SIGTERM, SIGINT and SIGHUP in every thread (all are started after this and inherit the
+// mask); main waits for them with sigtimedwait, so no signal handler runs at all.
+sigset_t BlockServerSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  fastdiss::RuntimeOptions runtime;
-  runtime.intra_op_threads = config->runtime.threads;
-  runtime.blas_threads = config->runtime.blas_threads;
-  std::cerr << "fastdiss-server: runtime " << fastdiss::ConfigureRuntime(runtime) << std::endl;
-
-  auto server = fastdiss::ModelServer::Start(*config, &std::cerr);
-  if (!server.ok()) {
-    std::cerr << "fastdiss-server: " << server.status().message() << std::endl;
-    return 1;
-  }
-  // SIGHUP, or every server.model_poll_seconds, looks for new model versions; SIGTERM or SIGINT
-  // stops.
-  const double poll = config->server.model_poll_seconds;
+// Serves until SIGTERM or SIGINT; SIGHUP, or every server.model_poll_seconds, looks for new
+// model versions. Returns the signal that stopped it.
+int ServeUntilStopped(fastdiss::ModelServer& server, double poll_seconds, const sigset_t& signals) {
   int signal = 0;
   for (;;) {
-    if (poll > 0) {
-      const timespec period{static_cast<time_t>(poll),
-                            static_cast<long>((poll - static_cast<time_t>(poll)) * 1e9)};
+    if (poll_seconds > 0) {
+      const timespec period{
+          static_cast<time_t>(poll_seconds),
+          static_cast<long>((poll_seconds - static_cast<time_t>(poll_seconds)) * 1e9)};
       signal = sigtimedwait(&signals, nullptr, &period);
       if (signal < 0) {  // the poll period passed (or an interruption)
-        (*server)->ReloadModels();
+        server.ReloadModels();
         continue;
       }
     } else if (sigwait(&signals, &signal) != 0) {
       continue;
     }
-    if (signal != SIGHUP) break;
+    if (signal != SIGHUP) return signal;
     std::cerr << "fastdiss-server: SIGHUP received, looking for new model versions" << std::endl;
-    (*server)->ReloadModels();
+    server.ReloadModels();
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerFlags flags;
+  if (std::optional<int> exit_status = ParseFlags(argc, argv, &flags)) return *exit_status;
+  auto config = fastdiss::ServerConfig::Load(flags.config_path, flags.overrides, flags.model_flags);
+  if (!config.ok()) {
+    std::cerr << "fastdiss-server: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (flags.print_config) {
+    std::cout << config->Describe();
+    return 0;
+  }
+  const sigset_t signals = BlockServerSignals();
+  fastdiss::RuntimeOptions runtime;
+  runtime.intra_op_threads = config->runtime.threads;
+  runtime.blas_threads = config->runtime.blas_threads;
+  std::cerr << "fastdiss-server: runtime " << fastdiss::ConfigureRuntime(runtime) << std::endl;
+  auto server = fastdiss::ModelServer::Start(*config, &std::cerr);
+  if (!server.ok()) {
+    std::cerr << "fastdiss-server: " << server.status().message() << std::endl;
+    return 1;
+  }
+  const int signal = ServeUntilStopped(**server, config->server.model_poll_seconds, signals);
   std::cerr << "fastdiss-server: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << " received"
             << std::endl;
   (*server)->Shutdown(absl::Seconds(config->server.drain_grace_seconds));
