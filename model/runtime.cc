@@ -4,11 +4,16 @@
 #include <malloc.h>
 #include <sched.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "base/device_name.h"
 
 namespace fastdiss {
 namespace {
+
+constexpr char kBlasThreadTimeoutVariable[] = "OPENBLAS_THREAD_TIMEOUT";
 
 // OpenBLAS is loaded by LibTorch at run time; its thread setter is looked up, not linked, so
 // the build does not depend on which BLAS Debian's alternatives picked.
@@ -65,9 +70,18 @@ std::string ConfigureRuntime(const RuntimeOptions& options) {
   const int threads = options.intra_op_threads > 0 ? options.intra_op_threads : AvailableCores();
   torch::set_num_threads(threads);
   const int blas = SetBlasThreads(options.blas_threads > 0 ? options.blas_threads : threads);
+  const char* timeout = std::getenv(kBlasThreadTimeoutVariable);
   return "intra_op_threads=" + std::to_string(threads) +
          " blas_threads=" + (blas > 0 ? std::to_string(blas) : std::string("default")) +
+         " blas_thread_timeout=" + (timeout != nullptr ? timeout : "default") +
          " allocator=" + allocator;
+}
+
+void ReexecWithBlasThreadTimeout(char** argv) {
+  if (std::getenv(kBlasThreadTimeoutVariable) != nullptr) return;
+  setenv(kBlasThreadTimeoutVariable, kBlasThreadTimeout, 1);
+  execv("/proc/self/exe", argv);
+  unsetenv(kBlasThreadTimeoutVariable);  // exec failed: OpenBLAS keeps its default
 }
 
 }  // namespace fastdiss

@@ -28,6 +28,16 @@ struct RuntimeOptions {
 // Applies the options; returns a one-line description for the log ("threads=2 blas_threads=1 ...").
 std::string ConfigureRuntime(const RuntimeOptions& options);
 
+// OpenBLAS's idle threads spin for 2^OPENBLAS_THREAD_TIMEOUT cycles (default 2^28, about a tenth
+// of a second) before they sleep. Beside other busy processes a spinning thread holds the core the
+// working one needs: a 32-row step with 2 OpenBLAS threads took 194-198 ms instead of 14-16 ms
+// alone; with 2^4 cycles it took 30-36 ms, and 15-16 ms alone (docs/performance.md). OpenBLAS
+// reads the variable once, as it loads, before main runs. So this, called first in main, sets it
+// to kBlasThreadTimeout and re-executes the program, unless it is set already (a user's value
+// wins). It returns only when no re-execution happened.
+inline constexpr char kBlasThreadTimeout[] = "4";
+void ReexecWithBlasThreadTimeout(char** argv);
+
 // The LibTorch device for a name IsDeviceName accepts ("cpu", "cuda", "cuda:N").
 // INVALID_ARGUMENT for another name; FAILED_PRECONDITION when this LibTorch has no CUDA or the
 // machine has no such GPU.

@@ -220,6 +220,7 @@ absl::StatusOr<RowsMeasurement> MeasureRows(fastdiss::Sampler& sampler, const Be
 }  // namespace
 
 int main(int argc, char** argv) {
+  fastdiss::ReexecWithBlasThreadTimeout(argv);
   BenchFlags flags;
   if (std::optional<int> exit_status = ParseFlags(argc, argv, &flags)) return *exit_status;
   const std::string settings = fastdiss::ConfigureRuntime(flags.runtime);

@@ -103,6 +103,7 @@ int ServeUntilStopped(fastdiss::ModelServer& server, double poll_seconds, const 
 }  // namespace
 
 int main(int argc, char** argv) {
+  fastdiss::ReexecWithBlasThreadTimeout(argv);
   ServerFlags flags;
   if (std::optional<int> exit_status = ParseFlags(argc, argv, &flags)) return *exit_status;
   auto config = fastdiss::ServerConfig::Load(flags.config_path, flags.overrides, flags.model_flags);

@@ -24,6 +24,7 @@
 #include "fastdiss/v1/generator.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/checkpoint.h"
+#include "model/runtime.h"
 #include "model/tokenizer.h"
 #include "server/tls.h"
 #include "tests/test_models.h"
@@ -481,6 +482,15 @@ TEST_F(ServerTest, ACancelledCallIsAnsweredCancelledAndFreesItsRows) {
     return Sample(m, cancelled) == before + 1 &&
            Sample(m, "fastdiss_requests_running{model=\"tiny\"}") == 0;
   }));
+}
+
+// The server re-executes itself so that OpenBLAS's idle threads sleep soon instead of spinning on
+// cores other work needs (model/runtime.h); a value the caller set is kept.
+TEST_F(ServerTest, OpenBlasThreadTimeoutIsSetBeforeOpenBlasLoads) {
+  const char* set = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+  const std::string want =
+      std::string("blas_thread_timeout=") + (set != nullptr ? set : kBlasThreadTimeout);
+  EXPECT_NE(shared_->Log().find(want), std::string::npos) << shared_->Log();
 }
 
 // Beams wider than the engine's batch are refused by the service's one validation, with the
