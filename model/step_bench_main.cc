@@ -61,6 +61,12 @@ double StepFlops(const fastdiss::ModelConfig& c, int64_t rows, int64_t length, i
   return flops + c.decoder_layers * 2.0 * 2.0 * rows * length * (length + source) * c.d_model;
 }
 
+// Seconds from `start` until the device has finished the work queued since.
+double SecondsSince(std::chrono::steady_clock::time_point start, torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Seconds for the step's GEMMs alone, each an addmm with its bias as in the network (fresh outputs,
 // one weight per product),
 // the best of `repeats` runs: what the step would cost if nothing else took time.
@@ -76,10 +82,7 @@ double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device de
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < gemms.size(); ++i) torch::addmm(biases[i], inputs[i], weights[i].t());
-    if (device.is_cuda()) torch::cuda::synchronize();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r > 0) best = std::min(best, seconds);
+    if (r > 0) best = std::min(best, SecondsSince(start, device));
   }
   return best;
 }
@@ -153,11 +156,6 @@ absl::StatusOr<fastdiss::FastDissModel> BenchModel(const BenchFlags& flags, torc
   model->to(device);
   model->eval();
   return model;
-}
-
-double SecondsSince(std::chrono::steady_clock::time_point start, torch::Device device) {
-  if (device.is_cuda()) torch::cuda::synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // `rows` requests of the flags' lengths, one row each, with seeds from first_seed, source

@@ -17,6 +17,13 @@ namespace fastdiss {
 struct ParallelText {
   std::vector<std::string> source;
   std::vector<std::string> target;
+
+  // Keeps the first n pairs (all of them when there are fewer).
+  void KeepFirst(size_t n) {
+    if (n >= source.size()) return;
+    source.resize(n);
+    target.resize(n);
+  }
 };
 
 // Reads two line-aligned UTF-8 files; different line counts or invalid UTF-8 are errors that name

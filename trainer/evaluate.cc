@@ -128,10 +128,7 @@ absl::StatusOr<std::vector<GapEvaluation>> GapsOnCheckpoint(const CheckpointEval
                                                             const NoiseSchedule& schedule,
                                                             ParallelText text,
                                                             std::vector<std::string>* warnings) {
-  if (text.source.size() > static_cast<size_t>(options.gap_sentences)) {
-    text.source.resize(options.gap_sentences);
-    text.target.resize(options.gap_sentences);
-  }
+  text.KeepFirst(static_cast<size_t>(options.gap_sentences));
   const std::vector<Example> examples =
       Tokenize(text, loaded.tokenizer, loaded.config.source_rule(), loaded.config.max_source_tokens,
                loaded.config.max_target_tokens)
@@ -168,10 +165,7 @@ absl::StatusOr<CheckpointEvaluation> EvaluateCheckpoint(const CheckpointEvalOpti
                             LoadCheckpoint(options.checkpoint, options.device));
   FASTDISS_ASSIGN_OR_RETURN(ParallelText text,
                             ReadParallelText(options.source_path, options.reference_path));
-  if (options.limit > 0 && static_cast<size_t>(options.limit) < text.source.size()) {
-    text.source.resize(options.limit);
-    text.target.resize(options.limit);
-  }
+  if (options.limit > 0) text.KeepFirst(static_cast<size_t>(options.limit));
   FASTDISS_ASSIGN_OR_RETURN(
       NoiseSchedule schedule,
       NoiseSchedule::Create({loaded.config.num_timesteps, loaded.config.noise_factor}));

@@ -248,11 +248,8 @@ absl::Status Trainer::ReadTrainData() {
 absl::Status Trainer::ReadDevData() {
   FASTDISS_ASSIGN_OR_RETURN(ParallelText dev,
                             ReadParallelText(config_.data.dev_source, config_.data.dev_target));
-  size_t dev_count = dev.source.size();
   if (config_.eval.dev_sentences > 0)
-    dev_count = std::min<size_t>(dev_count, config_.eval.dev_sentences);
-  dev.source.resize(dev_count);
-  dev.target.resize(dev_count);
+    dev.KeepFirst(static_cast<size_t>(config_.eval.dev_sentences));
   dev_examples_ = Tokenize(dev, tokenizer_, config_.model.source_rule(),
                            config_.model.max_source_tokens, config_.model.max_target_tokens)
                       .examples;
