@@ -350,6 +350,7 @@ struct Sampler::StepPlan {
   StepBatch batch;                // the tokens computed
   torch::Tensor flat;             // per token: its place in the flattened slot buffers
   torch::Tensor z, z0_hat;        // per token [N, D]: the input and the estimate
+  torch::Tensor target;           // per token [N, D]: what the update moves toward (Clamp)
   std::vector<size_t> finishing;  // states that end with this step
 
   // The batch row of state k's row r.
@@ -373,6 +374,7 @@ absl::Status Sampler::Step(const std::vector<DecodeState*>& states) {
     LayOut(&plan);
     Denoise(&plan);
     UpdateEarlyExit(plan);
+    Clamp(&plan);
     Advance(&plan);
     Finish(plan);
   });
@@ -488,6 +490,27 @@ void Sampler::UpdateEarlyExit(const StepPlan& plan) {
   }
 }
 
+void Sampler::Clamp(StepPlan* plan) {
+  // The clamped estimate of every token, kept where the token's request asks for clamping.
+  plan->target = plan->z0_hat;
+  const std::vector<DecodeState*>& states = plan->states;
+  std::vector<uint8_t> clamp_row(plan->n, 0);
+  bool any = false;
+  for (size_t k = 0; k < states.size(); ++k) {
+    if (!states[k]->options_.clamp) continue;
+    any = true;
+    for (int r = 0; r < states[k]->rows(); ++r) clamp_row[plan->BatchRow(k, r)] = 1;
+  }
+  if (!any) return;
+  const StepBatch& batch = plan->batch;
+  std::vector<uint8_t> clamp_token(batch.token_row.size());
+  for (size_t j = 0; j < clamp_token.size(); ++j) clamp_token[j] = clamp_row[batch.token_row[j]];
+  const auto clamped = model_->Embed(model_->Logits(plan->z0_hat).argmax(-1));
+  const auto mask =
+      torch::tensor(clamp_token, torch::kByte).to(device_).to(torch::kBool).unsqueeze(1);
+  plan->target = torch::where(mask, clamped, plan->z0_hat);
+}
+
 void Sampler::Advance(StepPlan* plan) const {
   // The update of every row that goes on, its noise drawn for all rows in one call.
   const std::vector<DecodeState*>& states = plan->states;
@@ -524,7 +547,7 @@ void Sampler::Advance(StepPlan* plan) const {
     noise_token[j] = batch.token_row[j] * max_length + batch.token_position[j];
   }
   const auto per_token = torch::tensor(coefficients, torch::kFloat32).view({N, 3}).to(device_);
-  auto next = plan->z0_hat * per_token.narrow(1, 0, 1) + plan->z * per_token.narrow(1, 1, 1);
+  auto next = plan->target * per_token.narrow(1, 0, 1) + plan->z * per_token.narrow(1, 1, 1);
   if (any_noise) {
     auto noise = CounterNormal(keys, {max_length, D}, device_).reshape({-1, D});
     next.add_(noise.index_select(0, Indices(noise_token, device_)).mul_(per_token.narrow(1, 2, 1)));

@@ -48,6 +48,10 @@ struct DecodeOptions {
   // Early exit: > 0 stops the request once the rounded tokens of all its rows have stayed the
   // same for this many steps in a row (the answer is then that rounding); 0 runs all K steps.
   int early_exit_steps = 0;
+  // Clamping (Diffusion-LM's trick): every step's update moves toward the embedding of the
+  // rounded estimate, sqrt(D) E[argmax], instead of the raw estimate. The self-conditioning input
+  // stays the raw estimate, as in training.
+  bool clamp = false;
 };
 
 struct DecodeResult {
@@ -133,13 +137,14 @@ class Sampler {
   absl::Status CheckReady() const;
 
   // Step's phases, in order (sampler.cc): check the states, lay out the batch rows, denoise,
-  // update early exit, advance every row (the noise for all rows in one call), and round and
-  // release the requests that finished.
+  // update early exit, clamp the estimates of the rows that ask for it, advance every row (the
+  // noise for all rows in one call), and round and release the requests that finished.
   struct StepPlan;
   absl::Status CheckStep(const std::vector<DecodeState*>& states) const;
   void LayOut(StepPlan* plan) const;
   void Denoise(StepPlan* plan);
   void UpdateEarlyExit(const StepPlan& plan);
+  void Clamp(StepPlan* plan);
   void Advance(StepPlan* plan) const;
   void Finish(const StepPlan& plan);
 

@@ -62,8 +62,9 @@ INSTANTIATE_TEST_SUITE_P(Devices, SamplerTest, ::testing::Values("cpu", "cuda"),
                          });
 
 DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_beam = 1,
-                      int length = 0) {
+                      int length = 0, bool clamp = false) {
   DecodeOptions o;
+  o.clamp = clamp;
   o.steps = steps;
   o.seed = seed;
   o.length_beam = length_beam;
@@ -74,8 +75,8 @@ DecodeOptions Options(int steps, uint64_t seed, int length_beam = 1, int noise_b
 
 TEST_P(SamplerTest, SameTokensAloneAndBatchedWithOthersAtOtherSteps) {
   const std::vector<int> source = {5, 6, 7, 8, 9};
-  for (const DecodeOptions& options :
-       {Options(5, 42), Options(3, 9, 3, 2), Options(1, 3, 1, 1, 6)}) {
+  for (const DecodeOptions& options : {Options(5, 42), Options(3, 9, 3, 2), Options(1, 3, 1, 1, 6),
+                                       Options(6, 5, 2, 1, 0, true)}) {
     const DecodeResult alone = Alone(source, options);
     ASSERT_EQ(alone.steps, options.steps);
 
@@ -229,6 +230,22 @@ TEST_P(SamplerTest, EarlyExitStopsWhereTheRoundingSettles) {
     }
   }
   EXPECT_GT(exits_seen, 0) << "no trajectory settled before its last step: the case tests nothing";
+}
+
+// Clamping changes the trajectory from the second step on (the first estimate comes from the
+// same noise either way), and only for the request that asks for it.
+TEST_P(SamplerTest, ClampingChangesOnlyTheRequestsThatAskForIt) {
+  const std::vector<int> source = {5, 6, 7, 8};
+  auto plain = New(source, Options(10, 4));
+  auto clamped = New(source, Options(10, 4, 1, 1, 0, /*clamp=*/true));
+  ASSERT_TRUE(sampler_.Start({plain.get(), clamped.get()}).ok());
+  ASSERT_TRUE(sampler_.Step({plain.get(), clamped.get()}).ok());
+  EXPECT_EQ(sampler_.Result(*plain)->score, sampler_.Result(*clamped)->score);
+  ASSERT_TRUE(sampler_.Step({plain.get(), clamped.get()}).ok());
+  EXPECT_NE(sampler_.Result(*plain)->score, sampler_.Result(*clamped)->score);
+  // The unclamped request beside a clamped one decodes as it does alone.
+  while (!plain->finished()) ASSERT_TRUE(sampler_.Step({plain.get(), clamped.get()}).ok());
+  EXPECT_EQ(sampler_.Result(*plain)->tokens, Alone(source, Options(10, 4)).tokens);
 }
 
 TEST_P(SamplerTest, EarlyExitOffRunsEveryStepAndBadValuesAreRefused) {

@@ -25,6 +25,7 @@ constexpr char kUsage[] =
   --length-beam N      length candidates (default 1)
   --noise-beam N       noise candidates per length (default 1)
   --ddim               DDIM updates instead of the DDPM posterior
+  --clamp              clamping: every update moves toward the rounded estimate's embedding
   --early-exit-steps N stop a sentence once its rounding has not changed for N steps (default 0: off)
   --seed S             seed of sentence i is S + i (default 1)
   --max-rows N         rows per decoding batch (default 256)
@@ -69,6 +70,8 @@ std::optional<int> ParseFlags(int argc, char** argv, EvalFlags* out) {
     } else if (flags.Is("--ddim")) {
       options.decode.rule =
           flags.Switch() ? fastdiss::UpdateRule::kDdim : fastdiss::UpdateRule::kDdpm;
+    } else if (flags.Is("--clamp")) {
+      options.decode.clamp = flags.Switch();
     } else if (flags.Is("--early-exit-steps")) {
       options.decode.early_exit_steps = static_cast<int>(flags.Int(0, kMaxInt));
     } else if (flags.Is("--steps")) {
