@@ -26,6 +26,8 @@ packages=(
   # Data preparation fetches Debian packages of real text and parses them with Python's stdlib;
   # tests/check_manifests.py reads the deployment YAML with python3-yaml.
   dpkg-dev python3 python3-yaml
+  # The es-en task's two Bibles are SWORD modules; mod2imp exports them as text.
+  libsword-utils
   # The Python client example (clients/python) and its test: gRPC and protobuf for Python.
   python3-grpcio python3-protobuf
   # scripts/check-prometheus.sh scrapes a running server with the real Prometheus.

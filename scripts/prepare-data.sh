@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Fetches the project's two real tasks from Debian packages and writes them under DATA_DIR:
+# Fetches the project's real tasks from Debian packages and writes them under DATA_DIR:
 #   de-en/{train,dev,test,phrases}.{de,en}  German->English (trans-de-en, the Ding dictionary)
 #   g2p/{train,dev,test}.{src,tgt}          spelling->phonemes (festlex-cmu, the CMU dictionary)
+#   es-en/{train,dev,test}.{es,en}          Spanish->English Bible verses (sword-text-sparv, -web)
 # See scripts/prepare_data.py for what is kept and how it is split.
 #
 # Usage: scripts/prepare-data.sh [--force] [DATA_DIR]
 #   DATA_DIR defaults to $DATA_DIR, else data/ at the repository root (git-ignored).
-#   Nothing is downloaded when both tasks are already complete; --force rebuilds them.
-# Needs apt-get, dpkg-deb and python3 (standard library only). The split is deterministic.
+#   Nothing is downloaded when every task is already complete; --force rebuilds them.
+# Needs apt-get, dpkg-deb, python3 (standard library only) and SWORD's mod2imp (libsword-utils).
+# The split is deterministic.
 set -euo pipefail
 
-readonly PACKAGES=(trans-de-en festlex-cmu)
+readonly PACKAGES=(trans-de-en festlex-cmu sword-text-sparv sword-text-web)
 readonly TRANS_FILE=usr/share/trans/de-en
 readonly CMUDICT_FILE=usr/share/festival/dicts/cmu/cmudict-0.4.out
+readonly SWORD_DIR=usr/share/sword
+readonly BIBLE_ES=spaRV1909eb BIBLE_EN=engWEB2015eb
 
 die() {
   echo "prepare-data: error: $*" >&2
@@ -39,7 +43,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 data_dir="${data_dir:-$repo_root/data}"
 prepare_py="$repo_root/scripts/prepare_data.py"
 
-for tool in python3 apt-get dpkg-deb; do
+for tool in python3 apt-get dpkg-deb mod2imp; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs it)"
 done
 
@@ -81,12 +85,20 @@ for package in "${PACKAGES[@]}"; do
 done
 [[ -f "$work/root/$TRANS_FILE" ]] || die "trans-de-en has no $TRANS_FILE"
 [[ -f "$work/root/$CMUDICT_FILE" ]] || die "festlex-cmu has no $CMUDICT_FILE"
+# The Bibles are read through SWORD's own exporter, from the unpacked modules only.
+for module in "$BIBLE_ES" "$BIBLE_EN"; do
+  SWORD_PATH="$work/root/$SWORD_DIR" mod2imp "$module" >"$work/$module.imp" 2>"$work/$module.log" ||
+    { cat "$work/$module.log" >&2; die "mod2imp $module failed"; }
+  [[ -s "$work/$module.imp" ]] || die "mod2imp $module wrote nothing (module not in the packages?)"
+done
 
 args=(--out "$data_dir"
       --trans "$work/root/$TRANS_FILE" --trans-source "${sources[0]}"
-      --cmudict "$work/root/$CMUDICT_FILE" --cmudict-source "${sources[1]}")
+      --cmudict "$work/root/$CMUDICT_FILE" --cmudict-source "${sources[1]}"
+      --bible-es "$work/$BIBLE_ES.imp" --bible-en "$work/$BIBLE_EN.imp"
+      --bible-source "${sources[2]}, ${sources[3]}")
 ((force)) && args+=(--force)
 python3 "$prepare_py" "${args[@]}"
 
 echo "prepare-data: done; files in $data_dir:"
-wc -l "$data_dir"/de-en/*.{de,en} "$data_dir"/g2p/*.{src,tgt}
+wc -l "$data_dir"/de-en/*.{de,en} "$data_dir"/g2p/*.{src,tgt} "$data_dir"/es-en/*.{es,en}
