@@ -497,10 +497,12 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
 }
 
 absl::Time GeneratorService::Deadline(const grpc::CallbackServerContext& context) const {
+  // The client's deadline when it set one, longer than the default or not; the default otherwise.
   const auto deadline = context.deadline();
-  const absl::Time fallback = absl::Now() + options_.default_deadline;
-  if (deadline == std::chrono::system_clock::time_point::max()) return fallback;
-  return std::min(absl::FromChrono(deadline), fallback);
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::Now() + options_.default_deadline;
+  }
+  return absl::FromChrono(deadline);
 }
 
 absl::Status GeneratorService::Alive(const grpc::CallbackServerContext& context,
