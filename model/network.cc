@@ -107,6 +107,10 @@ ConfigFields ModelConfig::Fields() {
        "Lowercase ASCII capitals of the source first, for data without capitals (\"Hello\" reads "
        "as \"hello\").",
        &source_lowercase},
+      {"model.learned_logit_scale",
+       "Learn a scale on the rounding logits (off: a perfect estimate's logit is only "
+       "sqrt(d_latent), a cross-entropy floor with large vocabularies).",
+       &learned_logit_scale},
   };
 }
 
@@ -274,6 +278,9 @@ FastDissModelImpl::FastDissModelImpl(const ModelConfig& config) : config_(config
   dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
   const int64_t max_len = std::max(config.max_source_tokens, config.max_target_tokens);
   positions_ = register_buffer("positions", SinusoidalEmbedding(torch::arange(max_len), H));
+  if (config.learned_logit_scale) {
+    log_logit_scale_ = register_parameter("log_logit_scale", torch::zeros({}));  // scale 1
+  }
 }
 
 torch::Tensor FastDissModelImpl::NormalizedEmbedding() {
@@ -376,7 +383,8 @@ torch::Tensor FastDissModelImpl::DenoisePacked(const torch::Tensor& z_t, const t
 }
 
 torch::Tensor FastDissModelImpl::Logits(const torch::Tensor& z0_hat) {
-  return torch::matmul(z0_hat, NormalizedEmbedding().t());
+  auto logits = torch::matmul(z0_hat, NormalizedEmbedding().t());
+  return log_logit_scale_.defined() ? logits * log_logit_scale_.exp() : logits;
 }
 
 }  // namespace fastdiss

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "tests/test_models.h"
 
 namespace fastdiss {
@@ -44,6 +46,25 @@ TEST(FastDissModelTest, ShapesAndUnitVarianceEmbedding) {
   EXPECT_EQ(model->Logits(out).sizes(), (std::vector<int64_t>{3, 7, 40}));
   // Tied rounding: a clean latent rounds to its own token.
   EXPECT_TRUE(torch::equal(model->Logits(z0).argmax(-1), target));
+}
+
+// The learned logit scale multiplies the tied logits; without it the model has no such weight,
+// so checkpoints written before it existed load unchanged.
+TEST(FastDissModelTest, LearnedLogitScaleMultipliesTheTiedLogits) {
+  ModelConfig config = TinyConfig();
+  config.learned_logit_scale = true;
+  FastDissModel scaled(config);
+  FastDissModel plain = TinyModel();
+  EXPECT_EQ(plain->named_parameters().find("log_logit_scale"), nullptr);
+  torch::NoGradGuard no_grad;
+  auto z = torch::randn({2, 3, config.d_latent});
+  torch::Tensor* log_scale = scaled->named_parameters().find("log_logit_scale");
+  ASSERT_NE(log_scale, nullptr);
+  EXPECT_EQ(log_scale->item<float>(), 0.0f);  // starts at scale 1
+  const auto unscaled = scaled->Logits(z);
+  log_scale->fill_(std::log(3.0));
+  EXPECT_TRUE(torch::allclose(scaled->Logits(z), 3 * unscaled, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(scaled->Logits(z).argmax(-1), unscaled.argmax(-1)));
 }
 
 TEST(FastDissModelTest, PaddingDoesNotChangeRealPositions) {

@@ -167,6 +167,7 @@ absl::Status Trainer::InitModelFrom(const std::string& from) {
   found.source_units = wanted.source_units;
   found.source_lowercase = wanted.source_lowercase;
   found.dropout = wanted.dropout;
+  found.learned_logit_scale = wanted.learned_logit_scale;  // a new scale starts at 1
   if (!SameModelConfig(wanted, found)) {
     return absl::FailedPreconditionError("train.init_from '" + from +
                                          "' has another model shape than this run's model.*");
@@ -176,7 +177,12 @@ absl::Status Trainer::InitModelFrom(const std::string& from) {
   {
     torch::NoGradGuard no_grad;
     auto source = loaded.model->named_parameters();
-    for (auto& item : model_->named_parameters()) item.value().copy_(source[item.key()]);
+    for (auto& item : model_->named_parameters()) {
+      // Same shape checked above: only a logit scale the source lacks keeps its initial value.
+      if (const torch::Tensor* from_source = source.find(item.key())) {
+        item.value().copy_(*from_source);
+      }
+    }
   }
   tokenizer_ = std::move(loaded.tokenizer);
   *log_ << "starting from the weights of " << from << " (fresh optimizer, step 0)\n";

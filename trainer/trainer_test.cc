@@ -215,9 +215,21 @@ TEST_F(TrainerTest, InitFromStartsAFreshRunFromAnotherCheckpointsWeights) {
   EXPECT_NE(log_.str().find("starting from the weights of " + config.train.init_from),
             std::string::npos);
 
+  // A learned logit scale may be switched on: it starts at 1, the other weights are the donor's.
+  TrainConfig scaled = Config("scaled", 1);
+  scaled.train.init_from = dir_.File("donor/last");
+  scaled.model.learned_logit_scale = true;
+  ASSERT_TRUE(Train(scaled).ok()) << log_.str();
+
   auto donor = LoadCheckpoint(dir_.File("donor/last"));
   auto warm = LoadCheckpoint(dir_.File("warm/last"));
-  ASSERT_TRUE(donor.ok() && warm.ok());
+  auto with_scale = LoadCheckpoint(dir_.File("scaled/last"));
+  ASSERT_TRUE(donor.ok() && warm.ok() && with_scale.ok());
+  EXPECT_TRUE(with_scale->config.learned_logit_scale);
+  const torch::Tensor* scale = with_scale->model->named_parameters().find("log_logit_scale");
+  ASSERT_NE(scale, nullptr);
+  EXPECT_LT(scale->abs().item<double>(), 1e-3);  // one small step from 0 (scale 1)
+  EXPECT_EQ(donor->model->named_parameters().find("log_logit_scale"), nullptr);
   EXPECT_EQ(warm->config.source_units, "characters");
   EXPECT_EQ(warm->tokenizer.serialized(), donor->tokenizer.serialized());
   // One warm-up step of Adam moves each weight by about lr / warmup_steps = 6e-5; a fresh
