@@ -27,9 +27,11 @@ constexpr char kUsage[] =
     R"(Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
                            [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
                            [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]
+                           [--clamp]
 
 Prints the latency of one batched denoising step for each row count, on a random model of the
-given size or on --checkpoint. --iterations 0 picks a count per row count.
+given size or on --checkpoint. --iterations 0 picks a count per row count. --clamp times the
+step with clamping (every row's estimate rounded and embedded again).
 )";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
@@ -91,6 +93,7 @@ struct BenchFlags {
   std::string checkpoint, device_name = "cpu";
   std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64, 128};
   int length = 12, source_length = 12, iterations = 0;
+  bool clamp = false;
   fastdiss::RuntimeOptions runtime;
   fastdiss::ModelConfig config;  // of the random model, when no --checkpoint
 };
@@ -125,6 +128,8 @@ std::optional<int> ParseFlags(int argc, char** argv, BenchFlags* out) {
       out->runtime.blas_threads = static_cast<int>(flags.Int(0, kMaxInt));
     } else if (flags.Is("--default-malloc")) {
       out->runtime.tune_allocator = !flags.Switch();
+    } else if (flags.Is("--clamp")) {
+      out->clamp = flags.Switch();
     } else if (flags.Is("--device")) {
       out->device_name = flags.String();
     } else if (flags.Is("--d-model")) {
@@ -172,6 +177,7 @@ absl::StatusOr<Requests> NewRequests(fastdiss::Sampler& sampler, const BenchFlag
     if (first_steps > 0) options.steps = first_steps + i % 7;
     options.seed = first_seed + i;
     options.target_length = flags.length;
+    options.clamp = flags.clamp;
     FASTDISS_ASSIGN_OR_RETURN(
         std::unique_ptr<fastdiss::DecodeState> state,
         sampler.NewState(std::vector<int>(flags.source_length, first_token + i % 50), options));

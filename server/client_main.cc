@@ -33,7 +33,7 @@ constexpr char kUsage[] =
     R"(Usage: fastdiss-client --target HOST:PORT [--model M] [--steps K | --step-range MIN,MAX] [--seed S]
                        [--length-beam N]
                        [--noise-beam N] [--target-length N] [--early-exit-steps N] [--deadline-seconds X]
-                       [--stream] [--json]
+                       [--clamp | --no-clamp] [--stream] [--json]
                        [--] [TEXT ...]
        fastdiss-client --target HOST:PORT --list-models
        fastdiss-client --target HOST:PORT --health [SERVICE]
@@ -45,8 +45,8 @@ prints it (one line per input). --stream prints every denoising step's text as i
 token ids, score, seed, steps run, model version and the server's timing. --early-exit-steps N
 stops once the answer has not changed for N steps (0: every step; unset: the server's default).
 --step-range lets the server choose K in MIN..MAX by its load (the answer's planned_steps).
-Defaults: --steps 5, a
-random seed, beams 1, --deadline-seconds 60, plaintext.
+--clamp and --no-clamp switch clamping on or off (unset: the server's default, on unless configured).
+Defaults: --steps 5, a random seed, beams 1, --deadline-seconds 60, plaintext.
 )";
 
 std::string CodeName(const grpc::Status& status) {
@@ -116,6 +116,10 @@ std::optional<int> ParseFlags(int argc, char** argv, ClientFlags* out) {
       base.set_noise_beam(static_cast<int>(flags.Int(1, kMaxInt)));
     } else if (flags.Is("--target-length")) {
       base.set_target_length(static_cast<int>(flags.Int(1, kMaxInt)));
+    } else if (flags.Is("--clamp")) {
+      base.set_clamp(flags.Switch());
+    } else if (flags.Is("--no-clamp")) {
+      base.set_clamp(!flags.Switch());
     } else if (flags.Is("--early-exit-steps")) {
       base.set_early_exit_steps(static_cast<int>(flags.Int(0, kMaxInt)));
     } else if (flags.Is("--deadline-seconds")) {

@@ -492,6 +492,7 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   task.options.seed = request.has_seed() ? request.seed() : RandomSeed();
   task.options.target_length = request.has_target_length() ? request.target_length() : 0;
   task.options.early_exit_steps = early_exit_steps;
+  task.options.clamp = request.has_clamp() ? request.clamp() : options_.default_clamp;
   task.deadline = deadline;
   return prepared;
 }

@@ -105,6 +105,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
   service_options.default_deadline = absl::Seconds(config.server.default_deadline_seconds);
   service_options.max_text_bytes = config.server.max_text_bytes;
   service_options.default_early_exit_steps = config.server.default_early_exit_steps;
+  service_options.default_clamp = config.server.default_clamp;
   server->service_ = std::make_unique<GeneratorService>(service_options, server->metrics_.get());
 
   grpc::EnableDefaultHealthCheckService(true);

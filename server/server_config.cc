@@ -70,6 +70,10 @@ ConfigFields ServerConfig::Fields() {
        "have not "
        "changed for this many steps; 0 runs every step",
        &server.default_early_exit_steps},
+      {"server.default_clamp",
+       "clamping for requests that leave clamp unset: every update moves toward the rounded "
+       "estimate's embedding (keeps large K from drifting)",
+       &server.default_clamp},
       {"server.model_poll_seconds",
        "look for new model versions (a model's newest version folder) this often; 0: only at "
        "SIGHUP",

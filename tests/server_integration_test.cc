@@ -886,6 +886,32 @@ TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
 // Early exit: the response says how many steps ran, the metric counts the ones saved, the
 // server's default applies to requests that leave the field unset, and 0 turns it off (a bad
 // value is among BadInputGetsTheRightCodeAndAClearMessage's cases).
+// Clamping is on unless the request or server.default_clamp says otherwise, and it changes the
+// trajectory (the tiny model's score at K = 10).
+TEST_F(ServerTest, ClampingFollowsTheRequestElseTheServersDefault) {
+  auto server = Launch({"server.default_clamp=false"});
+  Client by_config(server->target());
+  Client by_default(shared_->target());
+  int differed = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    GenerateRequest unset = Request(Text(static_cast<int>(seed)), 10, seed);
+    GenerateRequest on = unset, off = unset;
+    on.set_clamp(true);
+    off.set_clamp(false);
+    GenerateResponse default_on, explicit_on, default_off, explicit_off;
+    ASSERT_TRUE(by_default.Generate(unset, &default_on).ok());
+    ASSERT_TRUE(by_default.Generate(on, &explicit_on).ok());
+    ASSERT_TRUE(by_config.Generate(unset, &default_off).ok());
+    ASSERT_TRUE(by_config.Generate(off, &explicit_off).ok());
+    EXPECT_EQ(default_on.text(), explicit_on.text());
+    EXPECT_EQ(default_on.score(), explicit_on.score());
+    EXPECT_EQ(default_off.text(), explicit_off.text());
+    EXPECT_EQ(default_off.score(), explicit_off.score());
+    differed += default_on.score() != default_off.score();
+  }
+  EXPECT_EQ(differed, 3) << "clamping did not change the trajectory";
+}
+
 TEST_F(ServerTest, EarlyExitAnswersWithTheStepsItRanAndCountsTheRest) {
   auto server = Launch({"server.default_early_exit_steps=2"});
   Client client(server->target());

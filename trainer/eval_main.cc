@@ -25,7 +25,8 @@ constexpr char kUsage[] =
   --length-beam N      length candidates (default 1)
   --noise-beam N       noise candidates per length (default 1)
   --ddim               DDIM updates instead of the DDPM posterior
-  --clamp              clamping: every update moves toward the rounded estimate's embedding
+  --no-clamp           no clamping (the default, as the server's, moves every update toward the
+                       rounded estimate's embedding); --clamp says the default
   --early-exit-steps N stop a sentence once its rounding has not changed for N steps (default 0: off)
   --seed S             seed of sentence i is S + i (default 1)
   --max-rows N         rows per decoding batch (default 256)
@@ -50,6 +51,7 @@ struct EvalFlags {
 std::optional<int> ParseFlags(int argc, char** argv, EvalFlags* out) {
   fastdiss::CheckpointEvalOptions& options = out->options;
   options.decode.seed = 1;
+  options.decode.clamp = true;
   fastdiss::FlagReader flags("fastdiss-eval", argc, argv);
   while (flags.Next()) {
     if (flags.Is("--help") || flags.Is("-h")) {
@@ -72,6 +74,8 @@ std::optional<int> ParseFlags(int argc, char** argv, EvalFlags* out) {
           flags.Switch() ? fastdiss::UpdateRule::kDdim : fastdiss::UpdateRule::kDdpm;
     } else if (flags.Is("--clamp")) {
       options.decode.clamp = flags.Switch();
+    } else if (flags.Is("--no-clamp")) {
+      options.decode.clamp = !flags.Switch();
     } else if (flags.Is("--early-exit-steps")) {
       options.decode.early_exit_steps = static_cast<int>(flags.Int(0, kMaxInt));
     } else if (flags.Is("--steps")) {
@@ -112,6 +116,8 @@ void PrintJson(const fastdiss::CheckpointEvalOptions& options,
   json["signature"] = evaluation.results.front().bleu.signature;
   json["runtime"] = runtime;
   json["device"] = options.device.str();
+  json["sampler"] = {{"rule", options.decode.rule == fastdiss::UpdateRule::kDdim ? "ddim" : "ddpm"},
+                     {"clamp", options.decode.clamp}};
   json["results"] = fastdiss::Json::array();
   for (const auto& r : evaluation.results) {
     json["results"].push_back({{"steps", r.steps},
@@ -132,9 +138,11 @@ void PrintJson(const fastdiss::CheckpointEvalOptions& options,
   std::cout << fastdiss::JsonText(json) << "\n";
 }
 
-void PrintTable(const fastdiss::CheckpointEvaluation& evaluation) {
-  std::printf("%zu sentences, %s\n", evaluation.sentences,
-              evaluation.results.front().bleu.signature.c_str());
+void PrintTable(const fastdiss::CheckpointEvaluation& evaluation,
+                const fastdiss::DecodeOptions& decode) {
+  std::printf("%zu sentences, %s updates, clamping %s, %s\n", evaluation.sentences,
+              decode.rule == fastdiss::UpdateRule::kDdim ? "DDIM" : "DDPM",
+              decode.clamp ? "on" : "off", evaluation.results.front().bleu.signature.c_str());
   std::printf("%6s %8s %8s %8s %12s %10s\n", "steps", "BLEU", "PER", "WER", "sent/s", "steps run");
   for (const auto& r : evaluation.results) {
     std::printf("%6d %8.2f %8.4f %8.4f %12.1f %10.2f\n", r.steps, r.bleu.score,
@@ -173,7 +181,7 @@ int main(int argc, char** argv) {
   if (flags.json) {
     PrintJson(flags.options, *evaluation, runtime_description);
   } else {
-    PrintTable(*evaluation);
+    PrintTable(*evaluation, flags.options.decode);
   }
   return 0;
 }

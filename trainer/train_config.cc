@@ -117,6 +117,10 @@ ConfigFields TrainConfig::Fields() {
        &eval.keep_last},
       {"eval.length_beam", "Length candidates per sentence in evaluation.", &eval.length_beam},
       {"eval.noise_beam", "Noise candidates per length in evaluation.", &eval.noise_beam},
+      {"eval.clamp",
+       "Clamping in evaluation: every update moves toward the rounded estimate's embedding "
+       "(the server's default).",
+       &eval.clamp},
   };
   fields.insert(fields.end(), rest.begin(), rest.end());
   return fields;

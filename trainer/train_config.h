@@ -69,6 +69,7 @@ struct EvalConfig {
   int64_t keep_last = 3;                           // periodic checkpoints kept besides last/best
   int64_t length_beam = 1;
   int64_t noise_beam = 1;
+  bool clamp = true;  // clamping, as the server does by default (DecodeOptions::clamp)
 };
 
 struct TrainConfig {

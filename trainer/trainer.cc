@@ -531,6 +531,7 @@ absl::Status Trainer::EvaluateAndCheckpoint(double loss) {
   DecodeOptions options;
   options.length_beam = static_cast<int>(config_.eval.length_beam);
   options.noise_beam = static_cast<int>(config_.eval.noise_beam);
+  options.clamp = config_.eval.clamp;
   options.seed = static_cast<uint64_t>(config_.train.seed);
   auto evaluation = EvaluateSteps(sampler, tokenizer_, dev_source_, dev_target_, config_.eval.steps,
                                   options, static_cast<int>(config_.eval.max_rows));
