@@ -491,24 +491,29 @@ void Sampler::UpdateEarlyExit(const StepPlan& plan) {
 }
 
 void Sampler::Clamp(StepPlan* plan) {
-  // The clamped estimate of every token, kept where the token's request asks for clamping.
+  // The tokens of the requests that clamp and go on after this step (a finishing row's update is
+  // its estimate itself) are rounded and embedded again, in one output projection.
   plan->target = plan->z0_hat;
   const std::vector<DecodeState*>& states = plan->states;
   std::vector<uint8_t> clamp_row(plan->n, 0);
-  bool any = false;
   for (size_t k = 0; k < states.size(); ++k) {
-    if (!states[k]->options_.clamp) continue;
-    any = true;
-    for (int r = 0; r < states[k]->rows(); ++r) clamp_row[plan->BatchRow(k, r)] = 1;
+    const DecodeState& s = *states[k];
+    const bool last = s.step_ + 1 == s.options_.steps || s.exited_early_;
+    if (!s.options_.clamp || last) continue;
+    for (int r = 0; r < s.rows(); ++r) clamp_row[plan->BatchRow(k, r)] = 1;
   }
-  if (!any) return;
   const StepBatch& batch = plan->batch;
-  std::vector<uint8_t> clamp_token(batch.token_row.size());
-  for (size_t j = 0; j < clamp_token.size(); ++j) clamp_token[j] = clamp_row[batch.token_row[j]];
-  const auto clamped = model_->Embed(model_->Logits(plan->z0_hat).argmax(-1));
-  const auto mask =
-      torch::tensor(clamp_token, torch::kByte).to(device_).to(torch::kBool).unsqueeze(1);
-  plan->target = torch::where(mask, clamped, plan->z0_hat);
+  std::vector<int64_t> tokens;
+  for (size_t j = 0; j < batch.token_row.size(); ++j) {
+    if (clamp_row[batch.token_row[j]]) tokens.push_back(static_cast<int64_t>(j));
+  }
+  if (tokens.empty()) return;
+  const bool all = tokens.size() == batch.token_row.size();
+  const torch::Tensor index = all ? torch::Tensor() : Indices(tokens, device_);
+  const auto estimates = all ? plan->z0_hat : plan->z0_hat.index_select(0, index);
+  // max's index, not argmax: the same token, and measured 2x faster on the CPU.
+  const auto clamped = model_->Embed(std::get<1>(model_->Logits(estimates).max(-1)));
+  plan->target = all ? clamped : plan->z0_hat.index_copy(0, index, clamped);
 }
 
 void Sampler::Advance(StepPlan* plan) const {
