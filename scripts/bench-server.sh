@@ -17,6 +17,9 @@
 # IDLE_STEPS (1 5 20; empty skips), FIXED_STEPS (5; empty skips), PYTORCH (0), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1;
 # 0 = all cores), BUILD (build), DEVICE (cpu; the model's device), RATE=0 skips the open loop,
 # SERVER_SETS (more fastdiss-server --set overrides, space-separated, e.g. engine.max_rows_per_batch=1024).
+# The server runs without clamping (server.default_clamp=false) unless SERVER_SETS says otherwise:
+# bench/pytorch_server.py does not clamp, and docs/serving.md's figures were made before it was
+# the default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +47,8 @@ source scripts/server-process.sh
 start_server() {  # policy
   launch_server "$OUT/server-$1.log" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
     --set server.host=127.0.0.1 --set "engine.policy=$1" --set "runtime.threads=$THREADS" \
-    --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" "${server_sets[@]/#/--set=}"
+    --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" --set server.default_clamp=false \
+    "${server_sets[@]/#/--set=}"
 }
 
 rows() {  # prints "rows-sum forwards step-seconds-sum" from the server's histograms

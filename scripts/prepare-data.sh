@@ -43,7 +43,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 data_dir="${data_dir:-$repo_root/data}"
 prepare_py="$repo_root/scripts/prepare_data.py"
 
-for tool in python3 apt-get dpkg-deb mod2imp; do
+for tool in python3 apt-get dpkg-deb; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs it)"
 done
 
@@ -51,6 +51,9 @@ if ((force == 0)) && python3 "$prepare_py" --check --out "$data_dir"; then
   echo "prepare-data: $data_dir is complete; nothing to do (--force rebuilds it)"
   exit 0
 fi
+
+command -v mod2imp >/dev/null ||
+  die "mod2imp not found: the es-en Bibles need SWORD's exporter (scripts/install-deps.sh installs libsword-utils)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/fastdiss-data.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

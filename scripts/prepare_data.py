@@ -12,9 +12,9 @@ Bibles with SWORD's mod2imp); standard library only.
     {train,dev,test}.{src,tgt}  "k e m b l e" -> "k eh m b ax l" (stress dropped)
   es-en: Spanish Reina-Valera 1909 (sword-text-sparv) -> World English Bible (sword-text-web), both
     public domain, aligned by verse reference (book chapter:verse) as mod2imp exports them.
-    {train,dev,test}.{es,en}  verses of 3-40 words on each side, length ratio within 1:2, markup
-                              and notes dropped; dev and test are whole verses held out by
-                              reference.
+    {train,dev,test}.{es,en}  verses of 3-40 words on each side, length ratio within 1:2, markup,
+                              notes and Psalm superscriptions dropped; dev and test are whole
+                              verses held out by reference.
 
 The split is fixed: items are ordered by SHA-256 of their source text (never Python's salted
 hash()), the first ones go to test, the next to dev, the rest to train, so reruns and other
@@ -292,6 +292,26 @@ def clean_osis(text):
     return _SPACE_AFTER_OPENING.sub(r"\1", text).translate(_QUOTES)
 
 
+def fix_chapter_opening(key, text):
+    """The Spanish module prints a chapter's first word in capitals ("EN el principio", "Y ESTOS
+    son") and keeps the Psalms' superscriptions as text before it ("Al Músico principal: Salmo de
+    David. RESPÓNDEME cuando clamo"), where the English module drops them. In a chapter's first
+    verse, the superscription is dropped and the word written as any other."""
+    if not key.endswith(":1"):
+        return text
+    words = text.split(" ")
+    reach = 25 if key.startswith("Psalms ") else 2
+    for i, word in enumerate(words[:reach]):
+        letters = word.strip(".,;:!?¿¡\"'")
+        if len(letters) < 2 or not letters.isupper():
+            continue
+        if i > 0 and key.startswith("Psalms ") and words[i - 1].endswith("."):
+            words, i = words[i:], 0  # the superscription
+        words[i] = word[0] + word[1:].lower() if i == 0 else word.lower()
+        break
+    return " ".join(words)
+
+
 def is_verse_pair(es, en):
     a, b = len(es.split()), len(en.split())
     return (VERSE_MIN_WORDS <= a <= VERSE_MAX_WORDS and VERSE_MIN_WORDS <= b <= VERSE_MAX_WORDS
@@ -307,7 +327,7 @@ def prepare_es_en(es_path, en_path, out_dir, source):
         if key not in en:
             stats["unmatched"] += 1
             continue
-        pair = (clean_osis(es_text), clean_osis(en[key]))
+        pair = (fix_chapter_opening(key, clean_osis(es_text)), clean_osis(en[key]))
         if not pair[0] or not pair[1]:
             stats["empty"] += 1
         elif not is_verse_pair(*pair):

@@ -168,7 +168,10 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
       ServedModel::Load(name, spec, engine_options_, hooks);
   if (!model.ok()) return model.status();
   const absl::Time loaded = absl::Now();
-  if (absl::Status warm = (*model)->WarmUp(config_.server.warmup_steps); !warm.ok()) return warm;
+  if (absl::Status warm =
+          (*model)->WarmUp(config_.server.warmup_steps, config_.server.default_clamp);
+      !warm.ok())
+    return warm;
   const ServedModelInfo& info = (*model)->info();
   *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir
         << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start)

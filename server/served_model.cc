@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   return model;
 }
 
-absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
+absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps, bool clamp) {
   std::vector<int> source = EncodeSource("This is a warm-up request.");
   if (source.empty()) source = {tokenizer_.unk_id()};
   source.resize(std::min<size_t>(source.size(), std::max(1, info_.max_source_tokens)));
@@ -78,6 +78,7 @@ absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
     auto task = std::make_unique<GenerateTask>();
     task->source_ids = source;
     task->options.steps = static_cast<int>(std::min<int64_t>(k, info_.max_steps));
+    task->options.clamp = clamp;
     task->on_done = [&](absl::StatusOr<GenerateOutcome> outcome) {
       result = outcome.status();
       done.Notify();

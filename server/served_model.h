@@ -45,8 +45,9 @@ class ServedModel {
                                                            Engine::Hooks hooks);
 
   // Runs one request per entry of `steps`, one after another, through the engine, so the first
-  // real request finds every code path and allocation warm. Blocks.
-  absl::Status WarmUp(const std::vector<int64_t>& steps);
+  // real request finds every code path and allocation warm (with clamping as the server's
+  // default has it). Blocks.
+  absl::Status WarmUp(const std::vector<int64_t>& steps, bool clamp);
 
   const ServedModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }

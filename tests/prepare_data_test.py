@@ -33,6 +33,19 @@ class CleanOsisTest(unittest.TestCase):
         self.assertEqual(prepare_data.clean_osis("she said, “ What have I done ” Then God’s"),
                          "she said, \"What have I done\" Then God's")
 
+    def test_chapter_openings(self):
+        fix = prepare_data.fix_chapter_opening
+        self.assertEqual(fix("Genesis 1:1", "EN el principio crió Dios"), "En el principio crió Dios")
+        self.assertEqual(fix("Ezra 12:1", "Y ESTOS son los sacerdotes"), "Y estos son los sacerdotes")
+        self.assertEqual(fix("Psalms 4:1", "Al Músico principal: Salmo de David. RESPÓNDEME cuando"),
+                         "Respóndeme cuando")
+        self.assertEqual(fix("Psalms 4:2", "Hijos de los hombres, ¿hasta cuándo"),
+                         "Hijos de los hombres, ¿hasta cuándo")
+        # Not a chapter's first verse, or capitals further in: inscriptions stay as printed.
+        self.assertEqual(fix("Exodus 28:36", "y grabarás en ella: SANTIDAD Á JEHOVÁ."),
+                         "y grabarás en ella: SANTIDAD Á JEHOVÁ.")
+        self.assertEqual(fix("Exodus 3:1", "Y apacentando Moisés JEHOVÁ"), "Y apacentando Moisés JEHOVÁ")
+
     def test_verse_pair_lengths(self):
         self.assertTrue(prepare_data.is_verse_pair("uno dos tres", "one two three four"))
         self.assertFalse(prepare_data.is_verse_pair("uno dos", "one two"))  # too short

@@ -883,9 +883,6 @@ TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
 
-// Early exit: the response says how many steps ran, the metric counts the ones saved, the
-// server's default applies to requests that leave the field unset, and 0 turns it off (a bad
-// value is among BadInputGetsTheRightCodeAndAClearMessage's cases).
 // Clamping is on unless the request or server.default_clamp says otherwise, and it changes the
 // trajectory (the tiny model's score at K = 10).
 TEST_F(ServerTest, ClampingFollowsTheRequestElseTheServersDefault) {
@@ -912,6 +909,9 @@ TEST_F(ServerTest, ClampingFollowsTheRequestElseTheServersDefault) {
   EXPECT_EQ(differed, 3) << "clamping did not change the trajectory";
 }
 
+// Early exit: the response says how many steps ran, the metric counts the ones saved, the
+// server's default applies to requests that leave the field unset, and 0 turns it off (a bad
+// value is among BadInputGetsTheRightCodeAndAClearMessage's cases).
 TEST_F(ServerTest, EarlyExitAnswersWithTheStepsItRanAndCountsTheRest) {
   auto server = Launch({"server.default_early_exit_steps=2"});
   Client client(server->target());

@@ -94,9 +94,8 @@ ConfigFields TrainConfig::Fields() {
        &train.resume},
       {"train.init_from",
        "Checkpoint (an export will do) whose weights and tokenizer start this run, with a fresh "
-       "optimizer "
-       "at step 0; its model must match model.* (source_units and source_lowercase may be set "
-       "anew). Ignored when resuming.",
+       "optimizer at step 0; its model must match model.* (source_units, source_lowercase and "
+       "learned_logit_scale may be set anew). Ignored when resuming.",
        &train.init_from},
       {"train.log_every", "Steps between progress lines and metrics.jsonl records.",
        &train.log_every},

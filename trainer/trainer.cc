@@ -167,6 +167,10 @@ absl::Status Trainer::InitModelFrom(const std::string& from) {
   found.source_units = wanted.source_units;
   found.source_lowercase = wanted.source_lowercase;
   found.dropout = wanted.dropout;
+  if (found.learned_logit_scale && !wanted.learned_logit_scale) {
+    *log_ << "train.init_from: its learned logit scale is dropped (model.learned_logit_scale is "
+             "off)\n";
+  }
   found.learned_logit_scale = wanted.learned_logit_scale;  // a new scale starts at 1
   if (!SameModelConfig(wanted, found)) {
     return absl::FailedPreconditionError("train.init_from '" + from +
