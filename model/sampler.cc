@@ -511,8 +511,17 @@ void Sampler::Clamp(StepPlan* plan) {
   const bool all = tokens.size() == batch.token_row.size();
   const torch::Tensor index = all ? torch::Tensor() : Indices(tokens, device_);
   const auto estimates = all ? plan->z0_hat : plan->z0_hat.index_select(0, index);
-  // max's index, not argmax: the same token, and measured 2x faster on the CPU.
-  const auto clamped = model_->Embed(std::get<1>(model_->Logits(estimates).max(-1)));
+  // max's index, not argmax: the same token, and measured 2x faster on the CPU. In chunks of
+  // tokens, so that the [tokens, V] logits stay small enough for the allocator to reuse (a
+  // large batch's whole logits, 144 MB at 9,000 tokens x 4,000 pieces, were mapped afresh at
+  // every step).
+  constexpr int64_t kChunk = 512;
+  std::vector<torch::Tensor> nearest;
+  for (int64_t from = 0; from < estimates.size(0); from += kChunk) {
+    const int64_t count = std::min(kChunk, estimates.size(0) - from);
+    nearest.push_back(std::get<1>(model_->Logits(estimates.narrow(0, from, count)).max(-1)));
+  }
+  const auto clamped = model_->Embed(nearest.size() == 1 ? nearest[0] : torch::cat(nearest));
   plan->target = all ? clamped : plan->z0_hat.index_copy(0, index, clamped);
 }
 
