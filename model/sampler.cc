@@ -491,25 +491,28 @@ void Sampler::UpdateEarlyExit(const StepPlan& plan) {
 }
 
 void Sampler::Clamp(StepPlan* plan) {
-  // The tokens of the requests that clamp and go on after this step (a finishing row's update is
-  // its estimate itself) are rounded and embedded again, in one output projection.
+  // The tokens of the requests that clamp are rounded and embedded again, in one output
+  // projection. When every request clamps (the server's default) that is the whole batch, read
+  // and written without a gather. A finishing row is clamped too: its update is unused.
   plan->target = plan->z0_hat;
   const std::vector<DecodeState*>& states = plan->states;
-  std::vector<uint8_t> clamp_row(plan->n, 0);
-  for (size_t k = 0; k < states.size(); ++k) {
-    const DecodeState& s = *states[k];
-    const bool last = s.step_ + 1 == s.options_.steps || s.exited_early_;
-    if (!s.options_.clamp || last) continue;
-    for (int r = 0; r < s.rows(); ++r) clamp_row[plan->BatchRow(k, r)] = 1;
+  const auto clamps = [](const DecodeState* s) { return s->options_.clamp; };
+  if (std::none_of(states.begin(), states.end(), clamps)) return;
+  const bool all = std::all_of(states.begin(), states.end(), clamps);
+  torch::Tensor index;  // the clamped tokens, when not all are
+  if (!all) {
+    std::vector<int64_t> tokens;
+    for (size_t k = 0; k < states.size(); ++k) {
+      if (!clamps(states[k])) continue;
+      for (int r = 0; r < states[k]->rows(); ++r) {
+        const int64_t row = plan->BatchRow(k, r);
+        for (int64_t j = plan->batch.offsets[row]; j < plan->batch.offsets[row + 1]; ++j) {
+          tokens.push_back(j);
+        }
+      }
+    }
+    index = Indices(tokens, device_);
   }
-  const StepBatch& batch = plan->batch;
-  std::vector<int64_t> tokens;
-  for (size_t j = 0; j < batch.token_row.size(); ++j) {
-    if (clamp_row[batch.token_row[j]]) tokens.push_back(static_cast<int64_t>(j));
-  }
-  if (tokens.empty()) return;
-  const bool all = tokens.size() == batch.token_row.size();
-  const torch::Tensor index = all ? torch::Tensor() : Indices(tokens, device_);
   const auto estimates = all ? plan->z0_hat : plan->z0_hat.index_select(0, index);
   // max's index, not argmax: the same token, and measured 2x faster on the CPU. In chunks of
   // tokens, so that the [tokens, V] logits stay small enough for the allocator to reuse (a
