@@ -492,7 +492,7 @@ absl::StatusOr<PreparedRequest> GeneratorService::Prepare(const GenerateRequest&
   task.options.seed = request.has_seed() ? request.seed() : RandomSeed();
   task.options.target_length = request.has_target_length() ? request.target_length() : 0;
   task.options.early_exit_steps = early_exit_steps;
-  task.options.clamp = request.has_clamp() ? request.clamp() : options_.default_clamp;
+  task.options.clamp = request.has_clamp() ? request.clamp() : info.default_clamp;
   task.deadline = deadline;
   return prepared;
 }
@@ -553,6 +553,7 @@ grpc::ServerUnaryReactor* GeneratorService::ListModels(
       out->set_device(info.device);
       out->set_source_units(info.source_units);
       out->set_source_lowercase(info.source_lowercase);
+      out->set_clamp(info.default_clamp);
       for (const VersionState& v : VersionsLocked(hosted)) {
         fastdiss::v1::ModelVersionStatus* version = out->add_versions();
         version->set_version(v.version);

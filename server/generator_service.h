@@ -34,7 +34,6 @@ struct GeneratorServiceOptions {
   absl::Duration default_deadline = absl::Seconds(60);
   int64_t max_text_bytes = 65536;
   int default_early_exit_steps = 0;  // for requests that leave early_exit_steps unset
-  bool default_clamp = true;         // for requests that leave clamp unset
 };
 
 // What a valid request becomes before it is scheduled (exposed for tests of the validation).

@@ -105,7 +105,6 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(const ServerConf
   service_options.default_deadline = absl::Seconds(config.server.default_deadline_seconds);
   service_options.max_text_bytes = config.server.max_text_bytes;
   service_options.default_early_exit_steps = config.server.default_early_exit_steps;
-  service_options.default_clamp = config.server.default_clamp;
   server->service_ = std::make_unique<GeneratorService>(service_options, server->metrics_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -164,14 +163,12 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
   hooks.on_late = [metrics, name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
   ModelSpec spec = config_.models.at(name);
   spec.checkpoint = dir;
+  if (!spec.clamp.has_value()) spec.clamp = config_.server.default_clamp;
   absl::StatusOr<std::unique_ptr<ServedModel>> model =
       ServedModel::Load(name, spec, engine_options_, hooks);
   if (!model.ok()) return model.status();
   const absl::Time loaded = absl::Now();
-  if (absl::Status warm =
-          (*model)->WarmUp(config_.server.warmup_steps, config_.server.default_clamp);
-      !warm.ok())
-    return warm;
+  if (absl::Status warm = (*model)->WarmUp(config_.server.warmup_steps); !warm.ok()) return warm;
   const ServedModelInfo& info = (*model)->info();
   *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir
         << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start)

@@ -60,6 +60,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   info.max_rows = options.max_rows_per_batch;
   info.source_units = loaded->config.source_units;
   info.source_lowercase = loaded->config.source_lowercase;
+  info.default_clamp = spec.clamp.value_or(true);
   model->tokenizer_ = std::move(loaded->tokenizer);
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options, Sampler(loaded->model, *schedule, *device), std::move(hooks));
@@ -68,7 +69,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   return model;
 }
 
-absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps, bool clamp) {
+absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps) {
   std::vector<int> source = EncodeSource("This is a warm-up request.");
   if (source.empty()) source = {tokenizer_.unk_id()};
   source.resize(std::min<size_t>(source.size(), std::max(1, info_.max_source_tokens)));
@@ -78,7 +79,7 @@ absl::Status ServedModel::WarmUp(const std::vector<int64_t>& steps, bool clamp) 
     auto task = std::make_unique<GenerateTask>();
     task->source_ids = source;
     task->options.steps = static_cast<int>(std::min<int64_t>(k, info_.max_steps));
-    task->options.clamp = clamp;
+    task->options.clamp = info_.default_clamp;  // warm the path its requests take
     task->on_done = [&](absl::StatusOr<GenerateOutcome> outcome) {
       result = outcome.status();
       done.Notify();

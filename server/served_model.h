@@ -33,6 +33,7 @@ struct ServedModelInfo {
   int num_timesteps = 0;
   std::string source_units;       // model.source_units: how request text is cut before tokenizing
   bool source_lowercase = false;  // model.source_lowercase: ASCII capitals lowercased first
+  bool default_clamp = true;      // for requests that leave clamp unset (ModelSpec::clamp)
 };
 
 class ServedModel {
@@ -47,7 +48,7 @@ class ServedModel {
   // Runs one request per entry of `steps`, one after another, through the engine, so the first
   // real request finds every code path and allocation warm (with clamping as the server's
   // default has it). Blocks.
-  absl::Status WarmUp(const std::vector<int64_t>& steps, bool clamp);
+  absl::Status WarmUp(const std::vector<int64_t>& steps);
 
   const ServedModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }

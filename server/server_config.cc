@@ -32,6 +32,10 @@ absl::Status ReadModels(ConfigTree& tree, std::map<std::string, ModelSpec>* mode
       if (absl::Status s = tree.Get(key, &spec.checkpoint); !s.ok()) return s;
     } else if (field == "device") {
       if (absl::Status s = tree.Get(key, &spec.device); !s.ok()) return s;
+    } else if (field == "clamp") {
+      bool clamp = false;
+      if (absl::Status s = tree.Get(key, &clamp); !s.ok()) return s;
+      spec.clamp = clamp;
     }
   }
   return absl::OkStatus();
@@ -72,7 +76,8 @@ ConfigFields ServerConfig::Fields() {
        &server.default_early_exit_steps},
       {"server.default_clamp",
        "clamping for requests that leave clamp unset: every update moves toward the rounded "
-       "estimate's embedding (keeps large K from drifting)",
+       "estimate's embedding (keeps large K from drifting); models.NAME.clamp overrides it per "
+       "model",
        &server.default_clamp},
       {"server.model_poll_seconds",
        "look for new model versions (a model's newest version folder) this often; 0: only at "
@@ -254,6 +259,10 @@ std::string ServerConfig::Describe() {
     text += "    checkpoint: " + YamlValueText(checkpoint, /*quote_scalar=*/true) + "\n";
     text += "    # cpu, cuda or cuda:N\n";
     text += "    device: " + YamlValueText(device) + "\n";
+    if (spec.clamp.has_value()) {
+      text += "    # requests that leave clamp unset are clamped (unset: server.default_clamp)\n";
+      text += std::string("    clamp: ") + (*spec.clamp ? "true" : "false") + "\n";
+    }
   }
   return text;
 }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ namespace fastdiss {
 struct ModelSpec {
   std::string checkpoint;      // directory of a fastdiss checkpoint
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
+  // Whether requests that leave `clamp` unset are clamped; unset: server.default_clamp.
+  std::optional<bool> clamp;
 };
 
 struct ServerConfig {
@@ -41,8 +44,8 @@ struct ServerConfig {
         1048576;  // gRPC receive limit; beyond it gRPC answers RESOURCE_EXHAUSTED
     std::vector<int64_t> warmup_steps = {1, 5};  // one warm-up request per entry, per model
     int default_early_exit_steps = 0;  // for requests that leave early_exit_steps unset; 0 = off
-    bool default_clamp = true;         // for requests that leave clamp unset
-    double model_poll_seconds = 0;     // look for new model versions this often; 0: only at SIGHUP
+    bool default_clamp = true;      // for requests that leave clamp unset, unless models.NAME.clamp
+    double model_poll_seconds = 0;  // look for new model versions this often; 0: only at SIGHUP
   } server;
   struct Tls {  // PEM files (server/tls.h); all empty: plaintext gRPC
     std::string cert;

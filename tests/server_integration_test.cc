@@ -883,12 +883,25 @@ TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
 
-// Clamping is on unless the request or server.default_clamp says otherwise, and it changes the
-// trajectory (the tiny model's score at K = 10).
-TEST_F(ServerTest, ClampingFollowsTheRequestElseTheServersDefault) {
+// Whether the model clamps unless the request says: models.NAME.clamp, else server.default_clamp.
+bool ListedClamp(Client& client) {
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse response;
+  EXPECT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
+  return response.models_size() == 1 && response.models(0).clamp();
+}
+
+// Clamping is on unless the request, the model's clamp or server.default_clamp says otherwise,
+// and it changes the trajectory (the tiny model's score at K = 10).
+TEST_F(ServerTest, ClampingFollowsTheRequestElseTheModelElseTheServersDefault) {
   auto server = Launch({"server.default_clamp=false"});
+  auto per_model = Launch({"server.default_clamp=false", "models.tiny.clamp=true"});
   Client by_config(server->target());
+  Client by_model(per_model->target());
   Client by_default(shared_->target());
+  EXPECT_TRUE(ListedClamp(by_default));
+  EXPECT_FALSE(ListedClamp(by_config));
+  EXPECT_TRUE(ListedClamp(by_model));
   int differed = 0;
   for (uint64_t seed = 1; seed <= 3; ++seed) {
     GenerateRequest unset = Request(Text(static_cast<int>(seed)), 10, seed);
@@ -904,6 +917,10 @@ TEST_F(ServerTest, ClampingFollowsTheRequestElseTheServersDefault) {
     EXPECT_EQ(default_on.score(), explicit_on.score());
     EXPECT_EQ(default_off.text(), explicit_off.text());
     EXPECT_EQ(default_off.score(), explicit_off.score());
+    GenerateResponse model_on;
+    ASSERT_TRUE(by_model.Generate(unset, &model_on).ok());
+    EXPECT_EQ(model_on.text(), default_on.text());
+    EXPECT_EQ(model_on.score(), default_on.score());
     differed += default_on.score() != default_off.score();
   }
   EXPECT_EQ(differed, 3) << "clamping did not change the trajectory";
