@@ -2,7 +2,8 @@
 // environment, c10d Gloo) reach the same weights as one process with the same global batches;
 // only rank 0 writes; a run made by two processes resumes in one. Crash safety: a run killed
 // with SIGKILL at random moments, checkpoint writing included, always leaves loadable
-// checkpoints and resumes to the weights of a run never killed.
+// checkpoints and resumes to the weights of a run never killed; a disk that fills during a save
+// is a clear error that leaves last/ as it was.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -79,13 +80,10 @@ class TrainingBinaryTest : public ::testing::Test {
     const std::string log =
         dir_.File(output + "-rank" + std::to_string(rank) + "-" + std::to_string(max_steps) + "-" +
                   std::to_string(starts_++) + ".log");
-    std::vector<std::string> args = {FASTDISS_TRAIN_BINARY,
-                                     "--config",
-                                     dir_.File("config.yaml"),
-                                     "--set",
-                                     "train.output_dir=" + dir_.File(output),
-                                     "--set",
-                                     "train.max_steps=" + std::to_string(max_steps)};
+    std::vector<std::string> args = launcher_;
+    args.insert(args.end(), {FASTDISS_TRAIN_BINARY, "--config", dir_.File("config.yaml"), "--set",
+                             "train.output_dir=" + dir_.File(output), "--set",
+                             "train.max_steps=" + std::to_string(max_steps)});
     for (const std::string& set : sets) {
       args.push_back("--set");
       args.push_back(set);
@@ -153,6 +151,7 @@ class TrainingBinaryTest : public ::testing::Test {
 
   testing::TempDir dir_;
   int starts_ = 0;
+  std::vector<std::string> launcher_;  // a command the trainer runs under (empty: none)
 };
 
 TEST_F(TrainingBinaryTest, TwoProcessesReachTheWeightsOfOneAndResumeInOne) {
@@ -264,6 +263,51 @@ TEST_F(TrainingBinaryTest, KilledAtRandomMomentsTheRunResumesToTheWeightsOfOneNe
         << whole[i].first << ": largest difference "
         << (whole[i].second - killed[i].second).abs().max().item<double>();
   }
+}
+
+// A disk that fills while fastdiss-train saves last/: the run stops with a clear error, and the
+// last/ it had saved before still loads, at its step, with its weights. A file-size limit below
+// one weights file stands in for the full disk (writes past it fail with EFBIG, as with ENOSPC;
+// SIGXFSZ is ignored so that the write fails instead of the process dying).
+TEST_F(TrainingBinaryTest, ADiskFullAtASaveIsAClearErrorAndLastStaysAsItWas) {
+  const std::vector<std::string> sets = {"train.resume=auto", "eval.every=2"};
+  {
+    auto process = Start("full", 2, -1, 1, 0, sets);
+    ASSERT_EQ(process->Wait(kPatience), 0) << process->Log();
+  }
+  ASSERT_EQ(Step("full"), 2);
+  const Weights before = Load("full");
+  const uintmax_t weights_bytes = fs::file_size(dir_.File("full") + "/last/weights.pt");
+  // ulimit -f counts 1,024-byte blocks; the log the trainer writes stays far below this.
+  const uintmax_t limit_blocks = std::max<uintmax_t>(1, weights_bytes / 2 / 1024);
+  ASSERT_GT(limit_blocks * 1024, 8192u) << "the weights are too small to tell the log from them";
+  launcher_ = {"/bin/bash", "-c",
+               "trap '' XFSZ; ulimit -f " + std::to_string(limit_blocks) + " && exec \"$@\"",
+               "bash"};
+  auto process = Start("full", 4, -1, 1, 0, sets);
+  launcher_.clear();
+  const int code = process->Wait(kPatience);
+  const std::string log = process->Log();
+  EXPECT_NE(code, 0) << log;
+  EXPECT_NE(log.find("cannot write"), std::string::npos) << log;
+  EXPECT_NE(log.find("File too large"), std::string::npos) << log;
+  EXPECT_EQ(Step("full"), 2) << "last/ moved although its save failed";
+  const Weights after = Load("full");
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(torch::equal(before[i].second, after[i].second)) << before[i].first;
+  }
+  std::vector<std::string> entries;
+  for (const auto& entry : fs::directory_iterator(dir_.File("full")))
+    entries.push_back(entry.path().filename().string());
+  for (const std::string& name : entries) {
+    EXPECT_TRUE(name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos)
+        << "a half-written or set-aside copy was left: " << name;
+  }
+  // With the space back, the same command carries the run on from last/.
+  auto resumed = Start("full", 4, -1, 1, 0, sets);
+  ASSERT_EQ(resumed->Wait(kPatience), 0) << resumed->Log();
+  EXPECT_EQ(Step("full"), 4);
 }
 
 }  // namespace
