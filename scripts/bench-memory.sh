@@ -8,13 +8,16 @@
 # DURATION seconds (default 60) at K = 50, so the batch stays full: g2p words of exactly its
 # max_source_tokens (40) letters, de-en sentences near its limit of 48 tokens. RSS and the malloc
 # heap are read from /metrics every second. Prints one line per ROWS: idle RSS, peak RSS, peak heap
-# in use. Environment: BUILD (build), DURATION (60), OUT (runs/bench-memory).
+# in use, and the bound of docs/reliability.md's sizing rule, 1.2 x (300 MiB + 1 MiB per row in
+# flight, summed over both models); exits 1 if any peak passed its bound. Environment: BUILD
+# (build), DURATION (60), OUT (runs/bench-memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-60}
 OUT=${OUT:-runs/bench-memory}
 rows_list=("$@")
+over=0
 [[ ${#rows_list[@]} -gt 0 ]] || rows_list=(64 256)
 mkdir -p "$OUT"
 source scripts/server-process.sh
@@ -48,8 +51,13 @@ for rows in "${rows_list[@]}"; do
   stop_server
   wait "$sampler" 2>/dev/null || true
   grep -E '^errors|^answers' "$OUT/loadgen-$rows.txt" | sed "s/^/  rows $rows: /"
+  # Both models hold ROWS rows each at the limit.
   awk -v rows="$rows" -v idle="$idle" '
     {if ($1 > r) r = $1; if ($2 > u) u = $2}
-    END {printf "rows %d: idle RSS %.0f MiB, peak RSS %.0f MiB, peak heap in use %.0f MiB\n", rows, idle / 1048576, r / 1048576, u / 1048576}' \
-    "$OUT/memory-$rows.txt" | tee -a "$OUT/summary.txt"
+    END {bound = 1.2 * (300 + 2 * rows)
+         printf "rows %d: idle RSS %.0f MiB, peak RSS %.0f MiB, peak heap in use %.0f MiB; bound %.0f MiB: %s\n",
+                rows, idle / 1048576, r / 1048576, u / 1048576, bound, r / 1048576 <= bound ? "within" : "OVER"
+         exit r / 1048576 > bound}' \
+    "$OUT/memory-$rows.txt" | tee -a "$OUT/summary.txt" || over=1
 done
+exit "$over"
