@@ -10,6 +10,11 @@ the last one is done. Rows that have finished drop out of later steps. Every req
 from its own seeded torch.Generator.
 
   bench/pytorch_server.py --checkpoint models/de-en --port 50061 [--threads 1] [--max-batch 32]
+                          [--autocast-bf16]
+
+--autocast-bf16 runs each batch under torch.autocast("cpu", dtype=torch.bfloat16), the way a
+PyTorch user asks for bfloat16: linear layers and matrix products in bfloat16, layer norms and
+softmax in float32.
 
 Needs python3-torch, python3-grpcio, python3-sentencepiece and protoc (Debian packages).
 """
@@ -148,7 +153,8 @@ class Server:
                 except queue.Empty:
                     break
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                            enabled=self.args.autocast_bf16):
                     self.run(batch)
             except Exception as e:  # noqa: BLE001 - reported to every caller
                 for item in batch:
@@ -180,7 +186,8 @@ class Server:
                 break
             idx = torch.tensor(live)
             t = torch.tensor([schedules[b][step[b]] for b in live]).unsqueeze(1).expand(-1, L)
-            estimate = m.denoise(z[idx], t, z0_hat[idx], target_mask[idx], encoded[idx], source_mask[idx])
+            # float(): under autocast the estimate is bfloat16, and the sampler's state stays float32.
+            estimate = m.denoise(z[idx], t, z0_hat[idx], target_mask[idx], encoded[idx], source_mask[idx]).float()
             z0_hat[idx] = estimate
             for j, b in enumerate(live):
                 step[b] += 1
@@ -205,6 +212,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--autocast-bf16", action="store_true",
+                        help="run each batch under torch.autocast('cpu', dtype=torch.bfloat16)")
     args = parser.parse_args()
     pb2 = load_proto()
     server = Server(args, pb2)

@@ -26,13 +26,20 @@ torch::Tensor Drop(const torch::nn::Dropout& dropout, const torch::Tensor& x) {
 }
 
 // x [..., K] times weight [N, K]^T plus bias in one addmm. LibTorch 1.13's linear runs a 3-D input
-// as a matmul (its GEMM zero-fills the output first) and then a separate bias add.
+// as a matmul (its GEMM zero-fills the output first) and then a separate bias add. Weights in a
+// narrower type than x (FastDissModelImpl::SetLinearPrecision) take the product in theirs: x is
+// rounded to it on the way in and the result widened back, so activations keep x's type.
 torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias) {
   std::vector<int64_t> sizes = x.sizes().vec();
   auto flat = x.reshape({-1, sizes.back()});
   sizes.back() = weight.size(0);
-  return torch::addmm(bias, flat, weight.t()).view(sizes);
+  if (weight.scalar_type() == x.scalar_type()) {
+    return torch::addmm(bias, flat, weight.t()).view(sizes);
+  }
+  return torch::addmm(bias, flat.to(weight.scalar_type()), weight.t())
+      .to(x.scalar_type())
+      .view(sizes);
 }
 
 torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
@@ -149,8 +156,12 @@ const AttentionImpl::Fused& AttentionImpl::FusedWeights() {
     if (same) return fused_;
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q_->weight.size(0) / num_heads_));
-  fused_.q_weight = q_->weight * scale;
-  fused_.q_bias = q_->bias * scale;
+  // Scaled in float32, then stored in the weights' own type: one rounding, not two.
+  const auto scaled = [&](const torch::Tensor& w) {
+    return (w.to(torch::kFloat32) * scale).to(w.scalar_type());
+  };
+  fused_.q_weight = scaled(q_->weight);
+  fused_.q_bias = scaled(q_->bias);
   fused_.kv_weight = torch::cat({k_->weight, v_->weight});
   fused_.kv_bias = torch::cat({k_->bias, v_->bias});
   fused_.qkv_weight = torch::cat({fused_.q_weight, fused_.kv_weight});
@@ -280,6 +291,14 @@ FastDissModelImpl::FastDissModelImpl(const ModelConfig& config) : config_(config
   positions_ = register_buffer("positions", SinusoidalEmbedding(torch::arange(max_len), H));
   if (config.learned_logit_scale) {
     log_logit_scale_ = register_parameter("log_logit_scale", torch::zeros({}));  // scale 1
+  }
+}
+
+void FastDissModelImpl::SetLinearPrecision(LinearPrecision precision) {
+  const torch::ScalarType dtype =
+      precision == LinearPrecision::kBFloat16 ? torch::kBFloat16 : torch::kFloat32;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto* linear = module->as<torch::nn::Linear>()) linear->to(dtype);
   }
 }
 

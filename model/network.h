@@ -24,6 +24,7 @@
 
 #include "base/config_fields.h"
 #include "base/status.h"
+#include "model/precision.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {
@@ -188,6 +189,12 @@ class FastDissModelImpl : public torch::nn::Module {
   // Tied rounding: z0 estimate [B, L, D] -> token logits [B, L, V] (times the learned scale
   // when the model has one).
   torch::Tensor Logits(const torch::Tensor& z0_hat);
+
+  // Stores every linear layer's weights and biases in `precision`, for inference. With bfloat16
+  // their products run in it (oneDNN's bfloat16 GEMM on CPUs with AVX512-BF16, tensor cores on
+  // CUDA), while the activations between them, the layer norms, attention, the embedding and the
+  // rounding stay float32. float32 undoes nothing: load the checkpoint again for full weights.
+  void SetLinearPrecision(LinearPrecision precision);
 
  private:
   torch::Tensor NormalizedEmbedding();

@@ -151,5 +151,52 @@ TEST(FastDissModelTest, InferenceUsesTheWeightsAsTheyAreNow) {
                               after, 1e-6, 1e-6));
 }
 
+// bfloat16 linear layers (a served model's precision): weights and products in bfloat16, every
+// activation, the embedding and the layer norms still float32, and the estimate close to float32's,
+// padded and packed alike.
+TEST(FastDissModelTest, BFloat16LinearLayersStayCloseToFloat32) {
+  FastDissModel full = TinyModel(), reduced = TinyModel();
+  {
+    torch::NoGradGuard no_grad;
+    auto from = full->named_parameters();
+    for (auto& p : reduced->named_parameters()) p.value().copy_(from[p.key()]);
+  }
+  full->eval();
+  reduced->eval();
+  reduced->SetLinearPrecision(LinearPrecision::kBFloat16);
+  for (const auto& p : reduced->named_parameters()) {
+    const bool linear =
+        p.key().find("norm") == std::string::npos && p.key().find("embedding") == std::string::npos;
+    EXPECT_EQ(p.value().scalar_type(), linear ? torch::kBFloat16 : torch::kFloat32) << p.key();
+  }
+  c10::InferenceMode guard;
+  auto source = torch::randint(4, 40, {2, 4});
+  auto mask = torch::ones({2, 4}, torch::kBool);
+  auto z = torch::randn({2, 4, 16});
+  auto t = torch::tensor({70, 9});
+  const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).norm() / b.norm()).item<double>();
+  };
+  auto padded = [&](FastDissModel& m) {
+    return m->DenoiseWithMemory(z, t, z, mask, m->CrossKeysValues(m->Encode(source, mask)), mask);
+  };
+  const auto a = padded(full), b = padded(reduced);
+  EXPECT_EQ(b.scalar_type(), torch::kFloat32);
+  EXPECT_FALSE(torch::equal(a, b)) << "bfloat16 changed nothing: the test tests nothing";
+  EXPECT_LT(relative(b, a), 0.03);
+  ASSERT_TRUE(reduced->CanDenoisePacked());
+  FastDissModelImpl::PackedRows rows{{0, 4, 8},
+                                     torch::tensor({0, 0, 0, 0, 1, 1, 1, 1}, torch::kLong),
+                                     torch::tensor({0, 1, 2, 3, 0, 1, 2, 3}, torch::kLong)};
+  auto packed = [&](FastDissModel& m) {
+    auto flat = z.reshape({8, 16});
+    return m->DenoisePacked(flat, t, flat, rows, m->CrossKeysValues(m->Encode(source, mask)), mask);
+  };
+  const auto c = packed(full), d = packed(reduced);
+  EXPECT_TRUE(torch::allclose(c, a.reshape({8, 16}), 1e-4, 1e-5));
+  EXPECT_LT(relative(d, c), 0.03);
+  EXPECT_TRUE(torch::allclose(d, b.reshape({8, 16}), 1e-2, 1e-2));
+}
+
 }  // namespace
 }  // namespace fastdiss

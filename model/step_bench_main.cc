@@ -27,11 +27,13 @@ constexpr char kUsage[] =
     R"(Usage: fastdiss-step-bench [--checkpoint DIR] [--rows 1,2,4,...] [--length 12] [--source-length 12]
                            [--threads N] [--blas-threads N] [--default-malloc] [--device cpu|cuda|cuda:N]
                            [--iterations N] [--d-model 128 --ffn 512 --layers 3 --d-latent 64 --vocab 4000]
-                           [--clamp]
+                           [--clamp] [--precision float32|bfloat16]
 
 Prints the latency of one batched denoising step for each row count, on a random model of the
 given size or on --checkpoint. --iterations 0 picks a count per row count. --clamp times the
-step with clamping (every row's estimate rounded and embedded again).
+step with clamping (every row's estimate rounded and embedded again). --precision bfloat16 stores
+the linear layers in bfloat16 and runs their products in it, as a server's models.NAME.precision
+does; the GEMM column is then bfloat16 too.
 )";
 
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
@@ -72,12 +74,14 @@ double SecondsSince(std::chrono::steady_clock::time_point start, torch::Device d
 // Seconds for the step's GEMMs alone, each an addmm with its bias as in the network (fresh outputs,
 // one weight per product),
 // the best of `repeats` runs: what the step would cost if nothing else took time.
-double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device device) {
+double GemmSeconds(const std::vector<Gemm>& gemms, int repeats, torch::Device device,
+                   torch::ScalarType dtype) {
   std::vector<torch::Tensor> inputs, weights, biases;
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
   for (const Gemm& g : gemms) {
-    inputs.push_back(torch::randn({g.m, g.k}, torch::TensorOptions().device(device)));
-    weights.push_back(torch::randn({g.n, g.k}, torch::TensorOptions().device(device)));
-    biases.push_back(torch::randn({g.n}, torch::TensorOptions().device(device)));
+    inputs.push_back(torch::randn({g.m, g.k}, options));
+    weights.push_back(torch::randn({g.n, g.k}, options));
+    biases.push_back(torch::randn({g.n}, options));
   }
   double best = std::numeric_limits<double>::infinity();
   for (int r = 0; r < repeats + 1; ++r) {  // the first run warms up
@@ -94,6 +98,7 @@ struct BenchFlags {
   std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64, 128};
   int length = 12, source_length = 12, iterations = 0;
   bool clamp = false;
+  fastdiss::LinearPrecision precision = fastdiss::LinearPrecision::kFloat32;  // linear layers
   fastdiss::RuntimeOptions runtime;
   fastdiss::ModelConfig config;  // of the random model, when no --checkpoint
 };
@@ -130,6 +135,13 @@ std::optional<int> ParseFlags(int argc, char** argv, BenchFlags* out) {
       out->runtime.tune_allocator = !flags.Switch();
     } else if (flags.Is("--clamp")) {
       out->clamp = flags.Switch();
+    } else if (flags.Is("--precision")) {
+      auto precision = fastdiss::ParseLinearPrecision(flags.String());
+      if (!precision.ok()) {
+        std::cerr << "fastdiss-step-bench: --precision: " << precision.status().message() << "\n";
+        return 2;
+      }
+      out->precision = *precision;
     } else if (flags.Is("--device")) {
       out->device_name = flags.String();
     } else if (flags.Is("--d-model")) {
@@ -149,17 +161,22 @@ std::optional<int> ParseFlags(int argc, char** argv, BenchFlags* out) {
   return std::nullopt;
 }
 
-// The --checkpoint's model, or a random one of the flags' size.
+// The --checkpoint's model, or a random one of the flags' size, at the flags' precision.
 absl::StatusOr<fastdiss::FastDissModel> BenchModel(const BenchFlags& flags, torch::Device device) {
+  fastdiss::FastDissModel model{nullptr};
   if (!flags.checkpoint.empty()) {
     FASTDISS_ASSIGN_OR_RETURN(fastdiss::LoadedCheckpoint loaded,
                               fastdiss::LoadCheckpoint(flags.checkpoint, device));
-    return loaded.model;
+    model = loaded.model;
+  } else {
+    FASTDISS_RETURN_IF_ERROR(flags.config.Validate());
+    model = fastdiss::FastDissModel(flags.config);
+    model->to(device);
+    model->eval();
   }
-  FASTDISS_RETURN_IF_ERROR(flags.config.Validate());
-  fastdiss::FastDissModel model(flags.config);
-  model->to(device);
-  model->eval();
+  if (flags.precision != fastdiss::LinearPrecision::kFloat32) {
+    model->SetLinearPrecision(flags.precision);
+  }
   return model;
 }
 
@@ -217,7 +234,9 @@ absl::StatusOr<RowsMeasurement> MeasureRows(fastdiss::Sampler& sampler, const Be
   // Beside it, the same step's GEMMs alone: the arithmetic bound at these shapes.
   const std::vector<Gemm> gemms = StepGemms(sampler.model()->config(), rows, flags.length);
   for (const Gemm& g : gemms) m.gemm_flops += 2.0 * g.m * g.k * g.n;
-  m.gemm_seconds = GemmSeconds(gemms, std::max(5, budget), device);
+  m.gemm_seconds = GemmSeconds(
+      gemms, std::max(5, budget), device,
+      flags.precision == fastdiss::LinearPrecision::kBFloat16 ? torch::kBFloat16 : torch::kFloat32);
   return m;
 }
 
@@ -245,9 +264,10 @@ int main(int argc, char** argv) {
   }
   auto schedule = fastdiss::NoiseSchedule::Create({c.num_timesteps, c.noise_factor});
   fastdiss::Sampler sampler(*model, *schedule, *device);
-  std::printf("# %s device=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n",
-              settings.c_str(), device->str().c_str(), c.d_model, c.encoder_layers,
-              c.decoder_layers, flags.length, flags.source_length);
+  std::printf("# %s device=%s precision=%s d_model=%d layers=%d+%d target_len=%d source_len=%d\n",
+              settings.c_str(), device->str().c_str(),
+              std::string(fastdiss::LinearPrecisionName(flags.precision)).c_str(), c.d_model,
+              c.encoder_layers, c.decoder_layers, flags.length, flags.source_length);
   std::printf("%6s %12s %12s %14s %10s %10s %12s %10s\n", "rows", "ms/step", "rows/s", "tokens/s",
               "GFLOP/s", "gemm_ms", "gemm_GFLOP/s", "start_ms");
   for (int r : flags.rows) {

@@ -16,7 +16,9 @@
 # Environment: DURATION (s, default 30), WARMUP (3), CONCURRENCY (32), RATE (20), STEPS (1,2,5,10,20),
 # IDLE_STEPS (1 5 20; empty skips), FIXED_STEPS (5; empty skips), PYTORCH (0), INPUT (data/de-en/test.de), THREADS (runtime.threads, default 1;
 # 0 = all cores), BUILD (build), DEVICE (cpu; the model's device), RATE=0 skips the open loop,
-# SERVER_SETS (more fastdiss-server --set overrides, space-separated, e.g. engine.max_rows_per_batch=1024).
+# SERVER_SETS (more fastdiss-server --set overrides, space-separated, e.g. engine.max_rows_per_batch=1024),
+# POLICIES (step request none), PRECISION (float32; bfloat16 serves the linear layers in bfloat16,
+# models.NAME.precision, and runs the PyTorch server under torch.autocast with bfloat16).
 # The server runs without clamping (server.default_clamp=false) unless SERVER_SETS says otherwise:
 # bench/pytorch_server.py does not clamp, and docs/serving.md's figures were made before it was
 # the default.
@@ -37,6 +39,8 @@ INPUT=${INPUT:-data/de-en/test.de}
 THREADS=${THREADS:-1}
 BUILD=${BUILD:-build}
 DEVICE=${DEVICE:-cpu}
+POLICIES=${POLICIES:-step request none}
+PRECISION=${PRECISION:-float32}
 read -r -a server_sets <<<"${SERVER_SETS:-}"
 
 [[ -f "$INPUT" ]] || { echo "bench-server: $INPUT is missing (run scripts/prepare-data.sh)" >&2; exit 1; }
@@ -48,6 +52,7 @@ start_server() {  # policy
   launch_server "$OUT/server-$1.log" --model "bench=$CHECKPOINT" --port 0 --metrics-port 0 \
     --set server.host=127.0.0.1 --set "engine.policy=$1" --set "runtime.threads=$THREADS" \
     --set server.warmup_steps="[1, 5, 20]" --set "models.bench.device=$DEVICE" --set server.default_clamp=false \
+    --set "models.bench.precision=$PRECISION" \
     "${server_sets[@]/#/--set=}"
 }
 
@@ -83,7 +88,7 @@ EOF
   rm "$OUT/$name.loadgen.json"
 }
 
-for policy in step request none; do
+for policy in $POLICIES; do
   start_server "$policy"
   if [[ "$policy" == step ]]; then
     for k in $IDLE_STEPS; do measure "idle-k$k" --concurrency 1 --steps "$k"; done
@@ -97,7 +102,8 @@ if [[ "$PYTORCH" == 1 ]]; then
   GRPC_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   METRICS_PORT=
   /usr/bin/python3 bench/pytorch_server.py --checkpoint "$CHECKPOINT" --port "$GRPC_PORT" --threads "$THREADS" \
-    --max-batch "$CONCURRENCY" >"$OUT/server-pytorch.log" 2>&1 &
+    --max-batch "$CONCURRENCY" $([[ "$PRECISION" == bfloat16 ]] && echo --autocast-bf16) \
+    >"$OUT/server-pytorch.log" 2>&1 &
   SERVER_PID=$!
   wait_for_line "$OUT/server-pytorch.log" "serving"
   [[ -n "$FIXED_STEPS" ]] && measure "fixed-pytorch" --concurrency "$CONCURRENCY" --steps "$FIXED_STEPS"

@@ -15,7 +15,8 @@
 #     runs the trainer smoke test (two saves of last/, 'done at step' twice) and the CTest cases
 #     that run on CUDA (names with "cuda"/"Cuda");
 #  3. packs the checkpoints, then scores every g2p run's best/ on the whole test set (K = 1..20, gap);
-#  4. fastdiss-step-bench at 1 to 4096 rows on the bundled de-en model and on the best g2p run;
+#  4. fastdiss-step-bench at 1 to 4096 rows on the bundled de-en model and on the best g2p run,
+#     float32 and bfloat16 linear layers; the best g2p run's test scores in bfloat16 too;
 #  5. fastdiss-server on the GPU under fastdiss-loadgen, closed loop at 64 and 512 calls, K mixed
 #     over {1, 2, 5, 10, 20}, under the step, request and none policies (scripts/bench-server.sh).
 set -uo pipefail
@@ -216,9 +217,21 @@ EOF
 # 4. One denoising step against rows per batch.
 say "fastdiss-step-bench"
 for checkpoint in models/de-en ${best:+$ROOT/$best/best}; do
-  timeout 60 "$BUILD_TRAIN/model/fastdiss-step-bench" --checkpoint "$checkpoint" --device "$DEVICE" \
-    --rows 1,8,32,128,512,1024,2048,4096 --iterations 20 2>&1 | tee -a "$OUT/summary.txt"
+  for precision in float32 bfloat16; do
+    timeout 60 "$BUILD_TRAIN/model/fastdiss-step-bench" --checkpoint "$checkpoint" --device "$DEVICE" \
+      --rows 1,8,32,128,512,1024,2048,4096 --iterations 20 --precision "$precision" 2>&1 | tee -a "$OUT/summary.txt"
+  done
 done
+# bfloat16's quality on the same checkpoint (issue 11: within 0.5 BLEU of float32 at K = 1, 2, 5, 20).
+if [[ -n "${best:-}" ]]; then
+  for precision in float32 bfloat16; do
+    timeout 60 "$BUILD_TRAIN/trainer/fastdiss-eval" --checkpoint "$ROOT/$best/best" --source data/g2p/test.src \
+      --reference data/g2p/test.tgt --steps 1,2,5,20 --gap-steps none --device "$DEVICE" --max-rows 4096 \
+      --precision "$precision" --json 2>/dev/null |
+      python3 -c "import json, sys; e = json.load(sys.stdin); print(e['precision'], ' '.join(f\"K{r['steps']}:{r['bleu']:.2f}/{100 * r['per']:.2f}\" for r in e['results']))" |
+      tee -a "$OUT/summary.txt"
+  done
+fi
 
 # 5. The server on the GPU under load, each policy in turn.
 if [[ -x "$BUILD/server/fastdiss-server" && -f data/de-en/test.de ]]; then

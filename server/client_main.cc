@@ -179,7 +179,7 @@ int ListModels(fastdiss::v1::Generator::Stub& stub, const ClientFlags& flags) {
               << " tokens\ttarget<=" << m.max_target_tokens() << " tokens\tbeam<=" << m.max_beam()
               << "\tT=" << m.num_timesteps() << "\t" << m.device() << "\tsource units "
               << m.source_units() << (m.source_lowercase() ? ", lowercased" : "")
-              << (m.clamp() ? "\tclamped" : "\tunclamped") << "\n";
+              << (m.clamp() ? "\tclamped" : "\tunclamped") << "\t" << m.precision() << "\n";
     for (const auto& v : m.versions()) {
       std::cout << "  " << v.state() << "\t" << (v.version().empty() ? "-" : v.version()) << "\t"
                 << v.path() << (v.error().empty() ? "" : "\t" + v.error()) << "\n";

@@ -554,6 +554,7 @@ grpc::ServerUnaryReactor* GeneratorService::ListModels(
       out->set_source_units(info.source_units);
       out->set_source_lowercase(info.source_lowercase);
       out->set_clamp(info.default_clamp);
+      out->set_precision(std::string(LinearPrecisionName(info.precision)));
       for (const VersionState& v : VersionsLocked(hosted)) {
         fastdiss::v1::ModelVersionStatus* version = out->add_versions();
         version->set_version(v.version);

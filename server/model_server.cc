@@ -173,7 +173,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
   *log_ << "fastdiss-server: model '" << name << "' version " << info.version << " from " << dir
         << " on " << info.device << ": loaded in " << absl::FormatDuration(loaded - start)
         << ", warmed up in " << absl::FormatDuration(absl::Now() - loaded) << "; steps 1.."
-        << info.max_steps << ", policy " << BatchPolicyName(engine_options_.policy) << std::endl;
+        << info.max_steps << ", policy " << BatchPolicyName(engine_options_.policy) << ", "
+        << LinearPrecisionName(info.precision) << std::endl;
   return reaper_->Adopt(std::move(model).value());
 }
 

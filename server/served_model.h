@@ -34,6 +34,7 @@ struct ServedModelInfo {
   std::string source_units;       // model.source_units: how request text is cut before tokenizing
   bool source_lowercase = false;  // model.source_lowercase: ASCII capitals lowercased first
   bool default_clamp = true;      // for requests that leave clamp unset (ModelSpec::clamp)
+  LinearPrecision precision = LinearPrecision::kFloat32;  // of the linear layers
 };
 
 class ServedModel {

@@ -36,6 +36,14 @@ absl::Status ReadModels(ConfigTree& tree, std::map<std::string, ModelSpec>* mode
       bool clamp = false;
       if (absl::Status s = tree.Get(key, &clamp); !s.ok()) return s;
       spec.clamp = clamp;
+    } else if (field == "precision") {
+      std::string name;
+      if (absl::Status s = tree.Get(key, &name); !s.ok()) return s;
+      absl::StatusOr<LinearPrecision> precision = ParseLinearPrecision(name);
+      if (!precision.ok()) {
+        return absl::InvalidArgumentError(key + ": " + std::string(precision.status().message()));
+      }
+      spec.precision = *precision;
     }
   }
   return absl::OkStatus();
@@ -259,6 +267,10 @@ std::string ServerConfig::Describe() {
     text += "    checkpoint: " + YamlValueText(checkpoint, /*quote_scalar=*/true) + "\n";
     text += "    # cpu, cuda or cuda:N\n";
     text += "    device: " + YamlValueText(device) + "\n";
+    text +=
+        "    # float32, or bfloat16: the linear layers' weights and products (activations stay "
+        "float32)\n";
+    text += "    precision: " + std::string(LinearPrecisionName(spec.precision)) + "\n";
     if (spec.clamp.has_value()) {
       text += "    # requests that leave clamp unset are clamped (unset: server.default_clamp)\n";
       text += std::string("    clamp: ") + (*spec.clamp ? "true" : "false") + "\n";

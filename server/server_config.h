@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/config_fields.h"
+#include "model/precision.h"
 #include "server/engine_options.h"
 
 namespace fastdiss {
@@ -28,6 +29,8 @@ struct ModelSpec {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
   // Whether requests that leave `clamp` unset are clamped; unset: server.default_clamp.
   std::optional<bool> clamp;
+  // The linear layers' weights and products: float32, or bfloat16 (model/precision.h).
+  LinearPrecision precision = LinearPrecision::kFloat32;
 };
 
 struct ServerConfig {

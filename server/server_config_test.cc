@@ -25,7 +25,7 @@ TEST_F(ServerConfigTest, ReadsKeysModelsAndFlagsInOrder) {
       "server:\n  port: 7000\n  warmup_steps: [1, 20]\n"
       "engine:\n  policy: request\n  max_rows_per_batch: 64\n"
       "models:\n  de-en:\n    checkpoint: models/de-en\n    clamp: false\n  g2p:\n    checkpoint: "
-      "/ckpt/g2p\n    device: cuda:1\n",
+      "/ckpt/g2p\n    device: cuda:1\n    precision: bfloat16\n",
       {"server.port=0", "engine.max_queue_delay_seconds=0.002"}, {"extra=/x/y", "de-en=/other"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->server.port, 0);
@@ -37,6 +37,8 @@ TEST_F(ServerConfigTest, ReadsKeysModelsAndFlagsInOrder) {
   EXPECT_EQ(config->models["extra"].device, "cpu");
   EXPECT_EQ(config->models["de-en"].clamp, false);        // kept by the flag that replaced the path
   EXPECT_FALSE(config->models["g2p"].clamp.has_value());  // server.default_clamp applies
+  EXPECT_EQ(config->models["g2p"].precision, LinearPrecision::kBFloat16);
+  EXPECT_EQ(config->models["de-en"].precision, LinearPrecision::kFloat32);
   auto engine = config->ToEngineOptions();
   ASSERT_TRUE(engine.ok()) << engine.status();
   EXPECT_EQ(engine->policy, BatchPolicy::kRequest);
@@ -45,9 +47,10 @@ TEST_F(ServerConfigTest, ReadsKeysModelsAndFlagsInOrder) {
 }
 
 TEST_F(ServerConfigTest, DescribeReadsBackToTheSameConfig) {
-  auto config = ServerConfig::Load(
-      "", {"engine.max_steps=50", "models.m2.checkpoint=/d", "models.m2.clamp=false"},
-      {"m1=/a b/c"});
+  auto config = ServerConfig::Load("",
+                                   {"engine.max_steps=50", "models.m2.checkpoint=/d",
+                                    "models.m2.clamp=false", "models.m2.precision=bfloat16"},
+                                   {"m1=/a b/c"});
   ASSERT_TRUE(config.ok()) << config.status();
   auto reread = LoadText(config->Describe());
   ASSERT_TRUE(reread.ok()) << reread.status() << "\n" << config->Describe();
@@ -55,6 +58,8 @@ TEST_F(ServerConfigTest, DescribeReadsBackToTheSameConfig) {
   EXPECT_EQ(reread->models["m1"].checkpoint, "/a b/c");
   EXPECT_FALSE(reread->models["m1"].clamp.has_value());
   EXPECT_EQ(reread->models["m2"].clamp, false);
+  EXPECT_EQ(reread->models["m2"].precision, LinearPrecision::kBFloat16);
+  EXPECT_EQ(reread->models["m1"].precision, LinearPrecision::kFloat32);
   EXPECT_EQ(reread->Describe(), config->Describe());
 }
 
@@ -96,6 +101,7 @@ TEST_F(ServerConfigTest, RejectsUnknownKeysAndBadValuesByName) {
       {model, {"server.max_message_bytes=100"}, "server.max_message_bytes"},
       {model, {"models.m.device=tpu"}, "models.m.device"},
       {model, {"models.m.clamp=maybe"}, "models.m.clamp"},
+      {model, {"models.m.precision=float16"}, "models.m.precision"},
       {model, {"server.port=abc"}, "server.port"},
       {model, {"engine.admission_order=lifo"}, "engine.admission_order"},
       {model, {"engine.deadline_aware=maybe"}, "engine.deadline_aware"},

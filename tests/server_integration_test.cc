@@ -350,17 +350,24 @@ TEST_F(ServerTest, SameTokensAloneAndUnderLoadUnderEveryPolicy) {
   }
 }
 
+// The one model a test server hosts, as ListModels describes it (an empty one, and a failure,
+// when the call fails or lists another number of models).
+fastdiss::v1::ModelInfo OnlyModel(Client& client) {
+  grpc::ClientContext context;
+  fastdiss::v1::ListModelsResponse response;
+  EXPECT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
+  EXPECT_EQ(response.models_size(), 1);
+  return response.models_size() == 1 ? response.models(0) : fastdiss::v1::ModelInfo();
+}
+
 // The same server on a CUDA GPU (scripts/gpu-check.sh runs this where LibTorch has one): the
 // model reports its device, and every answer under concurrent load equals the answer alone.
 TEST_F(ServerTest, OnCudaAnswersUnderLoadAsAlone) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU here";
   auto server = Launch({"models.tiny.device=cuda"});
   Client client(server->target());
-  grpc::ClientContext context;
-  fastdiss::v1::ListModelsResponse response;
-  ASSERT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
-  ASSERT_EQ(response.models_size(), 1);
-  EXPECT_EQ(response.models(0).device().rfind("cuda", 0), 0u) << response.models(0).device();
+  const std::string device = OnlyModel(client).device();
+  EXPECT_EQ(device.rfind("cuda", 0), 0u) << device;
   for (const std::vector<int>& tokens : AloneThenUnderLoad(client, MixedRequests(2000))) {
     EXPECT_FALSE(tokens.empty());
   }
@@ -883,12 +890,20 @@ TEST_F(ServerTest, MutualTlsRefusesClientsWithoutACertificateItsCaSigned) {
   EXPECT_EQ(server->Wait(), 0) << server->Log();
 }
 
-// Whether the model clamps unless the request says: models.NAME.clamp, else server.default_clamp.
-bool ListedClamp(Client& client) {
-  grpc::ClientContext context;
-  fastdiss::v1::ListModelsResponse response;
-  EXPECT_TRUE(client.stub()->ListModels(&context, {}, &response).ok());
-  return response.models_size() == 1 && response.models(0).clamp();
+// A model served with bfloat16 linear layers answers, and ListModels says so.
+TEST_F(ServerTest, ABFloat16ModelAnswersAndListModelsSaysSo) {
+  auto server = Launch({"models.tiny.precision=bfloat16"});
+  Client client(server->target());
+  EXPECT_EQ(OnlyModel(client).precision(), "bfloat16");
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    GenerateResponse response;
+    const grpc::Status status =
+        client.Generate(Request(Text(static_cast<int>(seed)), 5, seed), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << server->Log();
+    EXPECT_EQ(response.steps(), 5);
+    EXPECT_FALSE(response.token_ids().empty());
+  }
+  EXPECT_NE(server->Log().find("bfloat16"), std::string::npos) << server->Log();
 }
 
 // Clamping is on unless the request, the model's clamp or server.default_clamp says otherwise,
@@ -899,9 +914,9 @@ TEST_F(ServerTest, ClampingFollowsTheRequestElseTheModelElseTheServersDefault) {
   Client by_config(server->target());
   Client by_model(per_model->target());
   Client by_default(shared_->target());
-  EXPECT_TRUE(ListedClamp(by_default));
-  EXPECT_FALSE(ListedClamp(by_config));
-  EXPECT_TRUE(ListedClamp(by_model));
+  EXPECT_TRUE(OnlyModel(by_default).clamp());
+  EXPECT_FALSE(OnlyModel(by_config).clamp());
+  EXPECT_TRUE(OnlyModel(by_model).clamp());
   int differed = 0;
   for (uint64_t seed = 1; seed <= 3; ++seed) {
     GenerateRequest unset = Request(Text(static_cast<int>(seed)), 10, seed);

@@ -35,6 +35,8 @@ constexpr char kUsage[] =
   --gap-sentences N    pairs used for the gap (default 200)
   --threads N          LibTorch threads (default: all cores)
   --device NAME        cpu, cuda or cuda:N (default cpu)
+  --precision NAME     float32 (default) or bfloat16: the linear layers' weights and products, as a
+                       server's models.NAME.precision (activations stay float32)
   --hypotheses PREFIX  write PREFIX.kK.txt with the decoded lines per K
 )";
 
@@ -65,6 +67,13 @@ std::optional<int> ParseFlags(int argc, char** argv, EvalFlags* out) {
       options.reference_path = flags.String();
     } else if (flags.Is("--device")) {
       out->device_name = flags.String();
+    } else if (flags.Is("--precision")) {
+      auto precision = fastdiss::ParseLinearPrecision(flags.String());
+      if (!precision.ok()) {
+        std::cerr << "fastdiss-eval: --precision: " << precision.status().message() << "\n";
+        return 2;
+      }
+      options.linear_precision = *precision;
     } else if (flags.Is("--hypotheses")) {
       options.hypotheses_prefix = flags.String();
     } else if (flags.Is("--json")) {
@@ -116,6 +125,7 @@ void PrintJson(const fastdiss::CheckpointEvalOptions& options,
   json["signature"] = evaluation.results.front().bleu.signature;
   json["runtime"] = runtime;
   json["device"] = options.device.str();
+  json["precision"] = std::string(fastdiss::LinearPrecisionName(options.linear_precision));
   json["sampler"] = {{"rule", options.decode.rule == fastdiss::UpdateRule::kDdim ? "ddim" : "ddpm"},
                      {"clamp", options.decode.clamp}};
   json["results"] = fastdiss::Json::array();

@@ -49,6 +49,9 @@ absl::StatusOr<GapEvaluation> ApproximationGap(FastDissModel& model, const Noise
 struct CheckpointEvalOptions {
   std::string checkpoint, source_path, reference_path;
   torch::Device device{torch::kCPU};
+  // The linear layers' weights and products (FastDissModelImpl::SetLinearPrecision), as a
+  // server's models.NAME.precision would serve them.
+  LinearPrecision linear_precision = LinearPrecision::kFloat32;
   std::vector<int64_t> steps = {1, 2, 5, 10, 20};
   std::vector<int64_t> gap_steps = {5};  // empty: no gap
   DecodeOptions decode;                  // beams, seed, update rule, early exit; not steps
