@@ -1,6 +1,6 @@
 // The number types a model's linear layers may be stored and multiplied in (a served model's
-// `precision`, fastdiss-eval's and fastdiss-step-bench's --precision). Free of LibTorch, so that
-// configuration code can check a name without it; FastDissModelImpl::SetLinearPrecision applies one.
+// `precision`, fastdiss-eval's and fastdiss-step-bench's --precision), applied by
+// FastDissModelImpl::SetLinearPrecision. Free of LibTorch, so that config code can check a name.
 #ifndef FASTDISS_MODEL_PRECISION_H_
 #define FASTDISS_MODEL_PRECISION_H_
 
