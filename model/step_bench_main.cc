@@ -174,9 +174,7 @@ absl::StatusOr<fastdiss::FastDissModel> BenchModel(const BenchFlags& flags, torc
     model->to(device);
     model->eval();
   }
-  if (flags.precision != fastdiss::LinearPrecision::kFloat32) {
-    model->SetLinearPrecision(flags.precision);
-  }
+  model->SetLinearPrecision(flags.precision);
   return model;
 }
 

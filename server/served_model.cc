@@ -62,8 +62,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string
   info.source_lowercase = loaded->config.source_lowercase;
   info.default_clamp = spec.clamp.value_or(true);
   info.precision = spec.precision;
-  if (spec.precision != LinearPrecision::kFloat32)
-    loaded->model->SetLinearPrecision(spec.precision);
+  loaded->model->SetLinearPrecision(spec.precision);
   model->tokenizer_ = std::move(loaded->tokenizer);
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options, Sampler(loaded->model, *schedule, *device), std::move(hooks));

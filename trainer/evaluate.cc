@@ -163,9 +163,7 @@ absl::Status WriteHypotheses(const std::string& prefix,
 absl::StatusOr<CheckpointEvaluation> EvaluateCheckpoint(const CheckpointEvalOptions& options) {
   FASTDISS_ASSIGN_OR_RETURN(LoadedCheckpoint loaded,
                             LoadCheckpoint(options.checkpoint, options.device));
-  if (options.linear_precision != LinearPrecision::kFloat32) {
-    loaded.model->SetLinearPrecision(options.linear_precision);
-  }
+  loaded.model->SetLinearPrecision(options.linear_precision);
   FASTDISS_ASSIGN_OR_RETURN(ParallelText text,
                             ReadParallelText(options.source_path, options.reference_path));
   if (options.limit > 0) text.KeepFirst(static_cast<size_t>(options.limit));
