@@ -299,7 +299,10 @@ void Engine::StartAdmitted(Entries admitted, Entries* active, Entries* answered)
   if (admitted.empty()) return;
   std::vector<DecodeState*> states;
   for (auto& entry : admitted) states.push_back(entry->state.get());
+  const absl::Time start = Now();
   const absl::Status started = sampler_.Start(states);
+  StepStats stats;
+  stats.duration = Now() - start;
   for (auto& entry : admitted) {
     if (!started.ok()) {
       entry->task->on_done(started);
@@ -308,8 +311,12 @@ void Engine::StartAdmitted(Entries admitted, Entries* active, Entries* answered)
     }
     entry->rows = entry->state->rows();  // fewer when the length beam meets the length limit
     entry->tokens = entry->state->target_tokens();
+    ++stats.requests;
+    stats.rows += entry->rows;
+    stats.tokens += entry->tokens;
     active->push_back(std::move(entry));
   }
+  if (started.ok() && hooks_.on_admit) hooks_.on_admit(stats);
 }
 
 void Engine::StopCancelledAndLate(const std::vector<uint64_t>& cancelled, Entries* active,

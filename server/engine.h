@@ -60,7 +60,10 @@ class Engine {
  public:
   struct Hooks {
     std::function<void(const StepStats&)> on_step;  // after every denoiser forward; may be empty
-    std::function<absl::Time()> now;                // test seam; empty = absl::Now
+    // After every admission (the newcomers' encoder pass, batched): how many requests, rows and
+    // target tokens it started and how long it took. May be empty.
+    std::function<void(const StepStats&)> on_admit;
+    std::function<absl::Time()> now;  // test seam; empty = absl::Now
     // A running request was stopped at its deadline after this many steps (work that bought no
     // answer); may be empty.
     std::function<void(int steps_run)> on_late;

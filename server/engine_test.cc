@@ -70,10 +70,17 @@ TEST_F(EngineTest, ManyConcurrentMixedStepRequestsMatchDecodingAloneUnderEveryPo
     options.policy = policy;
     options.max_rows_per_batch = 6;
     int max_rows_seen = 0, max_requests_seen = 0;
+    int admitted = 0, admitted_rows = 0, max_admitted_together = 0;
     Engine::Hooks hooks;
     hooks.on_step = [&](const StepStats& s) {  // runs on the engine thread only
       max_rows_seen = std::max(max_rows_seen, s.rows);
       max_requests_seen = std::max(max_requests_seen, s.requests);
+    };
+    hooks.on_admit = [&](const StepStats& s) {  // so does this
+      admitted += s.requests;
+      admitted_rows += s.rows;
+      max_admitted_together = std::max(max_admitted_together, s.requests);
+      EXPECT_GE(s.duration, absl::ZeroDuration());
     };
     auto engine = Make(options, hooks);
     std::vector<std::unique_ptr<Reply>> replies;
@@ -91,6 +98,10 @@ TEST_F(EngineTest, ManyConcurrentMixedStepRequestsMatchDecodingAloneUnderEveryPo
     }
     EXPECT_TRUE(engine->WaitIdle(absl::Seconds(10)));
     EXPECT_LE(max_rows_seen, 6);
+    EXPECT_EQ(admitted, 15);  // every request admitted once, one row each
+    EXPECT_EQ(admitted_rows, 15);
+    EXPECT_LE(max_admitted_together, 6);
+    if (policy == BatchPolicy::kNone) EXPECT_EQ(max_admitted_together, 1);
     if (policy == BatchPolicy::kNone) EXPECT_EQ(max_requests_seen, 1);
     if (policy != BatchPolicy::kNone) EXPECT_GT(max_requests_seen, 1);
   }

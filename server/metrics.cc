@@ -41,6 +41,11 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
                            .Name("fastdiss_step_duration_seconds")
                            .Help("Time of one batched denoiser forward (all rows of all requests)")
                            .Register(*registry_);
+  auto& admission_seconds =
+      prometheus::BuildHistogram()
+          .Name("fastdiss_admission_duration_seconds")
+          .Help("Time of one admission: the encoder pass of the requests that join the batch")
+          .Register(*registry_);
   auto& rows = prometheus::BuildHistogram()
                    .Name("fastdiss_batch_rows")
                    .Help("Rows (requests x beams) in one denoiser forward")
@@ -120,6 +125,7 @@ ServerMetrics::ServerMetrics(const std::vector<std::string>& models)
     m.queue_seconds = &queue_seconds.Add(labels, Exponential(0.001, 2, 17));
     m.step_seconds = &step_seconds.Add(labels, Exponential(0.00025, 2, 16));
     m.rows_per_forward = &rows.Add(labels, Exponential(1, 2, 11));
+    m.admission_seconds = &admission_seconds.Add(labels, Exponential(0.00025, 2, 16));
     m.waiting = &waiting.Add(labels);
     m.running = &running.Add(labels);
     m.steps = &steps.Add(labels);
@@ -175,6 +181,10 @@ void ServerMetrics::RecordStep(const std::string& model, const StepStats& stats)
   m.steps->Increment();
   m.request_steps->Increment(stats.requests);
   m.tokens->Increment(static_cast<double>(stats.tokens));
+}
+
+void ServerMetrics::RecordAdmission(const std::string& model, const StepStats& stats) {
+  For(model).admission_seconds->Observe(absl::ToDoubleSeconds(stats.duration));
 }
 
 void ServerMetrics::SetLoad(const std::string& model, int waiting, int running) {

@@ -57,6 +57,8 @@ class ServerMetrics {
   void RecordLateSteps(const std::string& model, int steps);
   // One denoiser forward of the model's engine.
   void RecordStep(const std::string& model, const StepStats& stats);
+  // One admission of the model's engine: the newcomers' encoder pass, batched.
+  void RecordAdmission(const std::string& model, const StepStats& stats);
   void SetLoad(const std::string& model, int waiting, int running);
   // Reads the process's memory now (at each scrape): resident set, and the malloc heap split into
   // bytes in use and bytes free but kept. RSS that grows while "in use" stays flat is the
@@ -74,6 +76,7 @@ class ServerMetrics {
     prometheus::Histogram* queue_seconds = nullptr;
     prometheus::Histogram* step_seconds = nullptr;
     prometheus::Histogram* rows_per_forward = nullptr;
+    prometheus::Histogram* admission_seconds = nullptr;
     prometheus::Gauge* waiting = nullptr;
     prometheus::Gauge* running = nullptr;
     prometheus::Counter* steps = nullptr;

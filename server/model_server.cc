@@ -160,6 +160,9 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
   Engine::Hooks hooks;
   ServerMetrics* metrics = metrics_.get();
   hooks.on_step = [metrics, name](const StepStats& stats) { metrics->RecordStep(name, stats); };
+  hooks.on_admit = [metrics, name](const StepStats& stats) {
+    metrics->RecordAdmission(name, stats);
+  };
   hooks.on_late = [metrics, name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
   ModelSpec spec = config_.models.at(name);
   spec.checkpoint = dir;

@@ -612,6 +612,7 @@ TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
         "fastdiss_request_duration_seconds_count{model=\"tiny\"}",
         "fastdiss_queue_duration_seconds_sum{model=\"tiny\"}",
         "fastdiss_step_duration_seconds_count{model=\"tiny\"}",
+        "fastdiss_admission_duration_seconds_count{model=\"tiny\"}",
         "fastdiss_batch_rows_count{model=\"tiny\"}", "fastdiss_requests_running{model=\"tiny\"}",
         "fastdiss_requests_waiting{model=\"tiny\"}",
         "fastdiss_denoising_steps_total{model=\"tiny\"}",
@@ -626,6 +627,7 @@ TEST_F(ServerTest, MetricsEndpointServesEveryFamily) {
   }
   EXPECT_GE(Sample(metrics, "fastdiss_requests_total{code=\"OK\",model=\"tiny\"}"), 1);
   EXPECT_GE(Sample(metrics, "fastdiss_denoising_steps_total{model=\"tiny\"}"), 5);
+  EXPECT_GE(Sample(metrics, "fastdiss_admission_duration_seconds_count{model=\"tiny\"}"), 1);
   EXPECT_NE(metrics.find("# TYPE fastdiss_step_duration_seconds histogram"), std::string::npos);
 }
 
