@@ -8,6 +8,7 @@
 
 #include "model/cpu_attention.h"
 #include "model/dropout.h"
+#include "model/gemm_rows.h"
 #include "model/tokenizer.h"
 
 namespace fastdiss {
@@ -37,9 +38,18 @@ torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight,
   if (weight.scalar_type() == x.scalar_type()) {
     return torch::addmm(bias, flat, weight.t()).view(sizes);
   }
-  return torch::addmm(bias, flat.to(weight.scalar_type()), weight.t())
-      .to(x.scalar_type())
-      .view(sizes);
+  if (!x.is_cpu()) {
+    return torch::addmm(bias, flat.to(weight.scalar_type()), weight.t())
+        .to(x.scalar_type())
+        .view(sizes);
+  }
+  // On the CPU the rows are padded (model/gemm_rows.h): few shapes for oneDNN to compile. Each
+  // row's product is its own, so the zero rows change no other.
+  const int64_t rows = flat.size(0), padded = PaddedGemmRows(rows);
+  auto input = torch::empty({padded, flat.size(1)}, flat.options().dtype(weight.scalar_type()));
+  input.narrow(0, 0, rows).copy_(flat);
+  if (padded > rows) input.narrow(0, rows, padded - rows).zero_();
+  return torch::addmm(bias, input, weight.t()).narrow(0, 0, rows).to(x.scalar_type()).view(sizes);
 }
 
 torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
