@@ -12,7 +12,7 @@ TEST(PaddedGemmRowsTest, FewShapesAndLittlePadding) {
   for (int64_t rows = 1; rows <= 8192; ++rows) {
     const int64_t padded = PaddedGemmRows(rows);
     ASSERT_GE(padded, rows);
-    ASSERT_LE(padded * 8, rows * 9) << rows;  // at most 12.5% more
+    ASSERT_LE(padded * 8, rows * 9) << rows;            // at most 12.5% more
     ASSERT_EQ(PaddedGemmRows(padded), padded) << rows;  // a padded count stays as it is
     shapes.insert(padded);
   }

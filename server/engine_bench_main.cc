@@ -300,8 +300,8 @@ int main(int argc, char** argv) {
             << fastdiss::LinearPrecisionName(info.precision) << ", clamp "
             << (info.default_clamp ? "on" : "off") << ", policy "
             << fastdiss::BatchPolicyName((*model)->engine().options().policy) << ", "
-            << flags.concurrency << " calls open, " << sources.size() << " texts ("
-            << too_long << " over " << max_source << " tokens left out)\n";
+            << flags.concurrency << " calls open, " << sources.size() << " texts (" << too_long
+            << " over " << max_source << " tokens left out)\n";
   ClosedLoop closed(flags, std::move(sources), info.default_clamp);
   loop.store(&closed);
   const absl::Time from = absl::Now() + absl::Seconds(flags.warmup);
