@@ -252,8 +252,7 @@ int main(int argc, char** argv) {
   runtime.blas_threads = config->runtime.blas_threads;
   std::cerr << "fastdiss-engine-bench: runtime " << fastdiss::ConfigureRuntime(runtime) << "\n";
 
-  fastdiss::ModelSpec spec = config->models.at(name);
-  if (!spec.clamp.has_value()) spec.clamp = config->server.default_clamp;
+  const fastdiss::ModelSpec spec = config->ResolvedModel(name);
   // The hooks reach the loop through this pointer, set after the warm-up, before any call.
   std::atomic<ClosedLoop*> loop{nullptr};
   fastdiss::Engine::Hooks hooks;

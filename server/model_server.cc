@@ -164,9 +164,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelServer::LoadVersion(const std:
     metrics->RecordAdmission(name, stats);
   };
   hooks.on_late = [metrics, name](int steps_run) { metrics->RecordLateSteps(name, steps_run); };
-  ModelSpec spec = config_.models.at(name);
+  ModelSpec spec = config_.ResolvedModel(name);
   spec.checkpoint = dir;
-  if (!spec.clamp.has_value()) spec.clamp = config_.server.default_clamp;
   absl::StatusOr<std::unique_ptr<ServedModel>> model =
       ServedModel::Load(name, spec, engine_options_, hooks);
   if (!model.ok()) return model.status();

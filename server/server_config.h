@@ -79,6 +79,12 @@ struct ServerConfig {
   absl::Status Validate() const;
   // The engine section as EngineOptions (max_steps is capped per model at load).
   absl::StatusOr<EngineOptions> ToEngineOptions() const;
+  // models.at(name) with its clamping default settled (server.default_clamp when unset).
+  ModelSpec ResolvedModel(const std::string& name) const {
+    ModelSpec spec = models.at(name);
+    if (!spec.clamp.has_value()) spec.clamp = server.default_clamp;
+    return spec;
+  }
   // The config as a commented YAML file (fixed keys, then the models).
   std::string Describe();
 
